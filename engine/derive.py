@@ -1,0 +1,149 @@
+"""Stage 2, derive: the facts one symbol is evaluated on, one value per path, with provenance.
+
+Where several sources state the same fact, the policy picks one (by source rank or recency) and
+the disagreement becomes a warning that names every source: analysts must see conflicts, not have
+them hidden. Pure functions of the loaded files; no engine, no clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .expr import Interval, fmt_num
+from .load import FactBase, StockFacts
+from .model import ConflictPolicy, FactValue, Source
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The value used for one fact path, and the ones it was chosen over."""
+
+    path: str
+    value: FactValue
+    alternatives: tuple[FactValue, ...] = ()
+    conflict: bool = False
+    derived: str = ""
+
+
+@dataclass
+class Conflict:
+    path: str
+    chosen: FactValue
+    others: list[FactValue]
+    message: str
+
+
+@dataclass
+class SymbolFacts:
+    stock: StockFacts
+    chosen: dict[str, Chosen]
+    conflicts: list[Conflict] = field(default_factory=list)
+
+    def values(self) -> dict[str, FactValue]:
+        return {p: c.value for p, c in self.chosen.items()}
+
+    @property
+    def as_of(self) -> dt.date | None:
+        dates = [c.value.as_of for c in self.chosen.values() if c.path.startswith("stock.")]
+        return max(dates) if dates else None
+
+    def digest(self, sources: dict[str, Source]) -> str:
+        """Hash of exactly the facts (and their sources) this evaluation could read."""
+        payload = {
+            p: {"chosen": c.value.model_dump(mode="json"),
+                "alternatives": [a.model_dump(mode="json") for a in c.alternatives]}
+            for p, c in sorted(self.chosen.items())
+        }
+        used = sorted({c.value.source for c in self.chosen.values()} |
+                      {a.source for c in self.chosen.values() for a in c.alternatives})
+        blob = {"symbol": self.stock.file.model_dump(mode="json", exclude={"facts"}), "facts": payload,
+                "sources": {s: sources[s].model_dump(mode="json") for s in used if s in sources}}
+        return hashlib.sha256(json.dumps(blob, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _span(fv: FactValue) -> Interval:
+    if fv.is_point and isinstance(fv.value, (int, float)) and not isinstance(fv.value, bool):
+        x = float(fv.value)
+        return Interval(x, x)
+    return Interval.of(fv)
+
+
+def disagree(a: FactValue, b: FactValue, tolerance_pct: float) -> bool:
+    """Two statements conflict when points differ beyond tolerance or a point lies outside a bound."""
+    if a.is_point and b.is_point:
+        va, vb = a.value, b.value
+        if isinstance(va, (int, float)) and isinstance(vb, (int, float)) and not isinstance(va, bool) \
+                and not isinstance(vb, bool):
+            scale = max(abs(float(va)), abs(float(vb)))
+            return scale > 0 and abs(float(va) - float(vb)) / scale * 100 > tolerance_pct
+        return va != vb
+    x, y = _span(a), _span(b)
+    if x.hi < y.lo or y.hi < x.lo:
+        return True
+    if x.hi == y.lo and (x.hi_open or y.lo_open):
+        return True
+    return y.hi == x.lo and (y.hi_open or x.lo_open)
+
+
+def _rank_key(fv: FactValue, policy: ConflictPolicy, order: int) -> tuple[Any, ...]:
+    rank = policy.source_rank.index(fv.source) if fv.source in policy.source_rank else len(policy.source_rank)
+    if policy.prefer == "latest":
+        return (-fv.as_of.toordinal(), rank, order)
+    return (rank, -fv.as_of.toordinal(), order)
+
+
+def _cite(fv: FactValue, sources: dict[str, Source]) -> str:
+    src = sources.get(fv.source)
+    name = f"{src.publisher} {src.ref}".strip() if src else fv.source
+    return f"{fv.describe()} ({name}, as of {fv.as_of.isoformat()})"
+
+
+def choose(path: str, values: list[FactValue], policy: ConflictPolicy, sources: dict[str, Source],
+           label: str) -> tuple[Chosen, Conflict | None]:
+    ranked = sorted(enumerate(values), key=lambda iv: _rank_key(iv[1], policy, iv[0]))
+    best = ranked[0][1]
+    others = [v for _, v in ranked[1:]]
+    clashing = [o for o in others if disagree(best, o, policy.tolerance_pct)]
+    conflict = None
+    if clashing:
+        how = "source rank" if policy.prefer == "source_rank" else "most recent as-of date"
+        message = (f"Sources disagree on {label} ({path}): using {_cite(best, sources)} over "
+                   + "; ".join(_cite(o, sources) for o in clashing)
+                   + f". Chosen by the policy's {how}; check which basis each source uses.")
+        conflict = Conflict(path, best, clashing, message)
+    return Chosen(path, best, tuple(others), bool(clashing)), conflict
+
+
+def symbol_facts(base: FactBase, stock: StockFacts, policy: ConflictPolicy) -> SymbolFacts:
+    """Resolve every stock, sector and commodity fact the symbol can see to one value each."""
+    raw: dict[str, list[FactValue]] = {}
+    for name, vals in base.commodities.items():
+        raw[f"commodity.{name}"] = vals
+    sector = base.sectors.get(stock.file.sector)
+    if sector:
+        for name, vals in sector.facts.items():
+            raw[f"sector.{name}"] = vals
+    for name, vals in stock.facts.items():
+        raw[f"stock.{name}"] = vals
+    chosen: dict[str, Chosen] = {}
+    conflicts: list[Conflict] = []
+    for path, vals in raw.items():
+        spec = base.catalog.spec(path)
+        c, conflict = choose(path, vals, policy, base.sources, spec.label if spec else path)
+        chosen[path] = c
+        if conflict:
+            conflicts.append(conflict)
+    return SymbolFacts(stock, chosen, conflicts)
+
+
+def fact_text(fv: FactValue, unit: str) -> str:
+    text = fv.describe()
+    u = fv.unit or unit
+    return f"{text} {u}".strip() if u and u != "bool" else text
+
+
+__all__ = ["Chosen", "Conflict", "SymbolFacts", "choose", "disagree", "fact_text", "fmt_num", "symbol_facts"]

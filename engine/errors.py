@@ -1,0 +1,113 @@
+"""Errors as data: every problem with a rule or fact file keeps where it is and how to fix it.
+
+One hierarchy (after rule-engine's): `VerdictError` carries a list of `Problem`s so a file is
+reported in one pass, not one mistake per run. Renderers live here so the CLI never builds prose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """A place in a user's file; line and column are 1-based, 0 means unknown."""
+
+    file: str = ""
+    line: int = 0
+    col: int = 0
+
+    def __str__(self) -> str:
+        if not self.file:
+            return "<input>"
+        if not self.line:
+            return self.file
+        return f"{self.file}:{self.line}:{self.col or 1}"
+
+    def shifted(self, col_offset: int) -> Location:
+        return Location(self.file, self.line, (self.col or 1) + col_offset)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding: where, a stable code, what is wrong, and what to do about it."""
+
+    loc: Location
+    code: str
+    message: str
+    hint: str = ""
+    severity: str = "error"
+    rule: str = ""
+
+    def render(self) -> str:
+        where = f"{self.loc}: " if self.loc.file else ""
+        text = f"{where}{self.severity}: {self.message}"
+        if self.hint:
+            text += f" {self.hint}"
+        if self.rule:
+            text += f" [{self.rule}]"
+        return text
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "file": self.loc.file,
+            "line": self.loc.line,
+            "col": self.loc.col,
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+            "hint": self.hint,
+            "rule": self.rule,
+        }
+
+
+@dataclass
+class VerdictError(Exception):
+    """Bad input of any kind. The CLI prints `render()` and exits with `exit_code`."""
+
+    problems: list[Problem] = field(default_factory=list)
+    exit_code: int = 2
+
+    def __post_init__(self) -> None:
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        return "\n".join(p.render() for p in self.problems)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+class RuleError(VerdictError):
+    """A rule pack or policy file is malformed or does not type-check."""
+
+
+class FactError(VerdictError):
+    """A fact, source or catalog file is malformed."""
+
+
+class LookupFailure(VerdictError):
+    """An unknown symbol, directory or fact path named on the command line."""
+
+
+class EngineFault(VerdictError):
+    """durable_rules misbehaved (a swallowed action error, a failed assert): never a silent result."""
+
+
+def problem(
+    path: str | Path, line: int, col: int, code: str, message: str, hint: str = "", rule: str = ""
+) -> Problem:
+    return Problem(Location(str(path), line, col), code, message, hint, rule=rule)
+
+
+def did_you_mean(name: str, candidates: list[str] | set[str], *, n: int = 3) -> str:
+    """A did-you-mean sentence (difflib, as STYLE.md asks), or '' when nothing is close."""
+    import difflib
+
+    matches = difflib.get_close_matches(name, sorted(candidates), n=n, cutoff=0.6)
+    if not matches:
+        return ""
+    if len(matches) == 1:
+        return f"Did you mean '{matches[0]}'?"
+    return "Did you mean " + ", ".join(f"'{m}'" for m in matches[:-1]) + f" or '{matches[-1]}'?"

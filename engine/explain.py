@@ -1,0 +1,291 @@
+"""Stage 6, explain: the trace of a run (what fired, on which values, by what margin; what could
+not be evaluated and why) and the renderers people read: table, markdown, derivation tree, JSON.
+
+Every number printed here comes from a fact (value, unit, source, as-of) or a rule (id, file:line).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import expr
+from .compile import Compiled
+from .derive import SymbolFacts
+from .load import FactBase, LoadedRule
+from .model import Comparison, Evaluation, FactUse, Fired, NotFired
+from .rete import Firing
+
+
+def _comparisons(cond: expr.Node, env: expr.EvalEnv) -> list[Comparison]:
+    seen: list[expr.CmpResult] = []
+    expr.truth(cond, env, seen)
+    out = []
+    for r in seen:
+        out.append(Comparison(text=expr.describe_cmp(r), left=_jsonable(r.left), op=r.node.op,
+                              right=_jsonable(r.right), holds=r.holds,
+                              margin_pct=expr.margin_pct(r.node.op, r.left, r.right)))
+    return out
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (expr.Interval, expr.Missing)):
+        return expr.show(v)
+    if isinstance(v, float):
+        return round(v, 6)
+    return v
+
+
+def _seen_value(fact: dict[str, Any], name: str) -> Any:
+    if name in fact:
+        return fact[name]
+    bounds = {k.split("__", 1)[1]: v for k, v in fact.items() if k.startswith(name + "__")}
+    sym = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+    return " and ".join(f"{sym[k]} {expr.fmt_num(v)}" for k, v in sorted(bounds.items())) or None
+
+
+def _produced(lr: LoadedRule) -> list[str]:
+    then = lr.rule.then
+    out = [f"signal:{s.name}" for s in then.signals()]
+    out += [f"warning:{w.severity}" for w in then.warnings()]
+    out += [f"entry:{e.horizon}" for e in then.entries()]
+    if then.target:
+        out.append("target")
+    if then.rating:
+        out.append(f"rating:{then.rating.mode}:{then.rating.value}")
+    return out
+
+
+def trace(firings: list[Firing], rules: dict[str, LoadedRule], compiled: Compiled, env: expr.EvalEnv,
+          ) -> tuple[list[Fired], list[NotFired]]:
+    fired: list[Fired] = []
+    for f in firings:
+        lr, cr = rules[f.rule], compiled.rules[f.rule]
+        seen: dict[str, Any] = {}
+        used: list[dict[str, Any]] = []
+        for alias, kind in cr.aliases.items():
+            fact = f.matched.get(alias)
+            if fact is None:
+                continue
+            if kind.startswith("signal:"):
+                used.append({"name": fact.get("name"), "score": fact.get("score"), "by": fact.get("by")})
+            elif kind in ("stock", "sector", "commodity"):
+                for path in cr.reads:
+                    ns, _, name = path.partition(".")
+                    if ns == kind:
+                        seen[path] = _seen_value(fact, name)
+        fired.append(Fired(rule=f.rule, title=lr.rule.title, pack=lr.pack, file=lr.file, line=lr.line,
+                           salience=lr.rule.salience, facts=seen,
+                           signals_used=sorted(used, key=lambda u: (str(u["name"]), str(u["by"]))),
+                           comparisons=_comparisons(lr.cond, env), produced=_produced(lr)))
+    done = {f.rule for f in firings}
+    not_fired: list[NotFired] = []
+    for rid, lr in rules.items():
+        if rid in done:
+            continue
+        missing = expr.missing_paths(lr.cond, env)
+        t = expr.truth(lr.cond, env)
+        status = "not_evaluable" if (missing and t is not False) or t is None else "false"
+        if status == "not_evaluable" and not missing:
+            missing = [c.text for c in _comparisons(lr.cond, env) if c.holds is None]
+        not_fired.append(NotFired(rule=rid, pack=lr.pack, file=lr.file, line=lr.line, status=status,
+                                  missing=missing if status == "not_evaluable" else [],
+                                  comparisons=_comparisons(lr.cond, env)))
+    not_fired.sort(key=lambda n: (n.status, n.file, n.line))
+    return fired, not_fired
+
+
+def cross_check(firings: list[Firing], rules: dict[str, LoadedRule], env: expr.EvalEnv) -> list[str]:
+    """Where durable_rules and the explanation evaluator disagree: a trap we have not yet handled."""
+    done = {f.rule for f in firings}
+    out = []
+    for rid, lr in rules.items():
+        t = expr.truth(lr.cond, env)
+        if rid in done and t is not True:
+            out.append(f"durable_rules fired {rid}, but its condition evaluates to "
+                       f"{'unknown' if t is None else 'false'} on the same facts.")
+        elif rid not in done and t is True:
+            out.append(f"durable_rules did not fire {rid}, but its condition holds on the same facts.")
+    return out
+
+
+def fact_uses(facts: SymbolFacts, base: FactBase) -> list[FactUse]:
+    out = []
+    for path, c in sorted(facts.chosen.items()):
+        spec = base.catalog.spec(path)
+        src = base.sources.get(c.value.source)
+        cite = f"{src.publisher} {src.ref}".strip() if src else c.value.source
+        out.append(FactUse(path=path, value=c.value.value if c.value.is_point else c.value.describe(),
+                           unit=c.value.unit or (spec.unit if spec else ""), as_of=c.value.as_of,
+                           source=cite, derived=c.derived))
+    return out
+
+
+# ----------------------------------------------------------------------------------- renderers
+
+
+def money(v: float | None, currency: str = "RMB") -> str:
+    return "-" if v is None else f"{currency} {v:,.2f}"
+
+
+def entry_text(e: Any) -> str:
+    rng = ""
+    if e.low is not None or e.high is not None:
+        rng = f" {money(e.low)} - {e.high:,.2f}" if e.low is not None and e.high is not None else \
+            f" {money(e.low if e.low is not None else e.high)}"
+    return f"{e.advice}{rng}" + (f": {e.note}" if e.note else "")
+
+
+def render_tree(ev: Evaluation) -> str:
+    """The derivation tree: rating <- signals <- rules (pack, file:line) <- facts (value, source, as-of)."""
+    facts = {f.path: f for f in ev.facts}
+    fired = {f.rule: f for f in ev.fired}
+    by_rule_signals: dict[str, list[Any]] = {}
+    for s in ev.signals:
+        by_rule_signals.setdefault(s.rule, []).append(s)
+    lines: list[str] = []
+    r = ev.rating_info
+    lines.append(f"{ev.symbol} {ev.name}: {ev.rating} (score {expr.fmt_num(ev.score)}), facts as of {ev.as_of}")
+    lines.append(f"  {ev.rating} = {r.meaning} [{r.scale}; benchmark {r.benchmark}; horizon {r.horizon}]")
+    lines.append(f"  decided by: {r.decided_by}")
+
+    def fact_line(path: str, indent: str) -> str:
+        fu = facts.get(path)
+        if fu is None:
+            return f"{indent}{path}: missing"
+        unit = f" {fu.unit}" if fu.unit and fu.unit != "bool" else ""
+        value = fu.value if not isinstance(fu.value, bool) else str(fu.value).lower()
+        text = expr.show(float(value)) if isinstance(value, (int, float)) else str(value)
+        eq = " " if text[:1] in "<>" else " = "
+        return f"{indent}{path}{eq}{text}{unit} [{fu.source}, {fu.as_of}]"
+
+    def rule_block(rule_id: str, indent: str, depth: int) -> None:
+        f = fired[rule_id]
+        lines.append(f"{indent}<- {f.rule} ({f.pack}, {f.file}:{f.line})" + (f" {f.title}" if f.title else ""))
+        for c in f.comparisons:
+            lines.append(f"{indent}     {c.text}")
+        for path in f.facts:
+            lines.append(fact_line(path, indent + "     "))
+        for u in f.signals_used:
+            lines.append(f"{indent}     <- signal {u['name']} from {u['by']}")
+            if depth < 6 and u["by"] in fired:
+                rule_block(str(u["by"]), indent + "        ", depth + 1)
+
+    lines.append("")
+    lines.append("Rating <- signals")
+    for s in sorted(ev.signals, key=lambda s: (-abs(s.score), s.name)):
+        lines.append(f"  {s.score:+g} {s.name}")
+        rule_block(s.rule, "    ", 0)
+    if ev.target:
+        lines.append("")
+        lines.append(f"Target {money(ev.target.low, ev.target.currency)} - {ev.target.high:,.2f}"
+                     + (f" ({ev.target.note})" if ev.target.note else ""))
+        rule_block(ev.target.rule, "  ", 0)
+    if ev.entries:
+        lines.append("")
+        lines.append("Entries")
+        for e in ev.entries:
+            lines.append(f"  {e.horizon}: {entry_text(e)}")
+            rule_block(e.rule, "    ", 0)
+    if ev.warnings:
+        lines.append("")
+        lines.append("Warnings")
+        for w in ev.warnings:
+            lines.append(f"  [{w.severity}] {w.message}")
+            if w.rule in fired:
+                rule_block(w.rule, "    ", 0)
+            else:
+                lines.append(f"    <- {w.rule}")
+    ne = [n for n in ev.not_fired if n.status == "not_evaluable"]
+    if ne:
+        lines.append("")
+        lines.append("Not evaluable (a fact is missing or known only as a bound)")
+        for n in ne:
+            lines.append(f"  {n.rule} ({n.file}:{n.line}): needs {', '.join(n.missing)}")
+    lines.append("")
+    lines.append(f"ruleset {ev.ruleset_hash[:12]}  facts {ev.facts_hash[:12]}  engine {ev.engine_version}")
+    lines.append(ev.disclaimer)
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(ev: Evaluation) -> str:
+    r = ev.rating_info
+    out = [f"# {ev.name} ({ev.symbol}): {ev.rating}", "",
+           f"*{ev.rating}*: {r.meaning} ({r.scale}; benchmark {r.benchmark}; horizon {r.horizon}). "
+           f"Score {expr.fmt_num(ev.score)}; {r.decided_by}. Facts as of {ev.as_of}.", ""]
+    if ev.target:
+        out.append(f"**Target:** {money(ev.target.low, ev.target.currency)} - {ev.target.high:,.2f} "
+                   f"(`{ev.target.rule}`)")
+        out.append("")
+    if ev.entries:
+        out += ["| horizon | advice | low | high | note | rule |", "|---|---|---|---|---|---|"]
+        for e in ev.entries:
+            out.append(f"| {e.horizon} | {e.advice} | {'' if e.low is None else f'{e.low:.2f}'} | "
+                       f"{'' if e.high is None else f'{e.high:.2f}'} | {e.note} | `{e.rule}` |")
+        out.append("")
+    if ev.warnings:
+        out.append("**Warnings**")
+        out.append("")
+        out += [f"- **{w.severity}** {w.message} (`{w.rule}`)" for w in ev.warnings]
+        out.append("")
+    out.append("**Rules fired**")
+    out.append("")
+    out += [f"- `{f.rule}` ({f.file}:{f.line}): " + "; ".join(c.text for c in f.comparisons) for f in ev.fired]
+    out += ["", f"_{ev.disclaimer}_", ""]
+    return "\n".join(out)
+
+
+def render_table(ev: Evaluation, console: Any) -> None:
+    from rich.panel import Panel
+    from rich.table import Table
+
+    r = ev.rating_info
+    head = (f"[bold]{ev.rating}[/bold]  score {expr.fmt_num(ev.score)}   facts as of {ev.as_of}\n"
+            f"{ev.rating} = {r.meaning}\n[dim]{r.scale}; benchmark {r.benchmark}; horizon {r.horizon}; "
+            f"{r.decided_by}[/dim]")
+    if ev.target:
+        head += f"\nTarget: {money(ev.target.low, ev.target.currency)} - {ev.target.high:,.2f}  " \
+                f"[dim]{ev.target.rule}[/dim]"
+    console.print(Panel(head, title=f"{ev.name} ({ev.symbol})", expand=False))
+    if ev.entries:
+        t = Table(title="Entries", show_lines=False)
+        for col in ("horizon", "advice", "range", "note", "rule"):
+            t.add_column(col)
+        for e in ev.entries:
+            rng = "" if e.low is None and e.high is None else \
+                f"{'' if e.low is None else f'{e.low:.2f}'} - {'' if e.high is None else f'{e.high:.2f}'}"
+            t.add_row(e.horizon, e.advice, rng, e.note, e.rule)
+        console.print(t)
+    if ev.warnings:
+        t = Table(title="Warnings")
+        t.add_column("severity")
+        t.add_column("message", overflow="fold")
+        t.add_column("rule")
+        for w in ev.warnings:
+            t.add_row(w.severity, w.message, w.rule)
+        console.print(t)
+    t = Table(title=f"Signals ({len(ev.fired)} rules fired, "
+                    f"{sum(1 for n in ev.not_fired if n.status == 'not_evaluable')} not evaluable)")
+    t.add_column("score", justify="right")
+    t.add_column("signal")
+    t.add_column("rule")
+    for s in sorted(ev.signals, key=lambda s: (-s.score, s.name)):
+        t.add_row(f"{s.score:+g}", s.name, s.rule)
+    console.print(t)
+    console.print(f"[dim]{ev.disclaimer}  Use --explain for the derivation tree.[/dim]")
+
+
+def render_rows(evs: list[Evaluation], console: Any) -> None:
+    from rich.table import Table
+
+    t = Table(title="verdict: all symbols")
+    for col in ("symbol", "name", "rating", "score", "target", "warnings", "as of"):
+        t.add_column(col)
+    for ev in evs:
+        tgt = f"{ev.target.low:.2f}-{ev.target.high:.2f}" if ev.target else ""
+        t.add_row(ev.symbol, ev.name, ev.rating, expr.fmt_num(ev.score), tgt, str(len(ev.warnings)),
+                  str(ev.as_of))
+    console.print(t)
+    if evs:
+        r = evs[0].rating_info
+        console.print(f"[dim]Ratings on the {r.scale} (benchmark {r.benchmark}, horizon {r.horizon}). "
+                      f"{evs[0].disclaimer}[/dim]")

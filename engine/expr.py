@@ -1,0 +1,845 @@
+"""`when` and value expressions: parse (stdlib ast, eval mode, never evaluated by Python), type-check
+against the fact catalog, and evaluate for explanations (values, thresholds, margins).
+
+Matching is durable_rules' job (compile.py turns these trees into its rulesets); the evaluator here
+only computes what a person reads: the numbers each comparison saw and by how much it held or
+missed. rete.py cross-checks the two, so a silent durable_rules trap cannot pass unnoticed.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import string
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import Location, Problem, did_you_mean
+from .model import Catalog, FactValue
+
+# ------------------------------------------------------------------------------------ tree
+
+CMP_OPS = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "==", ast.NotEq: "!="}
+FLIP = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "==": "==", "!=": "!="}
+NEGATE = {">": "<=", ">=": "<", "<": ">=", "<=": ">", "==": "!=", "!=": "=="}
+ARITH_OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+FUNCTIONS = {"abs": 1, "min": -2, "max": -2, "round": -1}  # -n: at least n args; -1: 1 or 2
+
+
+@dataclass(frozen=True)
+class Pos:
+    line: int  # 1-based line within the expression text
+    col: int  # 0-based column within that line
+
+
+@dataclass(frozen=True)
+class Node:
+    pos: Pos = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Const(Node):
+    value: Any
+
+
+@dataclass(frozen=True)
+class FactRef(Node):
+    path: str
+
+    @property
+    def ns(self) -> str:
+        return self.path.partition(".")[0]
+
+    @property
+    def name(self) -> str:
+        return self.path.partition(".")[2]
+
+
+@dataclass(frozen=True)
+class SignalRef(Node):
+    name: str
+    attr: str | None = None  # None: presence (bool); "score": the summed score (number)
+
+
+@dataclass(frozen=True)
+class Arith(Node):
+    op: str
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True)
+class Neg(Node):
+    operand: Node
+
+
+@dataclass(frozen=True)
+class Call(Node):
+    fn: str
+    args: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Cmp(Node):
+    op: str
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True)
+class BoolOp(Node):
+    op: str  # "and" | "or"
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Not(Node):
+    item: Node
+
+
+@dataclass(frozen=True)
+class Truth(Node):
+    """A bool fact or a signal used directly as a condition."""
+
+    item: Node
+
+
+class ExprError(Exception):
+    def __init__(self, pos: Pos, code: str, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.pos, self.code, self.message, self.hint = pos, code, message, hint
+
+
+# ------------------------------------------------------------------------------------ parse
+
+
+def _pos(node: ast.AST) -> Pos:
+    return Pos(getattr(node, "lineno", 1), getattr(node, "col_offset", 0))
+
+
+def _dotted(node: ast.AST) -> list[str] | None:
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return parts[::-1]
+    return None
+
+
+def parse(text: str) -> Node:
+    """Parse expression text into our tree. Raises ExprError with a position; never evaluates."""
+    if not isinstance(text, str) or not text.strip():
+        raise ExprError(Pos(1, 0), "empty-expression", "the expression is empty.",
+                        "Write a condition such as `stock.pe_ttm > 40`.")
+    if "\x00" in text:
+        raise ExprError(Pos(1, text.index("\x00")), "syntax", "the expression contains a NUL character.")
+    source = text.strip()
+    lead = len(text) - len(text.lstrip())
+    try:
+        tree = ast.parse(source, mode="eval")
+    except SyntaxError as exc:
+        line = exc.lineno or 1
+        col = max((exc.offset or 1) - 1, 0) + (lead if line == 1 else 0)
+        raise ExprError(Pos(line, col), "syntax", f"invalid expression syntax ({exc.msg}).",
+                        "Use comparisons (> >= < <= == !=), and/or/not, + - * /, numbers, "
+                        "quoted text and fact paths such as stock.price.") from None
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise ExprError(Pos(1, 0), "syntax", f"invalid expression ({type(exc).__name__}).") from None
+    try:
+        node = _convert(tree.body)
+    except RecursionError:
+        raise ExprError(Pos(1, 0), "too-deep", "the expression is nested too deeply.") from None
+    if lead:
+        node = _shift(node, lead)
+    return node
+
+
+def _shift(node: Node, cols: int) -> Node:
+    # Columns of the first line move by the stripped indentation; cheap to rebuild.
+    import dataclasses
+
+    def fix(n: Any) -> Any:
+        if isinstance(n, Node):
+            changes: dict[str, Any] = {}
+            for f in dataclasses.fields(n):
+                if f.name == "pos":
+                    continue
+                changes[f.name] = fix(getattr(n, f.name))
+            p = n.pos
+            return dataclasses.replace(n, pos=Pos(p.line, p.col + cols if p.line == 1 else p.col), **changes)
+        if isinstance(n, tuple):
+            return tuple(fix(x) for x in n)
+        return n
+
+    return fix(node)  # type: ignore[no-any-return]
+
+
+def _convert(node: ast.AST) -> Node:
+    p = _pos(node)
+    if isinstance(node, ast.BoolOp):
+        op = "and" if isinstance(node.op, ast.And) else "or"
+        return BoolOp(p, op, tuple(_convert(v) for v in node.values))
+    if isinstance(node, ast.UnaryOp):
+        if isinstance(node.op, ast.Not):
+            return Not(p, _convert(node.operand))
+        if isinstance(node.op, ast.USub):
+            inner = _convert(node.operand)
+            if isinstance(inner, Const) and isinstance(inner.value, (int, float)) and not isinstance(
+                    inner.value, bool):
+                return Const(p, -inner.value)
+            return Neg(p, inner)
+        if isinstance(node.op, ast.UAdd):
+            return _convert(node.operand)
+        raise ExprError(p, "unsupported", "the operator `~` is not allowed in rule expressions.")
+    if isinstance(node, ast.Compare):
+        items: list[Node] = []
+        left = _convert(node.left)
+        for op, comp in zip(node.ops, node.comparators, strict=True):
+            right_ast = comp
+            if isinstance(op, (ast.In, ast.NotIn)):
+                if not isinstance(right_ast, (ast.List, ast.Tuple)) or not right_ast.elts:
+                    raise ExprError(_pos(right_ast), "unsupported",
+                                    "`in` needs a non-empty list of values, e.g. stock.board in ['main', 'star'].")
+                options = [_convert(e) for e in right_ast.elts]
+                eqs = tuple(Cmp(p, "==", left, o) for o in options)
+                test: Node = eqs[0] if len(eqs) == 1 else BoolOp(p, "or", eqs)
+                items.append(Not(p, test) if isinstance(op, ast.NotIn) else test)
+                continue
+            sym = CMP_OPS.get(type(op))
+            if sym is None:
+                raise ExprError(p, "unsupported", f"the comparison `{type(op).__name__}` is not allowed.",
+                                "Use > >= < <= == != or `in [...]`.")
+            right = _convert(right_ast)
+            items.append(Cmp(p, sym, left, right))
+            left = right
+        return items[0] if len(items) == 1 else BoolOp(p, "and", tuple(items))
+    if isinstance(node, ast.BinOp):
+        sym = ARITH_OPS.get(type(node.op))
+        if sym is None:
+            raise ExprError(p, "unsupported", f"the operator `{type(node.op).__name__}` is not allowed.",
+                            "Only + - * / are supported.")
+        return Arith(p, sym, _convert(node.left), _convert(node.right))
+    if isinstance(node, ast.Constant):
+        v = node.value
+        if isinstance(v, bool) or isinstance(v, str):
+            return Const(p, v)
+        if isinstance(v, (int, float)):
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ExprError(p, "bad-number", "numbers must be finite.")
+            return Const(p, v)
+        raise ExprError(p, "unsupported", f"the literal {v!r} is not allowed.",
+                        "Use numbers, quoted text, true or false.")
+    if isinstance(node, (ast.Attribute, ast.Name)):
+        parts = _dotted(node)
+        if parts is None:
+            raise ExprError(p, "unsupported", "only dotted fact paths like stock.price can be read.")
+        if len(parts) == 1:
+            word = parts[0]
+            if word in ("true", "True"):
+                return Const(p, True)
+            if word in ("false", "False"):
+                return Const(p, False)
+            raise ExprError(p, "unknown-name", f"`{word}` is not a fact path.",
+                            "Fact paths have a namespace: stock.NAME, sector.NAME, commodity.NAME or signal.NAME.")
+        if parts[0] == "signal":
+            if len(parts) == 2:
+                return SignalRef(p, parts[1])
+            if len(parts) == 3 and parts[2] == "score":
+                return SignalRef(p, parts[1], "score")
+            raise ExprError(p, "unknown-name", f"`{'.'.join(parts)}` is not a signal reference.",
+                            "Write signal.NAME (is it present?) or signal.NAME.score (its summed score).")
+        if len(parts) != 2:
+            raise ExprError(p, "unknown-name", f"`{'.'.join(parts)}` is not a fact path.",
+                            "Fact paths have exactly two parts, e.g. stock.pe_ttm.")
+        return FactRef(p, ".".join(parts))
+    if isinstance(node, ast.Call):
+        fn = node.func.id if isinstance(node.func, ast.Name) else None
+        if fn not in FUNCTIONS:
+            raise ExprError(p, "unknown-function", f"the function `{ast.unparse(node.func)}` is not available.",
+                            "Available: abs(x), min(a, b, ...), max(a, b, ...), round(x, digits).")
+        if node.keywords:
+            raise ExprError(p, "unsupported", "keyword arguments are not allowed.")
+        args = tuple(_convert(a) for a in node.args)
+        want = FUNCTIONS[fn]
+        ok = (len(args) == want) if want > 0 else (len(args) >= 2 if want == -2 else len(args) in (1, 2))
+        if not ok:
+            raise ExprError(p, "arity", f"`{fn}` got {len(args)} argument(s).")
+        return Call(p, fn, args)
+    kind = type(node).__name__
+    raise ExprError(p, "unsupported", f"`{kind}` expressions are not allowed in rules.",
+                    "Use comparisons, and/or/not, + - * /, abs/min/max/round, numbers and fact paths.")
+
+
+# ------------------------------------------------------------------------------------ types
+
+
+@dataclass
+class TypeEnv:
+    catalog: Catalog
+    signals: set[str]
+    allow_signals: bool = True
+
+
+def type_of(node: Node, env: TypeEnv) -> str:
+    """Check `node` and return its type: number, bool or text. Raises ExprError on the first fault."""
+    if isinstance(node, Const):
+        v = node.value
+        return "bool" if isinstance(v, bool) else "text" if isinstance(v, str) else "number"
+    if isinstance(node, FactRef):
+        spec = env.catalog.spec(node.path)
+        if spec is None:
+            ns = node.ns
+            if ns not in env.catalog.namespaces:
+                names = [*env.catalog.namespaces, "signal"]
+                raise ExprError(node.pos, "unknown-fact", f"unknown namespace `{ns}` in `{node.path}`.",
+                                did_you_mean(ns, names) or f"Namespaces: {', '.join(names)}.")
+            raise ExprError(node.pos, "unknown-fact", f"unknown fact path `{node.path}`.",
+                            did_you_mean(node.path, env.catalog.paths())
+                            or "Add it to facts/catalog.yaml or fix the name.")
+        return spec.type
+    if isinstance(node, SignalRef):
+        if not env.allow_signals:
+            raise ExprError(node.pos, "signal-not-allowed", "signals cannot be read here; use facts.")
+        if node.name not in env.signals:
+            hint = did_you_mean(node.name, env.signals) or "No rule emits it: add a rule whose then has " \
+                f"signal: {{name: {node.name}}} or fix the name."
+            raise ExprError(node.pos, "unknown-signal", f"unknown signal `{node.name}`.", hint)
+        return "number" if node.attr == "score" else "bool"
+    if isinstance(node, (Arith, Neg)):
+        for sub in ((node.left, node.right) if isinstance(node, Arith) else (node.operand,)):
+            t = type_of(sub, env)
+            if t != "number":
+                raise ExprError(sub.pos, "type", f"arithmetic needs numbers, but `{unparse(sub)}` is {t}.")
+        return "number"
+    if isinstance(node, Call):
+        for sub in node.args:
+            t = type_of(sub, env)
+            if t != "number":
+                raise ExprError(sub.pos, "type", f"`{node.fn}` needs numbers, but `{unparse(sub)}` is {t}.")
+        return "number"
+    if isinstance(node, Cmp):
+        lt, rt = type_of(node.left, env), type_of(node.right, env)
+        if node.op in ("==", "!="):
+            if lt != rt:
+                raise ExprError(node.pos, "type", f"`{unparse(node)}` compares {lt} with {rt}.",
+                                "Both sides of == and != must have the same type.")
+            return "bool"
+        for side, t in ((node.left, lt), (node.right, rt)):
+            if t != "number":
+                raise ExprError(side.pos, "type",
+                                f"`{node.op}` needs numbers on both sides, but `{unparse(side)}` is {t}.",
+                                "Compare text and true/false facts with == or != only.")
+        return "bool"
+    if isinstance(node, BoolOp):
+        for sub in node.items:
+            _expect_bool(sub, env, node.op)
+        return "bool"
+    if isinstance(node, Not):
+        _expect_bool(node.item, env, "not")
+        return "bool"
+    if isinstance(node, Truth):
+        return type_of(node.item, env)
+    raise ExprError(node.pos, "internal", f"unknown node {node!r}")  # pragma: no cover
+
+
+def _expect_bool(sub: Node, env: TypeEnv, where: str) -> None:
+    t = type_of(sub, env)
+    if t != "bool":
+        raise ExprError(sub.pos, "type", f"`{where}` needs conditions, but `{unparse(sub)}` is {t}.",
+                        "Compare it, e.g. `stock.price > 10`.")
+
+
+def as_condition(node: Node) -> Node:
+    """Wrap bare bool facts and signals in Truth so every leaf of a condition is a test."""
+    if isinstance(node, BoolOp):
+        return BoolOp(node.pos, node.op, tuple(as_condition(i) for i in node.items))
+    if isinstance(node, Not):
+        return Not(node.pos, as_condition(node.item))
+    if isinstance(node, (FactRef, SignalRef, Const)):
+        return Truth(node.pos, node)
+    return node
+
+
+def check_condition(text: str, env: TypeEnv) -> Node:
+    """Parse and type-check a `when` expression; the result is a condition tree."""
+    node = as_condition(parse(text))
+    t = type_of(node, env)
+    if t != "bool":
+        raise ExprError(node.pos, "type", f"a condition must be true or false, but this is {t}.",
+                        "Compare it, e.g. `stock.price > 10`.")
+    if isinstance(node, Truth) and isinstance(node.item, Const):
+        raise ExprError(node.pos, "constant", "the condition is a constant; it does not depend on any fact.")
+    return node
+
+
+def check_value(text: str | int | float, env: TypeEnv) -> Node:
+    """Parse and type-check a numeric value expression (entry and target bounds)."""
+    if isinstance(text, bool):
+        raise ExprError(Pos(1, 0), "type", "a price bound must be a number or an expression, not true/false.")
+    if isinstance(text, (int, float)):
+        return Const(Pos(1, 0), text)
+    node = parse(text)
+    t = type_of(node, env)
+    if t != "number":
+        raise ExprError(node.pos, "type", f"this must be a number, but it is {t}.")
+    return node
+
+
+def walk(node: Node) -> Iterator[Node]:
+    yield node
+    for child in children(node):
+        yield from walk(child)
+
+
+def children(node: Node) -> tuple[Node, ...]:
+    if isinstance(node, (Arith, Cmp)):
+        return (node.left, node.right)
+    if isinstance(node, Neg):
+        return (node.operand,)
+    if isinstance(node, Call):
+        return node.args
+    if isinstance(node, BoolOp):
+        return node.items
+    if isinstance(node, (Not, Truth)):
+        return (node.item,)
+    return ()
+
+
+def fact_paths(node: Node) -> list[str]:
+    seen: dict[str, None] = {}
+    for n in walk(node):
+        if isinstance(n, FactRef):
+            seen[n.path] = None
+    return list(seen)
+
+
+def signal_refs(node: Node) -> list[tuple[str, bool]]:
+    """(signal, negated) for each signal read; negation counts through `not` only."""
+    out: list[tuple[str, bool]] = []
+
+    def go(n: Node, neg: bool) -> None:
+        if isinstance(n, Not):
+            go(n.item, not neg)
+            return
+        if isinstance(n, SignalRef):
+            out.append((n.name, neg))
+        for c in children(n):
+            go(c, neg)
+
+    go(node, False)
+    return out
+
+
+# ------------------------------------------------------------------------------------ text
+
+_PREC = {"or": 1, "and": 2, "not": 3, "cmp": 4, "+": 5, "-": 5, "*": 6, "/": 6, "neg": 7}
+
+
+def unparse(node: Node, parent: int = 0) -> str:
+    def wrap(text: str, prec: int) -> str:
+        return f"({text})" if prec < parent else text
+
+    if isinstance(node, Const):
+        v = node.value
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return repr(v)
+        return fmt_num(v)
+    if isinstance(node, FactRef):
+        return node.path
+    if isinstance(node, SignalRef):
+        return f"signal.{node.name}" + (f".{node.attr}" if node.attr else "")
+    if isinstance(node, Arith):
+        prec = _PREC[node.op]
+        return wrap(f"{unparse(node.left, prec)} {node.op} {unparse(node.right, prec + 1)}", prec)
+    if isinstance(node, Neg):
+        return wrap(f"-{unparse(node.operand, _PREC['neg'])}", _PREC["neg"])
+    if isinstance(node, Call):
+        return f"{node.fn}({', '.join(unparse(a) for a in node.args)})"
+    if isinstance(node, Cmp):
+        prec = _PREC["cmp"]
+        return wrap(f"{unparse(node.left, prec + 1)} {node.op} {unparse(node.right, prec + 1)}", prec)
+    if isinstance(node, BoolOp):
+        prec = _PREC[node.op]
+        return wrap(f" {node.op} ".join(unparse(i, prec + 1) for i in node.items), prec)
+    if isinstance(node, Not):
+        return wrap(f"not {unparse(node.item, _PREC['not'])}", _PREC["not"])
+    if isinstance(node, Truth):
+        return unparse(node.item, parent)
+    return "?"  # pragma: no cover
+
+
+def fmt_num(v: float | int) -> str:
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) < 1e15):
+        return str(int(v))
+    text = f"{v:.6g}"
+    return text if "e" not in text else f"{v:.10f}".rstrip("0").rstrip(".")
+
+
+# ------------------------------------------------------------------------------------ evaluate
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A number known only within bounds; `lo_open`: the lower bound itself is excluded."""
+
+    lo: float = -math.inf
+    hi: float = math.inf
+    lo_open: bool = False
+    hi_open: bool = False
+
+    @staticmethod
+    def of(fv: FactValue) -> Interval:
+        lo, lo_open = (float(fv.gt), True) if fv.gt is not None else (
+            (float(fv.gte), False) if fv.gte is not None else (-math.inf, False))
+        hi, hi_open = (float(fv.lt), True) if fv.lt is not None else (
+            (float(fv.lte), False) if fv.lte is not None else (math.inf, False))
+        return Interval(lo, hi, lo_open, hi_open)
+
+    def text(self) -> str:
+        parts = []
+        if self.lo > -math.inf:
+            parts.append(f"{'>' if self.lo_open else '>='} {fmt_num(self.lo)}")
+        if self.hi < math.inf:
+            parts.append(f"{'<' if self.hi_open else '<='} {fmt_num(self.hi)}")
+        return " and ".join(parts) or "unknown"
+
+
+class Missing:
+    """The value of an expression that reads a fact the symbol does not have."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = paths
+
+    def __repr__(self) -> str:
+        return f"Missing({self.paths})"
+
+
+Value = Any  # float | bool | str | Interval | Missing
+
+
+@dataclass
+class EvalEnv:
+    facts: dict[str, FactValue]
+    signals: dict[str, list[float]]
+
+
+@dataclass
+class CmpResult:
+    node: Cmp
+    left: Value
+    right: Value
+    holds: bool | None
+
+
+def _num(v: Any) -> Any:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int):
+        return float(v)
+    return v
+
+
+def value_of(node: Node, env: EvalEnv) -> Value:
+    if isinstance(node, Const):
+        return _num(node.value)
+    if isinstance(node, FactRef):
+        fv = env.facts.get(node.path)
+        if fv is None:
+            return Missing([node.path])
+        return _num(fv.value) if fv.is_point else Interval.of(fv)
+    if isinstance(node, SignalRef):
+        scores = env.signals.get(node.name)
+        if node.attr == "score":
+            return float(sum(scores)) if scores else Missing([f"signal.{node.name}"])
+        return bool(scores)
+    if isinstance(node, (Arith, Neg, Call)):
+        subs = [value_of(c, env) for c in children(node)]
+        missing = [p for s in subs if isinstance(s, Missing) for p in s.paths]
+        if missing:
+            return Missing(missing)
+        if any(isinstance(s, Interval) for s in subs):
+            return Missing([f"{unparse(c)} (known only as {s.text()})" for c, s in zip(
+                children(node), subs, strict=True) if isinstance(s, Interval)])
+        return _arith(node, subs)
+    raise ValueError(f"not a value: {unparse(node)}")
+
+
+def _arith(node: Node, subs: list[Any]) -> Any:
+    try:
+        if isinstance(node, Neg):
+            return -subs[0]
+        if isinstance(node, Arith):
+            a, b = subs
+            if node.op == "+":
+                return a + b
+            if node.op == "-":
+                return a - b
+            if node.op == "*":
+                return a * b
+            if b == 0:
+                return Missing([f"{unparse(node)} (division by zero)"])
+            return a / b
+        assert isinstance(node, Call)
+        if node.fn == "abs":
+            return abs(subs[0])
+        if node.fn == "min":
+            return min(subs)
+        if node.fn == "max":
+            return max(subs)
+        digits = int(subs[1]) if len(subs) > 1 else 0
+        return round(subs[0], digits)
+    except (OverflowError, ValueError, TypeError):
+        return Missing([f"{unparse(node)} (not computable)"])
+
+
+def compare(op: str, a: Value, b: Value) -> bool | None:
+    """Three-valued comparison: None when a bound leaves it undecided or a side is missing."""
+    if isinstance(a, Missing) or isinstance(b, Missing):
+        return None
+    if isinstance(b, Interval) and not isinstance(a, Interval):
+        return compare(FLIP[op], b, a)
+    if isinstance(a, Interval):
+        if isinstance(b, Interval):
+            return None
+        x = float(b)
+        if op in (">", ">="):
+            if a.lo > x or (a.lo == x and (a.lo_open or op == ">=")):
+                return True
+            if a.hi < x or (a.hi == x and (a.hi_open or op == ">")):
+                return False
+            return None
+        if op in ("<", "<="):
+            r = compare(FLIP[op], Interval(-a.hi, -a.lo, a.hi_open, a.lo_open), -x)
+            return r
+        if op == "==":
+            return False if (a.lo > x or a.hi < x) else None
+        if op == "!=":
+            return True if (a.lo > x or a.hi < x) else None
+    if op == "==":
+        return bool(a == b)
+    if op == "!=":
+        return bool(a != b)
+    if op == ">":
+        return bool(a > b)
+    if op == ">=":
+        return bool(a >= b)
+    if op == "<":
+        return bool(a < b)
+    return bool(a <= b)
+
+
+def truth(node: Node, env: EvalEnv, seen: list[CmpResult] | None = None) -> bool | None:
+    """Kleene three-valued truth of a condition; records every comparison it evaluates in `seen`."""
+    if isinstance(node, BoolOp):
+        results = [truth(i, env, seen) for i in node.items]
+        if node.op == "and":
+            if any(r is False for r in results):
+                return False
+            return None if any(r is None for r in results) else True
+        if any(r is True for r in results):
+            return True
+        return None if any(r is None for r in results) else False
+    if isinstance(node, Not):
+        r = truth(node.item, env, seen)
+        return None if r is None else not r
+    if isinstance(node, Truth):
+        v = value_of(node.item, env)
+        if isinstance(v, Missing):
+            return None
+        return bool(v)
+    if isinstance(node, Cmp):
+        a, b = value_of(node.left, env), value_of(node.right, env)
+        r = compare(node.op, a, b)
+        if seen is not None:
+            seen.append(CmpResult(node, a, b, r))
+        return r
+    raise ValueError(f"not a condition: {unparse(node)}")
+
+
+def missing_paths(node: Node, env: EvalEnv) -> list[str]:
+    """Fact paths a condition reads that the symbol lacks (signals are never 'missing')."""
+    return [p for p in fact_paths(node) if p not in env.facts]
+
+
+def margin_pct(op: str, a: Value, b: Value) -> float | None:
+    """How far `a` is from `b` relative to |b|, signed so that positive means the test holds."""
+    if not isinstance(a, float) or not isinstance(b, float) or isinstance(a, bool) or isinstance(b, bool):
+        return None
+    if b == 0 or op in ("==", "!="):
+        return None
+    diff = (a - b) / abs(b) * 100
+    return round(diff if op in (">", ">=") else -diff, 2)
+
+
+def show(v: Value) -> str:
+    if isinstance(v, Missing):
+        return "missing"
+    if isinstance(v, Interval):
+        return v.text()
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return fmt_num(round(v, 4))
+    return str(v)
+
+
+def describe_cmp(r: CmpResult) -> str:
+    """'stock.pe_ttm 86.26 > 1.5 * stock.pe_hist_avg = 60.15 (holds by 43.4%)'."""
+    node = r.node
+
+    def side(n: Node, v: Value) -> str:
+        if isinstance(n, Const):
+            return show(v)
+        if isinstance(n, FactRef):
+            return f"{n.path} ({show(v)})" if isinstance(v, Interval) else f"{n.path} {show(v)}"
+        return f"{unparse(n)} = {show(v)}"
+
+    text = f"{side(node.left, r.left)} {node.op} {side(node.right, r.right)}"
+    m = margin_pct(node.op, r.left, r.right)
+    if r.holds is None:
+        return text + " (undecided)"
+    verdict = "holds" if r.holds else "fails"
+    return text + (f" ({verdict} by {abs(m):.1f}%)" if m is not None else f" ({verdict})")
+
+
+# ------------------------------------------------------------------------------------ DNF
+
+
+@dataclass(frozen=True)
+class Lit:
+    """A leaf of a condition in disjunctive normal form."""
+
+    node: Node  # Cmp, or Truth(FactRef|SignalRef)
+    negated: bool = False  # only for signal tests: "no such signal"
+
+
+MAX_DISJUNCTS = 16
+
+
+def to_dnf(node: Node) -> list[list[Lit]]:
+    """Disjunctive normal form with negation pushed to the leaves (comparisons flip their operator)."""
+    out = _dnf(node, False)
+    if len(out) > MAX_DISJUNCTS:
+        raise ExprError(node.pos, "too-complex",
+                        f"the condition expands to {len(out)} alternatives (at most {MAX_DISJUNCTS}).",
+                        "Split it into several rules, or emit an intermediate signal.")
+    return out
+
+
+def _dnf(node: Node, neg: bool) -> list[list[Lit]]:
+    if isinstance(node, Not):
+        return _dnf(node.item, not neg)
+    if isinstance(node, BoolOp):
+        is_and = (node.op == "and") != neg
+        parts = [_dnf(i, neg) for i in node.items]
+        if not is_and:
+            return [c for p in parts for c in p]
+        acc: list[list[Lit]] = [[]]
+        for p in parts:
+            acc = [a + b for a in acc for b in p]
+            if len(acc) > MAX_DISJUNCTS * 4:
+                raise ExprError(node.pos, "too-complex", "the condition has too many alternatives.",
+                                "Split it into several rules, or emit an intermediate signal.")
+        return acc
+    if isinstance(node, Cmp):
+        lits = _abs_rewrite(node, neg)
+        if lits is not None:
+            return lits
+        return [[Lit(Cmp(node.pos, NEGATE[node.op], node.left, node.right) if neg else node)]]
+    if isinstance(node, Truth):
+        item = node.item
+        if isinstance(item, SignalRef) and item.attr is None:
+            return [[Lit(node, negated=neg)]]
+        # a bool fact: `stock.is_st` is `stock.is_st == true`
+        return [[Lit(Cmp(node.pos, "!=" if neg else "==", item, Const(node.pos, True)))]]
+    raise ExprError(node.pos, "internal", f"cannot normalise {unparse(node)}")  # pragma: no cover
+
+
+def _abs_rewrite(node: Cmp, neg: bool) -> list[list[Lit]] | None:
+    """abs(e) < k  ->  e < k and e > -k ;  abs(e) > k  ->  e > k or e < -k (durable has no abs)."""
+    left, right, op = node.left, node.right, node.op
+    if isinstance(right, Call) and right.fn == "abs" and not (isinstance(left, Call) and left.fn == "abs"):
+        left, right, op = right, left, FLIP[op]
+    if not (isinstance(left, Call) and left.fn == "abs"):
+        return None
+    if neg:
+        op = NEGATE[op]
+    e, p = left.args[0], node.pos
+    minus_k = Neg(p, right) if not isinstance(right, Const) else Const(p, -right.value)
+    if op in ("<", "<="):
+        return [[Lit(Cmp(p, op, e, right)), Lit(Cmp(p, FLIP[op], e, minus_k))]]
+    if op in (">", ">="):
+        return [[Lit(Cmp(p, op, e, right))], [Lit(Cmp(p, FLIP[op], e, minus_k))]]
+    if op == "==":
+        return [[Lit(Cmp(p, "==", e, right))], [Lit(Cmp(p, "==", e, minus_k))]]
+    return [[Lit(Cmp(p, "!=", e, right)), Lit(Cmp(p, "!=", e, minus_k))]]
+
+
+# ------------------------------------------------------------------------------------ templates
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    text: str
+    node: Node
+    spec: str
+
+
+def parse_template(text: str) -> list[str | Placeholder]:
+    """Split "PE {stock.pe_ttm:.1f}" into literal text and checked placeholders."""
+    parts: list[str | Placeholder] = []
+    try:
+        pieces = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise ExprError(Pos(1, 0), "template", f"the message template is malformed ({exc}).",
+                        "Write {fact.path} or {expression:.1f}; double braces {{ }} for literal ones.") from None
+    for literal, field_name, spec, conv in pieces:
+        if literal:
+            parts.append(literal)
+        if field_name is None:
+            continue
+        if conv:
+            raise ExprError(Pos(1, 0), "template", f"conversion `!{conv}` is not supported in templates.")
+        if not field_name.strip():
+            raise ExprError(Pos(1, 0), "template", "a placeholder `{}` is empty.", "Name a fact, e.g. {stock.price}.")
+        parts.append(Placeholder(field_name, parse(field_name), spec or ""))
+    return parts
+
+
+def render_template(parts: list[str | Placeholder], env: EvalEnv,
+                    fmt_value: Callable[[Value, str], str] | None = None) -> str:
+    out = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        v = value_of(part.node, env) if not isinstance(part.node, Cmp) else truth(part.node, env)
+        out.append((fmt_value or _fmt_value)(v, part.spec))
+    return "".join(out)
+
+
+def _fmt_value(v: Value, spec: str) -> str:
+    if isinstance(v, Missing):
+        return "n/a"
+    if isinstance(v, Interval):
+        return v.text()
+    if spec and isinstance(v, (int, float)) and not isinstance(v, bool):
+        try:
+            return format(v, spec)
+        except ValueError:
+            return show(v)
+    return show(v)
+
+
+def to_problem(exc: ExprError, base: Location, col_offset: int = 0) -> Problem:
+    """Place an expression error in the file: `base` is where the expression text starts."""
+    line = base.line + exc.pos.line - 1 if base.line else 0
+    col = (base.col + col_offset + exc.pos.col) if exc.pos.line == 1 else exc.pos.col + 1
+    return Problem(Location(base.file, line, col), exc.code, exc.message, exc.hint)

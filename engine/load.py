@@ -1,0 +1,574 @@
+"""Stage 1, load: YAML files -> checked models, every problem with file:line:col.
+
+Reads rule packs, the rating policy, the fact catalog, sources, and stock/sector/commodity facts.
+Expressions are parsed and type-checked here, all problems of all files are collected before
+anything is reported. Nothing here touches durable_rules, the clock or the terminal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from . import expr
+from .errors import FactError, LookupFailure, Problem, RuleError, did_you_mean, problem
+from .model import (
+    Catalog,
+    CommodityFile,
+    EntryEffect,
+    FactValue,
+    Pack,
+    Policy,
+    Rule,
+    SectorFile,
+    Source,
+    SourceList,
+    StockFile,
+)
+from .yamlsrc import Loc, SourceDoc, read_yaml
+
+M = TypeVar("M", bound=BaseModel)
+
+POLICY_FILE = "policy.yaml"
+CATALOG_FILE = "catalog.yaml"
+SOURCES_FILE = "sources.yaml"
+COMMODITIES_FILE = "commodities.yaml"
+
+
+def display_path(path: Path, root: Path | None = None) -> str:
+    """Paths in messages are relative to the working directory when possible (stable in tests)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        if root is not None:
+            try:
+                return str(Path(root.name) / path.resolve().relative_to(root.resolve()))
+            except ValueError:
+                pass
+        return str(path)
+
+
+# --------------------------------------------------------------------------------- validation
+
+
+def _tag_compatible(tag: str, data: Any) -> bool | None:
+    """pydantic puts union member names into `loc`; say whether this member fits the data."""
+    if tag.startswith("list["):
+        return isinstance(data, list)
+    if tag[:1].isupper() and "[" not in tag:
+        return isinstance(data, dict)
+    if tag in ("str", "int", "float", "bool"):
+        return not isinstance(data, (dict, list))
+    return None
+
+
+def _clean_loc(data: Any, loc: tuple[Any, ...]) -> tuple[Loc, bool]:
+    """Drop union tags from `loc`; the flag says whether the error belongs to the branch that fits."""
+    out: list[str | int] = []
+    cur = data
+    for part in loc:
+        if isinstance(part, str) and not (isinstance(cur, dict) and part in cur):
+            fits = _tag_compatible(part, cur)
+            if fits is not None:
+                if not fits:
+                    return tuple(out), False
+                continue
+        out.append(part)
+        if isinstance(cur, dict):
+            cur = cur.get(part)
+        elif isinstance(cur, list) and isinstance(part, int) and part < len(cur):
+            cur = cur[part]
+        else:
+            cur = None
+    return tuple(out), True
+
+
+def _fields_of(model: type[BaseModel], data: Any, loc: Loc) -> list[str]:
+    """Field names allowed at `loc` (for a did-you-mean on unknown keys)."""
+    from typing import get_args, get_origin
+
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        f = current.model_fields.get(str(part))
+        if f is None:
+            return []
+        ann: Any = f.annotation
+        found = None
+        stack = [ann]
+        while stack:
+            t = stack.pop()
+            if isinstance(t, type) and issubclass(t, BaseModel):
+                found = t
+                break
+            if get_origin(t) is not None or get_args(t):
+                stack.extend(get_args(t))
+        current = found
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def validate(model: type[M], doc: SourceDoc, base: Loc = (), data: Any = None) -> tuple[M | None, list[Problem]]:
+    """Validate part of a document against a model; errors point at the offending key or value."""
+    payload = doc.data if data is None else data
+    try:
+        return model.model_validate(payload), []
+    except ValidationError as exc:
+        problems: list[Problem] = []
+        seen: set[tuple[Loc, str]] = set()
+        for err in exc.errors():
+            loc, fits = _clean_loc(payload, tuple(err["loc"]))
+            if not fits:
+                continue
+            full = (*base, *loc)
+            kind = err["type"]
+            if (full, kind) in seen:
+                continue
+            seen.add((full, kind))
+            if kind == "extra_forbidden":
+                key = str(loc[-1]) if loc else "?"
+                allowed = _fields_of(model, payload, loc)
+                hint = did_you_mean(key, allowed) or (f"Allowed keys here: {', '.join(allowed)}." if allowed else "")
+                where = doc.key_at(full)
+                problems.append(problem(where.file, where.line, where.col, "unknown-key",
+                                        f"unknown key '{key}'.", hint))
+                continue
+            where = doc.at(full)
+            name = ".".join(str(p) for p in loc) or "the document"
+            msg = err["msg"]
+            if kind == "missing":
+                text, hint = f"'{loc[-1]}' is required here but missing.", f"Add '{loc[-1]}:' to this entry."
+                where = doc.at(full[:-1])
+            elif kind.startswith("model_type") or kind == "model_attributes_type":
+                text, hint = f"'{name}' must be a mapping of keys to values.", ""
+            else:
+                text, hint = f"'{name}': {msg[0].lower() + msg[1:]}.".replace("..", "."), ""
+            problems.append(problem(where.file, where.line, where.col, kind.replace("_", "-"), text, hint))
+        return None, problems
+
+
+def _read(path: Path, root: Path | None, problems: list[Problem]) -> SourceDoc | None:
+    doc, errs = read_yaml(path, display_path(path, root))
+    problems.extend(errs)
+    if doc.data is None and not errs:
+        problems.append(problem(doc.path, 1, 1, "empty-file", "the file is empty.",
+                                "Remove it or give it content."))
+        return None
+    if not isinstance(doc.data, dict):
+        if not errs:
+            problems.append(problem(doc.path, 1, 1, "not-a-mapping", "the file must be a YAML mapping (key: value).",
+                                    "Start it with the keys its format needs, e.g. `pack:` and `rules:`."))
+        return None
+    return doc
+
+
+# --------------------------------------------------------------------------------- facts
+
+
+@dataclass
+class StockFacts:
+    file: StockFile
+    path: str
+    facts: dict[str, list[FactValue]]
+    doc: SourceDoc
+
+
+@dataclass
+class SectorFacts:
+    file: SectorFile
+    path: str
+    facts: dict[str, list[FactValue]]
+
+
+@dataclass
+class FactBase:
+    """Everything under facts/: the catalog, sources, and the facts of every symbol and sector."""
+
+    root: Path
+    catalog: Catalog
+    sources: dict[str, Source]
+    stocks: dict[str, StockFacts]
+    sectors: dict[str, SectorFacts]
+    commodities: dict[str, list[FactValue]]
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    def find(self, query: str) -> StockFacts:
+        """A symbol by code (600111), code with exchange (600111.SH), name or alias, any case."""
+        q = query.strip().lower()
+        for s in self.stocks.values():
+            names = {s.file.symbol.lower(), s.file.code, s.file.name.lower(), *(a.lower() for a in s.file.aliases)}
+            if q in names:
+                return s
+        known = sorted({s.file.symbol for s in self.stocks.values()} | {s.file.name for s in self.stocks.values()})
+        hint = did_you_mean(query, known + [s.file.code for s in self.stocks.values()])
+        listing = ", ".join(f"{s.file.symbol} {s.file.name}" for s in self.stocks.values())
+        raise LookupFailure([problem(display_path(self.root), 0, 0, "unknown-symbol",
+                                     f"no facts for symbol '{query}' in {display_path(self.root)}.",
+                                     (hint + " " if hint else "") + f"Known symbols: {listing}. Add a "
+                                     "stocks/<code>.yaml file there to evaluate another.")])
+
+
+def _fact_entries(doc: SourceDoc, facts: Any, ns: str, catalog: Catalog | None, sources: dict[str, Source],
+                  problems: list[Problem]) -> dict[str, list[FactValue]]:
+    out: dict[str, list[FactValue]] = {}
+    if not isinstance(facts, dict):
+        return out
+    for name, entry in facts.items():
+        items = entry if isinstance(entry, list) else [entry]
+        values: list[FactValue] = []
+        spec = catalog.spec(f"{ns}.{name}") if catalog else None
+        if catalog is not None and spec is None:
+            where = doc.key_at(("facts", name))
+            problems.append(problem(where.file, where.line, where.col, "unknown-fact",
+                                    f"'{ns}.{name}' is not in the fact catalog.",
+                                    did_you_mean(f"{ns}.{name}", catalog.paths()) or
+                                    "Declare it in facts/catalog.yaml (type, unit, family) or fix the name."))
+            continue
+        for i, item in enumerate(items):
+            loc: Loc = ("facts", name, i) if isinstance(entry, list) else ("facts", name)
+            fv, errs = validate(FactValue, doc, loc, item)
+            problems.extend(errs)
+            if fv is None:
+                continue
+            where = doc.at(loc)
+            if fv.source not in sources:
+                problems.append(problem(where.file, where.line, where.col, "unknown-source",
+                                        f"source '{fv.source}' is not listed in facts/{SOURCES_FILE}.",
+                                        did_you_mean(fv.source, list(sources)) or "Add it there with title, "
+                                        "publisher, date and address."))
+                continue
+            if spec is not None:
+                bad = _type_problem(fv, spec.type, spec.bounds)
+                if bad:
+                    problems.append(problem(where.file, where.line, where.col, "fact-type",
+                                            f"'{ns}.{name}' {bad}.", f"The catalog declares it as {spec.type}."))
+                    continue
+            values.append(fv)
+        if values:
+            out[name] = values
+    return out
+
+
+def _type_problem(fv: FactValue, ftype: str, bounds_ok: bool) -> str:
+    if fv.value is None:
+        if ftype != "number":
+            return "is given as a bound, but only numbers can be"
+        if not bounds_ok:
+            return "is given only as a bound, which the catalog does not allow for it (set bounds: true)"
+        return ""
+    v = fv.value
+    if ftype == "number" and (isinstance(v, bool) or not isinstance(v, (int, float))):
+        return f"must be a number, not {v!r}"
+    if ftype == "bool" and not isinstance(v, bool):
+        return f"must be true or false, not {v!r}"
+    if ftype == "text" and not isinstance(v, str):
+        return f"must be text, not {v!r}"
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        return "must be a finite number"
+    return ""
+
+
+def load_facts(root: Path) -> FactBase:
+    """Load facts/ (catalog, sources, commodities, sectors/, stocks/) or raise FactError with every problem."""
+    if not root.is_dir():
+        raise LookupFailure([problem(display_path(root), 0, 0, "no-facts-dir",
+                                     f"the facts directory '{display_path(root)}' does not exist.",
+                                     "Pass --facts DIR pointing at a folder with catalog.yaml, sources.yaml, "
+                                     "sectors/ and stocks/, or run from the project folder.")])
+    problems: list[Problem] = []
+    files: dict[str, bytes] = {}
+
+    def doc_of(path: Path, required: bool = True) -> SourceDoc | None:
+        if not path.is_file():
+            if required:
+                problems.append(problem(display_path(path), 0, 0, "missing-file",
+                                        f"'{display_path(path)}' is missing.",
+                                        "Every facts directory needs catalog.yaml and sources.yaml."))
+            return None
+        files[str(path.relative_to(root))] = path.read_bytes()
+        return _read(path, root, problems)
+
+    catalog: Catalog | None = None
+    cdoc = doc_of(root / CATALOG_FILE)
+    if cdoc:
+        catalog, errs = validate(Catalog, cdoc)
+        problems.extend(errs)
+        for ns, fields in (catalog.namespaces.items() if catalog else []):
+            for name in fields:
+                if not name.isidentifier() or "__" in name or not name.islower():
+                    where = cdoc.key_at(("namespaces", ns, name))
+                    problems.append(problem(where.file, where.line, where.col, "bad-fact-name",
+                                            f"fact name '{name}' must be lower_snake_case without '__'.", ""))
+    sources: dict[str, Source] = {}
+    sdoc = doc_of(root / SOURCES_FILE)
+    if sdoc:
+        slist, errs = validate(SourceList, sdoc)
+        problems.extend(errs)
+        sources = slist.sources if slist else {}
+
+    commodities: dict[str, list[FactValue]] = {}
+    mdoc = doc_of(root / COMMODITIES_FILE, required=False)
+    if mdoc:
+        cf, errs = validate(CommodityFile, mdoc, data={k: v for k, v in mdoc.data.items() if k != "facts"})
+        problems.extend(errs)
+        commodities = _fact_entries(mdoc, mdoc.data.get("facts"), "commodity", catalog, sources, problems)
+
+    sectors: dict[str, SectorFacts] = {}
+    for path in sorted((root / "sectors").glob("*.yaml")):
+        sd = doc_of(path)
+        if not sd:
+            continue
+        sf, errs = validate(SectorFile, sd, data={**sd.data, "facts": {}})
+        problems.extend(errs)
+        facts = _fact_entries(sd, sd.data.get("facts"), "sector", catalog, sources, problems)
+        if sf:
+            sectors[sf.sector] = SectorFacts(sf, sd.path, facts)
+
+    stocks: dict[str, StockFacts] = {}
+    for path in sorted((root / "stocks").glob("*.yaml")):
+        sd = doc_of(path)
+        if not sd:
+            continue
+        stf, errs = validate(StockFile, sd, data={**sd.data, "facts": {}})
+        problems.extend(errs)
+        facts = _fact_entries(sd, sd.data.get("facts"), "stock", catalog, sources, problems)
+        if stf is None:
+            continue
+        if stf.symbol in stocks:
+            problems.append(problem(sd.path, 1, 1, "duplicate-symbol",
+                                    f"symbol {stf.symbol} is also defined in {stocks[stf.symbol].path}.",
+                                    "Keep one file per symbol."))
+            continue
+        if stf.sector not in sectors:
+            where = sd.at(("sector",))
+            problems.append(problem(where.file, where.line, where.col, "unknown-sector",
+                                    f"sector '{stf.sector}' has no file in sectors/.",
+                                    did_you_mean(stf.sector, list(sectors)) or "Add sectors/<name>.yaml."))
+        stocks[stf.symbol] = StockFacts(stf, sd.path, facts, sd)
+
+    if problems:
+        raise FactError(problems)
+    assert catalog is not None
+    return FactBase(root, catalog, sources, stocks, sectors, commodities, files)
+
+
+# --------------------------------------------------------------------------------- rules
+
+
+@dataclass
+class LoadedRule:
+    """A checked rule: its model, where it is, its parsed condition and value expressions."""
+
+    rule: Rule
+    pack: str
+    file: str
+    line: int
+    cond: expr.Node
+    values: dict[str, expr.Node]  # "entry.0.low" -> expression
+    templates: dict[str, list[str | expr.Placeholder]]  # "warning.0" -> parts
+
+    @property
+    def id(self) -> str:
+        return self.rule.id
+
+
+@dataclass
+class RuleBook:
+    """All packs of a rules directory plus the policy, checked against one fact catalog."""
+
+    root: Path
+    policy: Policy
+    rules: list[LoadedRule]
+    files: dict[str, bytes]
+
+    def by_id(self) -> dict[str, LoadedRule]:
+        return {r.id: r for r in self.rules}
+
+    @property
+    def digest(self) -> str:
+        return digest_files(self.files)
+
+
+def digest_files(files: dict[str, bytes]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    return h.hexdigest()
+
+
+def _pack_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.yaml") if p.name != POLICY_FILE and "tests" not in p.relative_to(
+        root).parts)
+
+
+def load_rules(root: Path, catalog: Catalog) -> RuleBook:
+    """Load every pack under `root` and its policy.yaml; raise RuleError listing every problem."""
+    if not root.is_dir():
+        raise LookupFailure([problem(display_path(root), 0, 0, "no-rules-dir",
+                                     f"the rules directory '{display_path(root)}' does not exist.",
+                                     "Pass --rules DIR pointing at a folder of YAML rule packs and policy.yaml.")])
+    problems: list[Problem] = []
+    files: dict[str, bytes] = {}
+    policy: Policy | None = None
+    ppath = root / POLICY_FILE
+    if not ppath.is_file():
+        problems.append(problem(display_path(ppath, root), 0, 0, "missing-file",
+                                f"'{display_path(ppath, root)}' is missing.",
+                                "The rating scale and score bands live there; copy the bundled one."))
+    else:
+        files[POLICY_FILE] = ppath.read_bytes()
+        pdoc = _read(ppath, root, problems)
+        if pdoc:
+            policy, errs = validate(Policy, pdoc)
+            problems.extend(errs)
+
+    raw: list[tuple[Pack, SourceDoc]] = []
+    for path in _pack_files(root):
+        files[str(path.relative_to(root))] = path.read_bytes()
+        doc = _read(path, root, problems)
+        if not doc:
+            continue
+        pack, errs = validate(Pack, doc)
+        problems.extend(errs)
+        if pack:
+            raw.append((pack, doc))
+
+    # Signals are declared by being emitted: collect them before type-checking any `when`.
+    signals = {s.name for pack, _ in raw for r in pack.rules for s in r.then.signals()}
+    env = expr.TypeEnv(catalog, signals)
+    value_env = expr.TypeEnv(catalog, signals, allow_signals=False)
+    rules: list[LoadedRule] = []
+    seen_ids: dict[str, str] = {}
+    for pack, doc in raw:
+        for i, r in enumerate(pack.rules):
+            loc: Loc = ("rules", i)
+            where = doc.at(loc)
+            if r.id in seen_ids:
+                problems.append(problem(where.file, where.line, where.col, "duplicate-id",
+                                        f"rule id '{r.id}' is already used at {seen_ids[r.id]}.",
+                                        "Rule ids must be unique across all packs."))
+                continue
+            seen_ids[r.id] = f"{where.file}:{where.line}"
+            if not r.id.startswith(pack.pack + "."):
+                idw = doc.at((*loc, "id"))
+                problems.append(problem(idw.file, idw.line, idw.col, "id-prefix",
+                                        f"rule id '{r.id}' should start with its pack name '{pack.pack}.'.",
+                                        f"Rename it to '{pack.pack}.{r.id.partition('.')[2]}'."))
+            loaded = _check_rule(r, pack.pack, doc, loc, env, value_env, problems)
+            if loaded:
+                rules.append(loaded)
+    if policy is not None:
+        names = policy.scale.names()
+        for lr in rules:
+            if lr.rule.then.rating and lr.rule.then.rating.value not in names:
+                where = _doc_for(raw, lr).at((*_rule_loc(raw, lr), "then", "rating", "value"))
+                problems.append(problem(where.file, where.line, where.col, "unknown-rating",
+                                        f"rating '{lr.rule.then.rating.value}' is not on the policy's scale.",
+                                        did_you_mean(lr.rule.then.rating.value, names) or
+                                        f"The scale is: {', '.join(names)}."))
+    if problems:
+        raise RuleError(problems)
+    assert policy is not None
+    return RuleBook(root, policy, rules, files)
+
+
+def _doc_for(raw: list[tuple[Pack, SourceDoc]], lr: LoadedRule) -> SourceDoc:
+    return next(doc for _, doc in raw if doc.path == lr.file)
+
+
+def _rule_loc(raw: list[tuple[Pack, SourceDoc]], lr: LoadedRule) -> Loc:
+    for pack, doc in raw:
+        if doc.path == lr.file:
+            for i, r in enumerate(pack.rules):
+                if r.id == lr.id:
+                    return ("rules", i)
+    return ()
+
+
+def _check_rule(r: Rule, pack: str, doc: SourceDoc, loc: Loc, env: expr.TypeEnv, value_env: expr.TypeEnv,
+                problems: list[Problem]) -> LoadedRule | None:
+    ok = True
+    wloc = (*loc, "when")
+    try:
+        cond = expr.check_condition(r.when, env)
+    except expr.ExprError as exc:
+        problems.append(_at(expr.to_problem(exc, doc.at(wloc), doc.value_col_offset(wloc)), r.id))
+        ok = False
+    values: dict[str, expr.Node] = {}
+    templates: dict[str, list[str | expr.Placeholder]] = {}
+
+    def value(key: str, text: Any, path: Loc) -> None:
+        nonlocal ok
+        if text is None:
+            return
+        try:
+            values[key] = expr.check_value(text, value_env)
+        except expr.ExprError as exc:
+            problems.append(_at(expr.to_problem(exc, doc.at(path), doc.value_col_offset(path)), r.id))
+            ok = False
+
+    def template(key: str, text: str, path: Loc) -> None:
+        nonlocal ok
+        if not text:
+            return
+        try:
+            parts = expr.parse_template(text)
+            for part in parts:
+                if isinstance(part, expr.Placeholder):
+                    expr.type_of(part.node, env)
+            templates[key] = parts
+        except expr.ExprError as exc:
+            base = doc.at(path)
+            exc.pos = expr.Pos(1, 0)
+            p = expr.to_problem(exc, base, doc.value_col_offset(path))
+            problems.append(_at(p, r.id, prefix="in the message template: "))
+            ok = False
+
+    then = r.then
+    tloc = (*loc, "then")
+    for kind, items in (("warning", then.warnings()), ("entry", then.entries()), ("signal", then.signals())):
+        single = not isinstance(getattr(then, kind), list)
+        for i, item in enumerate(items):
+            iloc = (*tloc, kind) if single else (*tloc, kind, i)
+            if isinstance(item, EntryEffect):
+                value(f"entry.{i}.low", item.low, (*iloc, "low"))
+                value(f"entry.{i}.high", item.high, (*iloc, "high"))
+                template(f"entry.{i}.note", item.note, (*iloc, "note"))
+            elif kind == "warning":
+                template(f"warning.{i}", item.message, (*iloc, "message"))
+            else:
+                template(f"signal.{i}.note", item.note, (*iloc, "note"))
+    if then.target:
+        value("target.low", then.target.low, (*tloc, "target", "low"))
+        value("target.high", then.target.high, (*tloc, "target", "high"))
+        template("target.note", then.target.note, (*tloc, "target", "note"))
+    if then.rating:
+        template("rating.reason", then.rating.reason, (*tloc, "rating", "reason"))
+    if not ok:
+        return None
+    line = doc.at(loc).line
+    return LoadedRule(r, pack, doc.path, line, cond, values, templates)
+
+
+def _at(p: Problem, rule_id: str, prefix: str = "") -> Problem:
+    return Problem(p.loc, p.code, prefix + p.message, p.hint, p.severity, rule_id)
+
+
+def load_all(rules_dir: Path, facts_dir: Path) -> tuple[RuleBook, FactBase]:
+    facts = load_facts(facts_dir)
+    return load_rules(rules_dir, facts.catalog), facts
+
+
+def iter_fact_values(facts: dict[str, list[FactValue]]) -> Iterable[tuple[str, FactValue]]:
+    for name, values in facts.items():
+        for v in values:
+            yield name, v

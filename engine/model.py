@@ -1,0 +1,391 @@
+"""Pydantic models of every file the user writes and every result the engine gives.
+
+This is the one place types are declared. Input models forbid unknown keys, so a misspelt
+`salence:` is an error with a did-you-mean rather than a silently ignored setting. The JSON
+Schema of the files comes from these models too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Number = int | float
+Scalar = bool | int | float | str
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ----------------------------------------------------------------------------------- facts
+
+
+FactType = Literal["number", "bool", "text"]
+FACT_NAMESPACES = ("stock", "sector", "commodity")
+
+
+class FactSpec(Strict):
+    """A known fact path: its type, unit and family (the family sets its freshness limit)."""
+
+    type: FactType
+    label: str
+    unit: str = ""
+    family: Literal["prices", "technicals", "fundamentals", "sector", "commodity", "flows", "reference"]
+    bounds: bool = Field(False, description="may be given only as a bound (gt/gte/lt/lte), as reports often do")
+    description: str = ""
+
+
+class Catalog(Strict):
+    """Every fact path rules may read, by namespace (stock, sector, commodity)."""
+
+    catalog: str = "facts"
+    namespaces: dict[Literal["stock", "sector", "commodity"], dict[str, FactSpec]]
+
+    def spec(self, path: str) -> FactSpec | None:
+        ns, _, name = path.partition(".")
+        return self.namespaces.get(ns, {}).get(name)  # type: ignore[call-overload]
+
+    def paths(self) -> list[str]:
+        return [f"{ns}.{name}" for ns, fields in self.namespaces.items() for name in fields]
+
+
+class Source(Strict):
+    """A cited source: the fact files refer to it by id."""
+
+    title: str
+    publisher: str
+    date: dt.date | None = None
+    url: str | None = None
+    ref: str = Field("", description="how the report cites it, e.g. [1]")
+    note: str = ""
+
+
+class SourceList(Strict):
+    sources: dict[str, Source]
+
+
+class FactValue(Strict):
+    """One sourced statement of a fact: a value, or only a bound where that is all the source says."""
+
+    value: Scalar | None = None
+    gt: Number | None = None
+    gte: Number | None = None
+    lt: Number | None = None
+    lte: Number | None = None
+    as_of: dt.date
+    source: str
+    unit: str = ""
+    note: str = ""
+    basis: str = Field("", description="price basis or definition, e.g. raw close, qfq, TTM")
+
+    @model_validator(mode="after")
+    def _value_or_bounds(self) -> FactValue:
+        bounds = [b for b in (self.gt, self.gte, self.lt, self.lte) if b is not None]
+        if self.value is None and not bounds:
+            raise ValueError("give either `value` or a bound (`gt`, `gte`, `lt`, `lte`)")
+        if self.value is not None and bounds:
+            raise ValueError("give either `value` or bounds, not both")
+        if self.gt is not None and self.gte is not None:
+            raise ValueError("give at most one lower bound (`gt` or `gte`)")
+        if self.lt is not None and self.lte is not None:
+            raise ValueError("give at most one upper bound (`lt` or `lte`)")
+        return self
+
+    @property
+    def is_point(self) -> bool:
+        return self.value is not None
+
+    def describe(self) -> str:
+        if self.value is not None:
+            return _fmt(self.value)
+        parts = []
+        if self.gt is not None:
+            parts.append(f"> {_fmt(self.gt)}")
+        if self.gte is not None:
+            parts.append(f">= {_fmt(self.gte)}")
+        if self.lt is not None:
+            parts.append(f"< {_fmt(self.lt)}")
+        if self.lte is not None:
+            parts.append(f"<= {_fmt(self.lte)}")
+        return " and ".join(parts)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return f"{v:,.4f}".rstrip("0").rstrip(".")
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+FactEntry = FactValue | list[FactValue]
+
+
+class StockFile(Strict):
+    symbol: str = Field(description="code with exchange suffix, e.g. 600111.SH")
+    name: str
+    aliases: list[str] = []
+    sector: str
+    exchange: Literal["SH", "SZ", "BJ"]
+    board: Literal["main", "chinext", "star", "bse"] = "main"
+    facts: dict[str, FactEntry] = {}
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol_form(cls, v: str) -> str:
+        code, _, suffix = v.partition(".")
+        if not (code.isdigit() and len(code) == 6 and suffix in ("SH", "SZ", "BJ")):
+            raise ValueError("symbol must be a 6-digit code with .SH, .SZ or .BJ, e.g. 600111.SH")
+        return v
+
+    @property
+    def code(self) -> str:
+        return self.symbol.partition(".")[0]
+
+
+class SectorFile(Strict):
+    sector: str
+    name: str
+    index: str = ""
+    facts: dict[str, FactEntry] = {}
+
+
+class CommodityFile(Strict):
+    commodities: str = "commodities"
+    facts: dict[str, FactEntry] = {}
+
+
+# ----------------------------------------------------------------------------------- rules
+
+
+Severity = Literal["low", "medium", "high"]
+Horizon = Literal["short", "medium", "long"]
+Advice = Literal["wait", "accumulate", "buy", "hold", "reduce", "avoid"]
+ValueExpr = Annotated[str | int | float, Field(description="a number or an expression over facts")]
+
+
+class SignalEffect(Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    score: float = Field(0, ge=-100, le=100)
+    note: str = ""
+
+
+class WarningEffect(Strict):
+    severity: Severity = "medium"
+    message: str
+
+
+class EntryEffect(Strict):
+    horizon: Horizon
+    advice: Advice
+    low: ValueExpr | None = None
+    high: ValueExpr | None = None
+    note: str = ""
+
+
+class TargetEffect(Strict):
+    low: ValueExpr
+    high: ValueExpr
+    currency: str = "RMB"
+    note: str = ""
+
+
+class RatingEffect(Strict):
+    value: str
+    mode: Literal["set", "cap", "floor"] = Field(
+        "set", description="set: this rating; cap: at most this rating; floor: at least this rating")
+    reason: str = ""
+
+
+class Then(Strict):
+    signal: SignalEffect | list[SignalEffect] | None = None
+    warning: WarningEffect | list[WarningEffect] | None = None
+    entry: EntryEffect | list[EntryEffect] | None = None
+    target: TargetEffect | None = None
+    rating: RatingEffect | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Then:
+        if not any((self.signal, self.warning, self.entry, self.target, self.rating)):
+            raise ValueError("`then` must emit at least one of signal, warning, entry, target, rating")
+        return self
+
+    def signals(self) -> list[SignalEffect]:
+        return _as_list(self.signal)
+
+    def warnings(self) -> list[WarningEffect]:
+        return _as_list(self.warning)
+
+    def entries(self) -> list[EntryEffect]:
+        return _as_list(self.entry)
+
+
+def _as_list(x: Any) -> list[Any]:
+    if x is None:
+        return []
+    return list(x) if isinstance(x, list) else [x]
+
+
+class Rule(Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+$",
+                    description="pack-qualified id, e.g. valuation.pe-stretched")
+    title: str = ""
+    description: str = ""
+    when: str
+    salience: int = Field(0, ge=-10000, le=10000, description="higher fires first")
+    then: Then
+
+
+class Pack(Strict):
+    pack: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = ""
+    rules: list[Rule]
+
+
+class RatingBand(Strict):
+    name: str
+    min_score: float | None = Field(None, description="lowest score (inclusive) of this band; none for the last")
+    meaning: str
+
+
+class Scale(Strict):
+    name: str
+    benchmark: str
+    horizon: str
+    source: str = ""
+    ratings: list[RatingBand] = Field(description="best first")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Scale:
+        mins = [b.min_score for b in self.ratings[:-1]]
+        if any(m is None for m in mins):
+            raise ValueError("every band but the last needs min_score")
+        if mins != sorted(mins, reverse=True):  # type: ignore[type-var]
+            raise ValueError("bands must be listed best first, with falling min_score")
+        return self
+
+    def names(self) -> list[str]:
+        return [b.name for b in self.ratings]
+
+
+class ConflictPolicy(Strict):
+    prefer: Literal["source_rank", "latest"] = "source_rank"
+    tolerance_pct: float = Field(2.0, ge=0)
+    source_rank: list[str] = []
+
+
+class Policy(Strict):
+    policy: str
+    scale: Scale
+    conflicts: ConflictPolicy = ConflictPolicy()
+    disclaimer: str
+
+
+# ----------------------------------------------------------------------------------- results
+
+
+class FactUse(BaseModel):
+    path: str
+    value: Any
+    unit: str = ""
+    as_of: dt.date | None = None
+    source: str = ""
+    derived: str = ""
+
+
+class Comparison(BaseModel):
+    text: str
+    left: Any
+    op: str
+    right: Any
+    holds: bool | None
+    margin_pct: float | None = None
+
+
+class Fired(BaseModel):
+    rule: str
+    title: str
+    pack: str
+    file: str
+    line: int
+    salience: int
+    facts: dict[str, Any]
+    signals_used: list[dict[str, Any]] = []
+    comparisons: list[Comparison] = []
+    produced: list[str] = []
+
+
+class NotFired(BaseModel):
+    rule: str
+    pack: str
+    file: str
+    line: int
+    status: Literal["false", "not_evaluable"]
+    missing: list[str] = []
+    comparisons: list[Comparison] = []
+
+
+class SignalOut(BaseModel):
+    name: str
+    score: float
+    rule: str
+    sources: list[str] = Field([], description="the rules whose signals this rule consumed")
+
+
+class WarningOut(BaseModel):
+    rule: str
+    severity: Severity
+    message: str
+
+
+class EntryOut(BaseModel):
+    horizon: Horizon
+    advice: Advice
+    low: float | None = None
+    high: float | None = None
+    note: str = ""
+    rule: str
+
+
+class TargetOut(BaseModel):
+    low: float
+    high: float
+    currency: str
+    note: str = ""
+    rule: str
+
+
+class RatingOut(BaseModel):
+    name: str
+    meaning: str
+    scale: str
+    benchmark: str
+    horizon: str
+    decided_by: str
+
+
+class Evaluation(BaseModel):
+    symbol: str
+    name: str
+    sector: str
+    as_of: dt.date | None
+    rating: str
+    score: float
+    rating_info: RatingOut
+    target: TargetOut | None
+    entries: list[EntryOut]
+    warnings: list[WarningOut]
+    signals: list[SignalOut]
+    fired: list[Fired]
+    not_fired: list[NotFired]
+    facts: list[FactUse]
+    run_id: str
+    ruleset_hash: str
+    facts_hash: str
+    engine_version: str
+    disclaimer: str

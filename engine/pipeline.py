@@ -1,0 +1,105 @@
+"""The library entry point: load -> derive -> compile -> run -> resolve -> explain, for one symbol.
+
+`Workspace.open(rules, facts)` loads and compiles once; `evaluate(symbol)` runs one isolated
+durable_rules session per call. The CLI is a thin shell over this; so are the tests.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from . import expr
+from .compile import Compiled, compile_rules
+from .derive import SymbolFacts, symbol_facts
+from .explain import cross_check, fact_uses, trace
+from .load import FactBase, LoadedRule, RuleBook, load_facts, load_rules
+from .model import Evaluation, WarningOut
+from .resolve import SEVERITY_ORDER, resolve, signal_env
+
+ENGINE_VERSION = "0.1.0"
+
+
+def engine_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("verdict")
+    except Exception:  # pragma: no cover - running from a source tree without install
+        return ENGINE_VERSION
+
+
+def durable_facts(facts: SymbolFacts, compiled: Compiled) -> dict[str, dict[str, Any]]:
+    """The stock/sector/commodity facts durable sees: only fields some rule reads, bounds as fields."""
+    reads = {p for cr in compiled.rules.values() for p in cr.reads}
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(reads):
+        chosen = facts.chosen.get(path)
+        if chosen is None:
+            continue
+        ns, _, name = path.partition(".")
+        fv = chosen.value
+        slot = out.setdefault(ns, {})
+        if fv.is_point:
+            slot[name] = fv.value
+        elif path in compiled.bounded:
+            for b in ("gt", "gte", "lt", "lte"):
+                v = getattr(fv, b)
+                if v is not None:
+                    slot[f"{name}__{b}"] = v
+    for ns in ("stock", "sector", "commodity"):
+        out.setdefault(ns, {})
+    return out
+
+
+@dataclass
+class Workspace:
+    rules_dir: Path
+    facts_dir: Path
+    book: RuleBook
+    facts: FactBase
+    compiled: Compiled
+
+    @classmethod
+    def open(cls, rules_dir: Path | str = "rules", facts_dir: Path | str = "facts") -> Workspace:
+        rules_path, facts_path = Path(rules_dir), Path(facts_dir)
+        facts = load_facts(facts_path)
+        book = load_rules(rules_path, facts.catalog)
+        return cls(rules_path, facts_path, book, facts, compile_rules(book, facts.catalog))
+
+    @cached_property
+    def rules(self) -> dict[str, LoadedRule]:
+        return self.book.by_id()
+
+    def symbols(self) -> list[str]:
+        return sorted(self.facts.stocks)
+
+    def evaluate(self, query: str, run_id: str | None = None) -> Evaluation:
+        from . import rete
+
+        stock = self.facts.find(query)
+        policy = self.book.policy
+        sf = symbol_facts(self.facts, stock, policy.conflicts)
+        run_id = run_id or uuid.uuid4().hex
+        result = rete.engine().run(self.compiled, durable_facts(sf, self.compiled), f"{run_id}:{stock.file.symbol}")
+        res = resolve(result.firings, self.rules, policy, sf)
+        env = expr.EvalEnv(sf.values(), signal_env(res.signals))
+        fired, not_fired = trace(result.firings, self.rules, self.compiled, env)
+        warnings = list(res.warnings)
+        for msg in cross_check(result.firings, self.rules, env):
+            warnings.append(WarningOut(rule="engine.cross-check", severity="high", message=msg))
+        warnings.sort(key=lambda w: (SEVERITY_ORDER[w.severity], w.rule))
+        return Evaluation(
+            symbol=stock.file.symbol, name=stock.file.name, sector=stock.file.sector, as_of=sf.as_of,
+            rating=res.rating.name, score=res.score, rating_info=res.rating, target=res.target,
+            entries=res.entries, warnings=warnings, signals=res.signals, fired=fired, not_fired=not_fired,
+            facts=fact_uses(sf, self.facts), run_id=run_id, ruleset_hash=self.compiled.digest,
+            facts_hash=sf.digest(self.facts.sources), engine_version=engine_version(),
+            disclaimer=policy.disclaimer,
+        )
+
+    def evaluate_all(self) -> list[Evaluation]:
+        return [self.evaluate(s) for s in self.symbols()]

@@ -1,0 +1,145 @@
+"""Stage 5, resolve: what fired -> rating, target range, entry ranges per horizon, warnings.
+
+The rating comes from the summed signal scores and the policy's bands, then rating overrides by
+salience (set, then caps and floors). Targets and entries take the highest-salience rule whose
+bounds can be computed from the symbol's facts. Pure: no engine, no clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import expr
+from .derive import SymbolFacts
+from .load import LoadedRule
+from .model import EntryOut, Policy, RatingOut, SignalOut, TargetOut, WarningOut
+from .rete import Firing
+
+SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
+HORIZONS = ("short", "medium", "long")
+
+
+@dataclass
+class Resolution:
+    rating: RatingOut
+    score: float
+    target: TargetOut | None
+    entries: list[EntryOut]
+    warnings: list[WarningOut]
+    signals: list[SignalOut]
+
+
+def signals_of(firings: list[Firing], rules: dict[str, LoadedRule]) -> list[SignalOut]:
+    out: list[SignalOut] = []
+    for f in firings:
+        sources = sorted({m["by"] for alias, m in f.matched.items()
+                          if m.get("kind") == "signal" and "by" in m})
+        for s in rules[f.rule].rule.then.signals():
+            out.append(SignalOut(name=s.name, score=s.score, rule=f.rule, sources=sources))
+    return out
+
+
+def signal_env(signals: list[SignalOut]) -> dict[str, list[float]]:
+    env: dict[str, list[float]] = {}
+    for s in signals:
+        env.setdefault(s.name, []).append(s.score)
+    return env
+
+
+def band(policy: Policy, score: float) -> tuple[str, str]:
+    for b in policy.scale.ratings:
+        if b.min_score is None or score >= b.min_score:
+            edge = f"score {expr.fmt_num(score)} >= {expr.fmt_num(b.min_score)}" if b.min_score is not None \
+                else f"score {expr.fmt_num(score)} below every other band"
+            return b.name, edge
+    last = policy.scale.ratings[-1]  # pragma: no cover - the last band has no minimum
+    return last.name, "lowest band"
+
+
+def _sal(rules: dict[str, LoadedRule], rule_id: str) -> tuple[int, str, int]:
+    r = rules[rule_id]
+    return (-r.rule.salience, r.file, r.line)
+
+
+def resolve(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy, facts: SymbolFacts,
+            ) -> Resolution:
+    signals = signals_of(firings, rules)
+    env = expr.EvalEnv(facts.values(), signal_env(signals))
+    score = round(sum(s.score for s in signals), 6)
+    names = policy.scale.names()
+    rating, decided_by = band(policy, score)
+    decided_by = f"{decided_by} (sum of {len(signals)} signal scores)"
+
+    fired = sorted((f.rule for f in firings), key=lambda rid: _sal(rules, rid))
+    overrides = [(rid, rules[rid].rule.then.rating) for rid in fired if rules[rid].rule.then.rating]
+    sets = [(rid, o) for rid, o in overrides if o and o.mode == "set"]
+    if sets:
+        rid, o = sets[0]
+        assert o is not None
+        rating, decided_by = o.value, f"override by {rid} (salience {rules[rid].rule.salience})"
+    for rid, o in overrides:
+        assert o is not None
+        idx, lim = names.index(rating), names.index(o.value)
+        if o.mode == "cap" and idx < lim:
+            rating, decided_by = o.value, f"capped at {o.value} by {rid}"
+        elif o.mode == "floor" and idx > lim:
+            rating, decided_by = o.value, f"raised to {o.value} by {rid}"
+    meaning = next(b.meaning for b in policy.scale.ratings if b.name == rating)
+    rating_out = RatingOut(name=rating, meaning=meaning, scale=policy.scale.name,
+                           benchmark=policy.scale.benchmark, horizon=policy.scale.horizon, decided_by=decided_by)
+
+    target = None
+    for rid in fired:
+        lr = rules[rid]
+        t = lr.rule.then.target
+        if t is None:
+            continue
+        low, high = _num(lr, "target.low", env), _num(lr, "target.high", env)
+        if low is None or high is None:
+            continue
+        low, high = sorted((low, high))
+        target = TargetOut(low=round(low, 2), high=round(high, 2), currency=t.currency,
+                           note=_text(lr, "target.note", env), rule=rid)
+        break
+
+    entries: dict[str, EntryOut] = {}
+    for rid in fired:
+        lr = rules[rid]
+        for i, e in enumerate(lr.rule.then.entries()):
+            if e.horizon in entries:
+                continue
+            low = _num(lr, f"entry.{i}.low", env) if e.low is not None else None
+            high = _num(lr, f"entry.{i}.high", env) if e.high is not None else None
+            if (e.low is not None and low is None) or (e.high is not None and high is None):
+                continue
+            if low is not None and high is not None and low > high:
+                low, high = high, low
+            entries[e.horizon] = EntryOut(horizon=e.horizon, advice=e.advice,
+                                          low=None if low is None else round(low, 2),
+                                          high=None if high is None else round(high, 2),
+                                          note=_text(lr, f"entry.{i}.note", env), rule=rid)
+
+    warnings: list[WarningOut] = []
+    for rid in fired:
+        lr = rules[rid]
+        for i, w in enumerate(lr.rule.then.warnings()):
+            warnings.append(WarningOut(rule=rid, severity=w.severity, message=_text(lr, f"warning.{i}", env)))
+    for c in facts.conflicts:
+        warnings.append(WarningOut(rule="facts.conflict", severity="medium", message=c.message))
+    warnings.sort(key=lambda w: (SEVERITY_ORDER[w.severity], w.rule))
+    return Resolution(rating_out, score, target, [entries[h] for h in HORIZONS if h in entries], warnings, signals)
+
+
+def _num(lr: LoadedRule, key: str, env: expr.EvalEnv) -> float | None:
+    node = lr.values.get(key)
+    if node is None:
+        return None
+    v = expr.value_of(node, env)
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
+    return None
+
+
+def _text(lr: LoadedRule, key: str, env: expr.EvalEnv) -> str:
+    parts = lr.templates.get(key)
+    return expr.render_template(parts, env) if parts else ""
