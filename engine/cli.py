@@ -42,7 +42,10 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks f
 def _console() -> object:
     from rich.console import Console
 
-    return Console(soft_wrap=False)
+    console = Console(soft_wrap=False)
+    if not console.is_terminal:  # piped: do not wrap or truncate at a guessed 80 columns
+        console = Console(soft_wrap=False, width=200)
+    return console
 
 
 @app.command()
@@ -63,6 +66,8 @@ def evaluate(
                                      "Example: verdict evaluate 600111, or verdict evaluate --all.")])
     ws = Workspace.open(rules, facts)
     evs = ws.evaluate_all() if all_ else [ws.evaluate(symbol or "")]
+    ranks = {name: i for i, name in enumerate(ws.book.policy.scale.names())}
+    evs.sort(key=lambda e: (ranks.get(e.rating, len(ranks)), -e.score, e.symbol))
     if format is Format.json:
         payload = [e.model_dump(mode="json") for e in evs]
         typer.echo(json.dumps(payload if all_ else payload[0], ensure_ascii=False, indent=2))

@@ -18,6 +18,10 @@ from .load import FactBase, StockFacts
 from .model import ConflictPolicy, FactValue, Source
 
 
+IDENTITY_FACTS = ("symbol", "name", "exchange", "board")
+FILE_SOURCE = "fact file"
+
+
 @dataclass(frozen=True)
 class Chosen:
     """The value used for one fact path, and the ones it was chosen over."""
@@ -131,6 +135,13 @@ def symbol_facts(base: FactBase, stock: StockFacts, policy: ConflictPolicy) -> S
         raw[f"stock.{name}"] = vals
     chosen: dict[str, Chosen] = {}
     conflicts: list[Conflict] = []
+    dates = [v.as_of for vals in stock.facts.values() for v in vals]
+    header_date = max(dates) if dates else dt.date(1970, 1, 1)
+    for name in IDENTITY_FACTS:
+        path = f"stock.{name}"
+        if base.catalog.spec(path) is not None and name not in stock.facts:
+            fv = FactValue(value=getattr(stock.file, name), as_of=header_date, source=FILE_SOURCE)
+            chosen[path] = Chosen(path, fv, derived=f"header of {stock.path}")
     for path, vals in raw.items():
         spec = base.catalog.spec(path)
         c, conflict = choose(path, vals, policy, base.sources, spec.label if spec else path)

@@ -101,11 +101,11 @@ def problem(
     return Problem(Location(str(path), line, col), code, message, hint, rule=rule)
 
 
-def did_you_mean(name: str, candidates: list[str] | set[str], *, n: int = 3) -> str:
+def did_you_mean(name: str, candidates: list[str] | set[str], *, n: int = 3, prefix: str = "") -> str:
     """A did-you-mean sentence (difflib, as STYLE.md asks), or '' when nothing is close."""
     import difflib
 
-    matches = difflib.get_close_matches(name, sorted(candidates), n=n, cutoff=0.6)
+    matches = [prefix + m for m in difflib.get_close_matches(name, sorted(candidates), n=n, cutoff=0.7)]
     if not matches:
         return ""
     if len(matches) == 1:

@@ -296,9 +296,10 @@ def type_of(node: Node, env: TypeEnv) -> str:
                 names = [*env.catalog.namespaces, "signal"]
                 raise ExprError(node.pos, "unknown-fact", f"unknown namespace `{ns}` in `{node.path}`.",
                                 did_you_mean(ns, names) or f"Namespaces: {', '.join(names)}.")
+            fields = list(env.catalog.namespaces[ns])  # type: ignore[index]
+            close = did_you_mean(node.name, fields, prefix=f"{ns}.") or did_you_mean(node.path, env.catalog.paths())
             raise ExprError(node.pos, "unknown-fact", f"unknown fact path `{node.path}`.",
-                            did_you_mean(node.path, env.catalog.paths())
-                            or "Add it to facts/catalog.yaml or fix the name.")
+                            close or "Add it to facts/catalog.yaml or fix the name.")
         return spec.type
     if isinstance(node, SignalRef):
         if not env.allow_signals:

@@ -1,0 +1,56 @@
+"""Shared fixtures: the bundled workspace, a copy of it to edit, and the real `verdict` command."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "rules"
+FACTS = ROOT / "facts"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true", help="rewrite golden files from current output")
+
+
+@pytest.fixture(scope="session")
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))
+
+
+@pytest.fixture(scope="session")
+def ws():  # type: ignore[no-untyped-def]
+    from engine.pipeline import Workspace
+
+    return Workspace.open(RULES, FACTS)
+
+
+@pytest.fixture()
+def workdir(tmp_path: Path) -> Path:
+    """A private copy of rules/ and facts/ that a test may edit."""
+    shutil.copytree(RULES, tmp_path / "rules")
+    shutil.copytree(FACTS, tmp_path / "facts")
+    return tmp_path
+
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="session")
+def verdict() -> Run:
+    """Run the installed console script (the real command a user types) in a given directory."""
+    exe = shutil.which("verdict", path=str(Path(sys.executable).parent)) or shutil.which("verdict")
+    assert exe, "the verdict console script is not installed; run pip install -e ."
+
+    def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "COLUMNS": "160", "NO_COLOR": "1"}
+        return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=120)
+
+    return run

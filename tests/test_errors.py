@@ -1,0 +1,100 @@
+"""Bad input ends in one clear paragraph naming file, line and fix; exit code 2; no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def _line_of(path: Path, needle: str) -> int:
+    return next(i for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if needle in line)
+
+
+def _fails_cleanly(out, *fragments: str) -> str:  # type: ignore[no-untyped-def]
+    assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr and "Traceback" not in out.stdout
+    for f in fragments:
+        assert f in out.stderr, (f, out.stderr)
+    return out.stderr
+
+
+def test_malformed_yaml_names_file_and_line(workdir, verdict):
+    pack = workdir / "rules" / "valuation.yaml"
+    _edit(pack, "    title: PE (TTM) below 40\n", "    title: PE (TTM) below 40\n   bad: [unclosed\n")
+    line = _line_of(pack, "bad: [unclosed")
+    err = _fails_cleanly(verdict("evaluate", "600111", cwd=workdir), "rules/valuation.yaml:", "not valid YAML")
+    assert f"valuation.yaml:{line}:" in err or f"valuation.yaml:{line + 1}:" in err
+
+
+def test_unknown_fact_path_gets_did_you_mean(workdir, verdict):
+    pack = workdir / "rules" / "valuation.yaml"
+    _edit(pack, "when: stock.pe_ttm < 40", "when: stock.pe_tmm < 40")
+    line = _line_of(pack, "stock.pe_tmm")
+    err = _fails_cleanly(verdict("evaluate", "600111", cwd=workdir),
+                         f"rules/valuation.yaml:{line}:11:", "unknown fact path `stock.pe_tmm`",
+                         "Did you mean 'stock.pe_ttm'?", "[valuation.pe-reasonable]")
+    assert err.count("\n") == 1  # one paragraph
+
+
+def test_type_mismatch_is_reported_at_its_column(workdir, verdict):
+    pack = workdir / "rules" / "valuation.yaml"
+    _edit(pack, "when: stock.pe_ttm < 40", "when: stock.name > 3")
+    line = _line_of(pack, "stock.name > 3")
+    _fails_cleanly(verdict("evaluate", "600111", cwd=workdir),
+                   f"rules/valuation.yaml:{line}:11:", "`>` needs numbers on both sides, but `stock.name` is text")
+
+
+def test_syntax_error_in_when(workdir, verdict):
+    pack = workdir / "rules" / "valuation.yaml"
+    _edit(pack, "when: stock.pe_ttm < 40", "when: stock.pe_ttm < < 40")
+    line = _line_of(pack, "< < 40")
+    _fails_cleanly(verdict("evaluate", "600111", cwd=workdir), f"rules/valuation.yaml:{line}:",
+                   "invalid expression syntax")
+
+
+def test_misspelt_key_gets_did_you_mean(workdir, verdict):
+    pack = workdir / "rules" / "valuation.yaml"
+    _edit(pack, "    salience: 10\n", "    salence: 10\n")
+    line = _line_of(pack, "salence: 10")
+    _fails_cleanly(verdict("evaluate", "600111", cwd=workdir), f"rules/valuation.yaml:{line}:5:",
+                   "unknown key 'salence'", "Did you mean 'salience'?")
+
+
+def test_unknown_symbol(verdict):
+    err = _fails_cleanly(verdict("evaluate", "600112"), "no facts for symbol '600112'", "Known symbols:")
+    assert "600111.SH Northern Rare Earth" in err
+
+
+def test_missing_facts_directory(tmp_path, verdict):
+    _fails_cleanly(verdict("evaluate", "600111", "--facts", str(tmp_path / "nowhere")),
+                   "does not exist", "--facts DIR")
+
+
+def test_symbol_and_all_are_exclusive(verdict):
+    _fails_cleanly(verdict("evaluate"), "give a SYMBOL or --all")
+    _fails_cleanly(verdict("evaluate", "600111", "--all"), "give a SYMBOL or --all")
+
+
+def test_bad_fact_file_names_its_line(workdir, verdict):
+    facts = workdir / "facts" / "stocks" / "300127.yaml"
+    _edit(facts, "{value: 52.3, as_of: 2026-01-20, source: seed-report,",
+          "{value: 52.3, as_of: 2026-01-20, source: seed-reprot,")
+    line = _line_of(facts, "seed-reprot")
+    _fails_cleanly(verdict("evaluate", "600111", cwd=workdir), f"facts/stocks/300127.yaml:{line}:",
+                   "source 'seed-reprot' is not listed", "Did you mean 'seed-report'?")
+
+
+def test_fact_with_wrong_type(workdir, verdict):
+    facts = workdir / "facts" / "stocks" / "300127.yaml"
+    _edit(facts, "{value: 52.3,", "{value: high,")
+    _fails_cleanly(verdict("evaluate", "300127", cwd=workdir), "'stock.pe_ttm' must be a number, not 'high'")
+
+
+def test_debug_shows_the_traceback(verdict):
+    out = verdict("--debug", "evaluate", "600112")
+    assert out.returncode != 0 and "Traceback" in out.stderr
