@@ -76,7 +76,7 @@ class CompileError(Exception):
 
 def literal(v: Any, pos: expr.Pos) -> Any:
     """A constant durable can parse: it rejects exponent notation such as 1e-05."""
-    if isinstance(v, bool) or isinstance(v, str):
+    if isinstance(v, (bool, str)):
         return v
     if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
         return int(v)
@@ -392,8 +392,8 @@ def compile_rules(book: RuleBook, catalog: Catalog) -> Compiled:
         shard = _place(prefix, r.pack, nodes, shards, load, current)
         key = f"r{len(shards[shard])}"
         shards[shard][key] = definition
-        for element, n in nodes.items():
-            load[shard][element] = load[shard].get(element, 0) + n
+        for element, count in nodes.items():
+            load[shard][element] = load[shard].get(element, 0) + count
         for e in [*aliases.values(), *[k for k in nodes if k.startswith("signal:")]]:
             kinds[shard].add(e.split(":", 1)[0])
         emits = [{"kind": "signal", "name": s.name, "score": literal(float(s.score), expr.Pos(1, 0)),

@@ -17,7 +17,6 @@ from .expr import Interval, fmt_num
 from .load import FactBase, StockFacts
 from .model import ConflictPolicy, FactValue, Source
 
-
 IDENTITY_FACTS = ("symbol", "name", "exchange", "board")
 FILE_SOURCE = "fact file"
 

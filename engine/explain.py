@@ -6,7 +6,7 @@ Every number printed here comes from a fact (value, unit, source, as-of) or a ru
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from . import expr
 from .compile import Compiled
@@ -84,7 +84,8 @@ def trace(firings: list[Firing], rules: dict[str, LoadedRule], compiled: Compile
             continue
         missing = expr.missing_paths(lr.cond, env)
         t = expr.truth(lr.cond, env)
-        status = "not_evaluable" if (missing and t is not False) or t is None else "false"
+        status: Literal["false", "not_evaluable"] = \
+            "not_evaluable" if (missing and t is not False) or t is None else "false"
         if status == "not_evaluable" and not missing:
             missing = [c.text for c in _comparisons(lr.cond, env) if c.holds is None]
         not_fired.append(NotFired(rule=rid, pack=lr.pack, file=lr.file, line=lr.line, status=status,

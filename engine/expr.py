@@ -20,10 +20,11 @@ from .model import Catalog, FactValue
 
 # ------------------------------------------------------------------------------------ tree
 
-CMP_OPS = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "==", ast.NotEq: "!="}
+CMP_OPS: dict[type[ast.cmpop], str] = {
+    ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "==", ast.NotEq: "!="}
 FLIP = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "==": "==", "!=": "!="}
 NEGATE = {">": "<=", ">=": "<", "<": ">=", "<=": ">", "==": "!=", "!=": "=="}
-ARITH_OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+ARITH_OPS: dict[type[ast.operator], str] = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 FUNCTIONS = {"abs": 1, "min": -2, "max": -2, "round": -1}  # -n: at least n args; -1: 1 or 2
 
 
@@ -174,7 +175,7 @@ def _shift(node: Node, cols: int) -> Node:
             return tuple(fix(x) for x in n)
         return n
 
-    return fix(node)  # type: ignore[no-any-return]
+    return fix(node)
 
 
 def _convert(node: ast.AST) -> Node:
@@ -197,20 +198,20 @@ def _convert(node: ast.AST) -> Node:
     if isinstance(node, ast.Compare):
         items: list[Node] = []
         left = _convert(node.left)
-        for op, comp in zip(node.ops, node.comparators, strict=True):
+        for cop, comp in zip(node.ops, node.comparators, strict=True):
             right_ast = comp
-            if isinstance(op, (ast.In, ast.NotIn)):
+            if isinstance(cop, (ast.In, ast.NotIn)):
                 if not isinstance(right_ast, (ast.List, ast.Tuple)) or not right_ast.elts:
                     raise ExprError(_pos(right_ast), "unsupported",
                                     "`in` needs a non-empty list of values, e.g. stock.board in ['main', 'star'].")
                 options = [_convert(e) for e in right_ast.elts]
                 eqs = tuple(Cmp(p, "==", left, o) for o in options)
                 test: Node = eqs[0] if len(eqs) == 1 else BoolOp(p, "or", eqs)
-                items.append(Not(p, test) if isinstance(op, ast.NotIn) else test)
+                items.append(Not(p, test) if isinstance(cop, ast.NotIn) else test)
                 continue
-            sym = CMP_OPS.get(type(op))
+            sym = CMP_OPS.get(type(cop))
             if sym is None:
-                raise ExprError(p, "unsupported", f"the comparison `{type(op).__name__}` is not allowed.",
+                raise ExprError(p, "unsupported", f"the comparison `{type(cop).__name__}` is not allowed.",
                                 "Use > >= < <= == != or `in [...]`.")
             right = _convert(right_ast)
             items.append(Cmp(p, sym, left, right))
@@ -224,7 +225,7 @@ def _convert(node: ast.AST) -> Node:
         return Arith(p, sym, _convert(node.left), _convert(node.right))
     if isinstance(node, ast.Constant):
         v = node.value
-        if isinstance(v, bool) or isinstance(v, str):
+        if isinstance(v, (bool, str)):
             return Const(p, v)
         if isinstance(v, (int, float)):
             if isinstance(v, float) and not math.isfinite(v):
@@ -296,7 +297,7 @@ def type_of(node: Node, env: TypeEnv) -> str:
                 names = [*env.catalog.namespaces, "signal"]
                 raise ExprError(node.pos, "unknown-fact", f"unknown namespace `{ns}` in `{node.path}`.",
                                 did_you_mean(ns, names) or f"Namespaces: {', '.join(names)}.")
-            fields = list(env.catalog.namespaces[ns])  # type: ignore[index]
+            fields = list(env.catalog.namespaces[ns])
             close = did_you_mean(node.name, fields, prefix=f"{ns}.") or did_you_mean(node.path, env.catalog.paths())
             raise ExprError(node.pos, "unknown-fact", f"unknown fact path `{node.path}`.",
                             close or "Add it to facts/catalog.yaml or fix the name.")

@@ -20,7 +20,6 @@ from .errors import FactError, LookupFailure, Problem, RuleError, did_you_mean, 
 from .model import (
     Catalog,
     CommodityFile,
-    EntryEffect,
     FactValue,
     Pack,
     Policy,
@@ -318,7 +317,7 @@ def load_facts(root: Path) -> FactBase:
     commodities: dict[str, list[FactValue]] = {}
     mdoc = doc_of(root / COMMODITIES_FILE, required=False)
     if mdoc:
-        cf, errs = validate(CommodityFile, mdoc, data={k: v for k, v in mdoc.data.items() if k != "facts"})
+        _cf, errs = validate(CommodityFile, mdoc, data={k: v for k, v in mdoc.data.items() if k != "facts"})
         problems.extend(errs)
         commodities = _fact_entries(mdoc, mdoc.data.get("facts"), "commodity", catalog, sources, problems)
 
@@ -535,18 +534,18 @@ def _check_rule(r: Rule, pack: str, doc: SourceDoc, loc: Loc, env: expr.TypeEnv,
 
     then = r.then
     tloc = (*loc, "then")
-    for kind, items in (("warning", then.warnings()), ("entry", then.entries()), ("signal", then.signals())):
-        single = not isinstance(getattr(then, kind), list)
-        for i, item in enumerate(items):
-            iloc = (*tloc, kind) if single else (*tloc, kind, i)
-            if isinstance(item, EntryEffect):
-                value(f"entry.{i}.low", item.low, (*iloc, "low"))
-                value(f"entry.{i}.high", item.high, (*iloc, "high"))
-                template(f"entry.{i}.note", item.note, (*iloc, "note"))
-            elif kind == "warning":
-                template(f"warning.{i}", item.message, (*iloc, "message"))
-            else:
-                template(f"signal.{i}.note", item.note, (*iloc, "note"))
+    def item_loc(kind: str, i: int) -> Loc:
+        return (*tloc, kind) if not isinstance(getattr(then, kind), list) else (*tloc, kind, i)
+
+    for i, w in enumerate(then.warnings()):
+        template(f"warning.{i}", w.message, (*item_loc("warning", i), "message"))
+    for i, e in enumerate(then.entries()):
+        iloc = item_loc("entry", i)
+        value(f"entry.{i}.low", e.low, (*iloc, "low"))
+        value(f"entry.{i}.high", e.high, (*iloc, "high"))
+        template(f"entry.{i}.note", e.note, (*iloc, "note"))
+    for i, s in enumerate(then.signals()):
+        template(f"signal.{i}.note", s.note, (*item_loc("signal", i), "note"))
     if then.target:
         value("target.low", then.target.low, (*tloc, "target", "low"))
         value("target.high", then.target.high, (*tloc, "target", "high"))

@@ -72,13 +72,13 @@ def resolve(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy,
 
     fired = sorted((f.rule for f in firings), key=lambda rid: _sal(rules, rid))
     overrides = [(rid, rules[rid].rule.then.rating) for rid in fired if rules[rid].rule.then.rating]
-    sets = [(rid, o) for rid, o in overrides if o and o.mode == "set"]
+    sets = [(rid, o) for rid, o in overrides if o is not None and o.mode == "set"]
     if sets:
-        rid, o = sets[0]
-        assert o is not None
-        rating, decided_by = o.value, f"override by {rid} (salience {rules[rid].rule.salience})"
+        first, chosen = sets[0]
+        rating, decided_by = chosen.value, f"override by {first} (salience {rules[first].rule.salience})"
     for rid, o in overrides:
-        assert o is not None
+        if o is None:
+            continue
         idx, lim = names.index(rating), names.index(o.value)
         if o.mode == "cap" and idx < lim:
             rating, decided_by = o.value, f"capped at {o.value} by {rid}"
