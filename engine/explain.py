@@ -55,6 +55,12 @@ def _produced(lr: LoadedRule) -> list[str]:
     return out
 
 
+def then_paths(lr: LoadedRule) -> list[str]:
+    nodes = list(lr.values.values()) + [p.node for parts in lr.templates.values() for p in parts
+                                        if isinstance(p, expr.Placeholder)]
+    return list(dict.fromkeys(path for n in nodes for path in expr.fact_paths(n)))
+
+
 def trace(firings: list[Firing], rules: dict[str, LoadedRule], compiled: Compiled, env: expr.EvalEnv,
           ) -> tuple[list[Fired], list[NotFired]]:
     fired: list[Fired] = []
@@ -73,6 +79,10 @@ def trace(firings: list[Firing], rules: dict[str, LoadedRule], compiled: Compile
                     ns, _, name = path.partition(".")
                     if ns == kind:
                         seen[path] = _seen_value(fact, name)
+        for path in then_paths(lr):  # facts its messages, entries and targets were computed from
+            if path not in seen and path in env.facts:
+                fv = env.facts[path]
+                seen[path] = fv.value if fv.is_point else fv.describe()
         fired.append(Fired(rule=f.rule, title=lr.rule.title, pack=lr.pack, file=lr.file, line=lr.line,
                            salience=lr.rule.salience, facts=seen,
                            signals_used=sorted(used, key=lambda u: (str(u["name"]), str(u["by"]))),

@@ -1,0 +1,151 @@
+"""Regression tests of durable_rules 2.0.28 itself: the behaviour engine/rete.py is built around.
+
+If an upgrade changes any of these, the adapter's workarounds must be revisited (see README).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from typing import Any
+
+import pytest
+
+durable_engine = pytest.importorskip("durable.engine")
+
+
+def _host() -> Any:
+    host = durable_engine.Host()
+    host._d_timer.cancel()
+    host._t_timer.cancel()
+    return host
+
+
+def _ruleset(host: Any, rules: dict[str, Any]) -> tuple[str, list[str]]:
+    name = f"t{uuid.uuid4().hex[:10]}"
+    fired: list[str] = []
+    for key, rule in rules.items():
+        # durable inspects the code object and wants exactly one parameter: bind the key by closure
+        rule["run"] = (lambda k: (lambda c: fired.append(k)))(key)
+    host.set_rulesets({name: rules})
+    return name, fired
+
+
+def stock(*conds: Any) -> dict[str, Any]:
+    return {"all": [{"m": {"$and": [{"kind": "stock"}, *conds]}}]}
+
+
+def test_strings_compare_with_numbers_as_true() -> None:
+    host = _host()
+    name, fired = _ruleset(host, {"r": stock({"$gt": {"name": 3}})})
+    host.assert_fact(name, {"sid": "a", "kind": "stock", "name": "abc"})
+    assert fired == ["r"]  # why every expression is type-checked before it is compiled
+
+
+def test_missing_field_in_arithmetic_still_matches() -> None:
+    host = _host()
+    name, fired = _ruleset(host, {"r": stock({"$gt": {"pe": {"$mul": {"$l": 1.5, "$r": {"$m": "avg"}}}}})})
+    host.assert_fact(name, {"sid": "a", "kind": "stock", "pe": 86.26})
+    assert fired == ["r"]  # why compile.py adds an $ex test for every field read on the right side
+
+
+def test_missing_field_never_matches_even_not_equal() -> None:
+    host = _host()
+    name, fired = _ruleset(host, {"r": stock({"$neq": {"x": 1}}), "s": stock({"$gt": {"y": 0}})})
+    host.assert_fact(name, {"sid": "a", "kind": "stock", "y": 1})
+    assert fired == ["s"]
+
+
+def test_negation_is_not_withdrawn_when_the_fact_arrives_later() -> None:
+    host = _host()
+    rules = {
+        "producer": {"pri": 1, **stock()},
+        "absent": {"pri": 2, "all": [{"a": {"kind": "stock"}},
+                                     {"n$not": {"$and": [{"kind": "signal"}, {"name": "x"}]}}]},
+    }
+    name, fired = _ruleset(host, rules)
+    host._ruleset_directory[name]._actions["producer"]._func = lambda c: (
+        fired.append("producer"), c.assert_fact({"kind": "signal", "name": "x"}))
+    host.assert_fact(name, {"sid": "a", "kind": "stock"})
+    assert fired == ["producer", "absent"]  # why negation rules are stratified behind a phase marker
+
+
+def test_lower_pri_fires_first_and_facts_fire_every_rule() -> None:
+    host = _host()
+    name, fired = _ruleset(host, {"late": {"pri": 5, **stock()}, "early": {"pri": 1, **stock()}})
+    host.assert_fact(name, {"sid": "a", "kind": "stock"})
+    assert fired == ["early", "late"]
+
+
+def test_events_are_consumed_by_the_first_rule() -> None:
+    host = _host()
+    name, fired = _ruleset(host, {"a": {"pri": 1, **stock()}, "b": {"pri": 2, **stock()}})
+    host.post(name, {"sid": "a", "kind": "stock"})
+    assert fired == ["a"]  # why symbols are asserted as facts, not posted as events
+
+
+def test_exceptions_in_actions_are_swallowed_into_the_state() -> None:
+    host = _host()
+    name, _ = _ruleset(host, {"r": stock()})
+    host._ruleset_directory[name]._actions["r"]._func = lambda c: 1 / 0
+    host.assert_fact(name, {"sid": "a", "kind": "stock"})
+    assert "division by zero" in host.get_state(name, "a")["exception"]
+
+
+def test_identical_fact_is_rejected() -> None:
+    host = _host()
+    name, _ = _ruleset(host, {"r": stock()})
+    host.assert_fact(name, {"sid": "a", "kind": "stock"})
+    with pytest.raises(durable_engine.MessageObservedException):
+        host.assert_fact(name, {"sid": "a", "kind": "stock"})
+
+
+def test_exponent_constants_are_rejected_and_names_cannot_be_redefined() -> None:
+    import durable_rules_engine
+
+    host = _host()
+    with pytest.raises(durable_rules_engine.error, match="204"):
+        _ruleset(host, {"r": stock({"$gt": {"x": 1e-05}})})
+    name, _ = _ruleset(host, {"r": stock()})
+    with pytest.raises(Exception, match="already registered"):
+        host.set_rulesets({name: {"r": {**stock(), "run": lambda c: None}}})
+
+
+def test_set_rulesets_consumes_the_run_functions() -> None:
+    host = _host()
+    definition = {"r": {**stock(), "run": lambda c: None}}
+    host.set_rulesets({f"t{uuid.uuid4().hex[:10]}": definition})
+    assert "run" not in definition["r"]  # why Compiled.definitions() hands out a deep copy
+
+
+def test_a_fact_meeting_more_than_64_nodes_fails_the_whole_assert() -> None:
+    import durable_rules_engine
+
+    host = _host()
+    rules = {f"r{i}": stock({"$gt": {"x": i}}) for i in range(70)}
+    name, fired = _ruleset(host, rules)
+    with pytest.raises(durable_rules_engine.error, match="303"):
+        host.assert_fact(name, {"sid": "a", "kind": "stock", "x": 100})
+    assert fired == []  # why compile.py shards rules under a node budget
+
+
+ADAPTER_SURVIVES = """
+from engine.compile import Compiled, CLOSE_KEY, CLOSE_RULE
+from engine.rete import Rete
+# A shard whose only rule never matches: no action runs unless the adapter makes one run.
+shard = {"r0": {"all": [{"stock": {"$and": [{"kind": "stock"}, {"$gt": {"x": 100}}]}}]}, CLOSE_KEY: dict(CLOSE_RULE)}
+from engine.compile import CompiledRule
+c = Compiled("t", {"t_s": shard}, {"x.r": CompiledRule("x.r", "r0", "t_s", 0, 1, [], {"stock": "stock"}, [], {})},
+             {("t_s", "r0"): "x.r"}, {"t_s": {"stock"}}, {}, [])
+rete = Rete()
+for i in range(300):
+    assert rete.run(c, {"stock": {"x": i % 50}}, f"s{i}").firings == []
+print("ok")
+"""
+
+
+def test_adapter_deletes_sessions_in_which_no_action_ran() -> None:
+    # Without the adapter's close__ action, deleting such a session frees uninitialised pointers.
+    out = subprocess.run([sys.executable, "-c", ADAPTER_SURVIVES], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

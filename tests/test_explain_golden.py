@@ -1,0 +1,39 @@
+"""Golden files for the derivation tree: review the diff when it changes (pytest --update-golden)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.explain import render_markdown, render_tree
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.mark.parametrize(("symbol", "name"), [("600111", "600111_explain.txt"), ("300127", "300127_explain.txt")])
+def test_explain_tree_matches_golden(ws, update_golden, symbol, name):
+    text = render_tree(ws.evaluate(symbol, run_id="golden"))
+    path = GOLDEN / name
+    if update_golden or not path.exists():
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8")
+
+
+def test_explain_names_rules_facts_and_sources(ws):
+    text = render_tree(ws.evaluate("600111"))
+    assert "decided by: score 4 >= 4" in text
+    assert "<- rating.sector-tailwind (rating, rules/rating.yaml:" in text
+    assert "<- signal structural_shortage from supply_demand.gap-widening" in text
+    assert "stock.pe_ttm = 86.26 x [Jinling AI [0], 2026-01-19]" in text
+    assert "valuation.pe-stretched-vs-history (rules/valuation.yaml:" in text and "needs stock.pe_hist_avg" in text
+
+
+def test_cli_explain_prints_the_tree(verdict):
+    out = verdict("evaluate", "600111", "--explain")
+    assert out.returncode == 0 and out.stdout.startswith("600111.SH Northern Rare Earth: Buy (score 4)")
+
+
+def test_markdown_lists_fired_rules(ws):
+    md = render_markdown(ws.evaluate("300127"))
+    assert "| medium |" not in md and "`valuation.rich-without-growth`" in md

@@ -1,0 +1,127 @@
+"""The expression language: parsing, type errors with positions, three-valued evaluation, DNF."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine import expr
+from engine.model import Catalog, FactValue
+
+CATALOG = Catalog.model_validate({"namespaces": {
+    "stock": {
+        "price": {"type": "number", "label": "Price", "family": "prices"},
+        "pe_ttm": {"type": "number", "label": "PE", "family": "fundamentals"},
+        "kdj_j": {"type": "number", "label": "J", "family": "technicals", "bounds": True},
+        "name": {"type": "text", "label": "Name", "family": "reference"},
+        "is_st": {"type": "bool", "label": "ST", "family": "reference"},
+    },
+    "sector": {"gap": {"type": "number", "label": "Gap", "family": "sector"}},
+}})
+ENV = expr.TypeEnv(CATALOG, {"overbought", "tailwind"})
+
+
+def check(text: str) -> expr.Node:
+    return expr.check_condition(text, ENV)
+
+
+def fv(**kw) -> FactValue:  # type: ignore[no-untyped-def]
+    return FactValue.model_validate({"as_of": "2026-01-19", "source": "s", **kw})
+
+
+@pytest.mark.parametrize(("text", "code", "col"), [
+    ("stock.pe_tmm > 3", "unknown-fact", 0),
+    ("stocks.price > 3", "unknown-fact", 0),
+    ("stock.name > 3", "type", 0),
+    ("stock.price > 'x'", "type", 14),
+    ("stock.price == true", "type", 0),
+    ("stock.price > 1 and 3", "type", 20),
+    ("stock.price > > 3", "syntax", 14),
+    ("signal.overbougth", "unknown-signal", 0),
+    ("signal.overbought.value", "unknown-name", 0),
+    ("price > 3", "unknown-name", 0),
+    ("__import__('os').system('x')", "unknown-function", 0),
+    ("stock.price.real > 1", "unknown-name", 0),
+    ("[x for x in y]", "unsupported", 0),
+    ("stock.price + 1", "type", 0),
+    ("true", "constant", 0),
+    ("lambda: 1", "unsupported", 0),
+])
+def test_errors_carry_code_and_column(text: str, code: str, col: int) -> None:
+    with pytest.raises(expr.ExprError) as err:
+        check(text)
+    assert err.value.code == code
+    assert err.value.pos.col == col
+
+
+def test_did_you_mean_for_fact_and_signal() -> None:
+    with pytest.raises(expr.ExprError, match="unknown fact path") as err:
+        check("stock.pe_tmm > 3")
+    assert "stock.pe_ttm" in err.value.hint
+    with pytest.raises(expr.ExprError) as err2:
+        check("signal.overbougth")
+    assert "overbought" in err2.value.hint
+
+
+def test_evaluation_is_three_valued_and_respects_bounds() -> None:
+    env = expr.EvalEnv({"stock.price": fv(value=51.07), "stock.kdj_j": fv(gt=80)}, {"overbought": [-1]})
+    assert expr.truth(check("stock.kdj_j > 80"), env) is True
+    assert expr.truth(check("stock.kdj_j >= 80"), env) is True
+    assert expr.truth(check("stock.kdj_j > 90"), env) is None
+    assert expr.truth(check("stock.kdj_j < 80"), env) is False
+    assert expr.truth(check("stock.kdj_j <= 80"), env) is False
+    assert expr.truth(check("stock.pe_ttm > 3"), env) is None
+    assert expr.truth(check("stock.pe_ttm > 3 or stock.price > 50"), env) is True
+    assert expr.truth(check("stock.pe_ttm > 3 and stock.price > 60"), env) is False
+    assert expr.truth(check("signal.overbought and not signal.tailwind"), env) is True
+    assert expr.truth(check("signal.overbought.score < 0"), env) is True
+    assert expr.truth(check("abs(stock.price - 50) < 2"), env) is True
+    assert expr.truth(check("stock.name in ['a', 'b']"), expr.EvalEnv({"stock.name": fv(value="b")}, {})) is True
+
+
+def test_describe_states_values_threshold_and_margin() -> None:
+    env = expr.EvalEnv({"stock.pe_ttm": fv(value=86.26), "stock.price": fv(value=40.1)}, {})
+    seen: list[expr.CmpResult] = []
+    expr.truth(check("stock.pe_ttm > 1.5 * stock.price"), env, seen)
+    assert expr.describe_cmp(seen[0]) == "stock.pe_ttm 86.26 > 1.5 * stock.price = 60.15 (holds by 43.4%)"
+
+
+def test_dnf_pushes_negation_to_the_leaves() -> None:
+    dnf = expr.to_dnf(check("not (stock.price > 3 and signal.overbought)"))
+    assert len(dnf) == 2
+    assert expr.unparse(dnf[0][0].node) == "stock.price <= 3"
+    assert dnf[1][0].negated and isinstance(dnf[1][0].node.item, expr.SignalRef)
+    abs_dnf = expr.to_dnf(check("abs(stock.price) > 2"))
+    assert [[expr.unparse(lit.node) for lit in c] for c in abs_dnf] == [["stock.price > 2"], ["stock.price < -2"]]
+
+
+def test_templates_render_values_bounds_and_missing() -> None:
+    env = expr.EvalEnv({"stock.pe_ttm": fv(value=86.26), "stock.kdj_j": fv(gt=80)}, {})
+    parts = expr.parse_template("PE {stock.pe_ttm:.1f}, J {stock.kdj_j}, P {stock.price}, {{literal}}")
+    assert expr.render_template(parts, env) == "PE 86.3, J > 80, P n/a, {literal}"
+
+
+texts = st.text(alphabet=st.sampled_from(list("stock.pricesignal_overbought ()<>=!+-*/0123456789.andornot'\"[],:abs")),
+                max_size=60)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(texts)
+def test_parser_never_raises_anything_but_expr_error(text: str) -> None:
+    try:
+        node = check(text)
+    except expr.ExprError as e:
+        assert e.code and e.message
+        return
+    expr.to_dnf(node) if len(text) < 40 else None
+
+
+@pytest.mark.slow
+@settings(max_examples=10000, deadline=None)
+@given(st.text(max_size=80))
+def test_parser_fuzz_slow(text: str) -> None:
+    with contextlib.suppress(expr.ExprError):
+        check(text)
