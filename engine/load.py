@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from . import expr
-from .errors import FactError, LookupFailure, Problem, RuleError, did_you_mean, problem
+from .errors import FactError, Location, LookupFailure, Problem, RuleError, did_you_mean, problem
 from .model import (
     Catalog,
     CommodityFile,
@@ -374,6 +374,8 @@ class LoadedRule:
     cond: expr.Node
     values: dict[str, expr.Node]  # "entry.0.low" -> expression
     templates: dict[str, list[str | expr.Placeholder]]  # "warning.0" -> parts
+    when_at: Location = field(default_factory=Location)  # where the `when` text starts
+    then_at: Location = field(default_factory=Location)
 
     @property
     def id(self) -> str:
@@ -555,7 +557,8 @@ def _check_rule(r: Rule, pack: str, doc: SourceDoc, loc: Loc, env: expr.TypeEnv,
     if not ok:
         return None
     line = doc.at(loc).line
-    return LoadedRule(r, pack, doc.path, line, cond, values, templates)
+    when_at = doc.at(wloc).shifted(doc.value_col_offset(wloc))
+    return LoadedRule(r, pack, doc.path, line, cond, values, templates, when_at, doc.at(tloc))
 
 
 def _at(p: Problem, rule_id: str, prefix: str = "") -> Problem:
