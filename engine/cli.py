@@ -91,28 +91,109 @@ def evaluate(
 def rules_check(
     directory: Annotated[Path, typer.Argument(help="Rules directory.")] = Path("rules"),
     facts: FactsOpt = Path("facts"),
+    format: Annotated[Format, typer.Option("--format", "-f", help="table (file:line:col lines) or json.")] = Format.table,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
+) -> None:
+    """Validate and lint every pack: file:line:col: severity: message [rule-id]; exit 1 on errors."""
+    from .lint import check
+
+    report = check(directory, facts)
+    if format is Format.json:
+        typer.echo(json.dumps([p.as_dict() for p in report.problems], indent=2, ensure_ascii=False))
+    else:
+        for p in report.problems:
+            typer.echo(p.render())
+        summary = f"{report.errors} error(s), {report.warnings} warning(s)"
+        if report.rules:
+            summary += f" in {report.rules} rules"
+        if report.rulesets:
+            summary += f" ({report.rulesets} durable_rules rulesets)"
+        typer.echo(summary + ".", err=True)
+    if report.errors or (strict and report.warnings):
+        raise typer.Exit(1)
+
+
+@rules_app.command("test")
+def rules_test(
+    directory: Annotated[Path, typer.Argument(help="Rules directory (cases are read from DIR/tests).")] = Path("rules"),
+    facts: FactsOpt = Path("facts"),
+    coverage: Annotated[bool, typer.Option("--coverage", help="Report rules no case fired, per pack.")] = False,
+    min_coverage: Annotated[float, typer.Option("--min-coverage", help="Fail below this percentage.")] = 0.0,
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
 ) -> None:
-    """Load, type-check and compile every pack; report problems as file:line:col: severity: message."""
-    from .compile import compile_rules
-    from .load import load_facts, load_rules
+    """Run the rule test cases beside the packs; exit 1 on any failure."""
+    from .casetest import coverage as measure
+    from .casetest import run_cases
+    from .pipeline import Workspace
 
-    base = load_facts(facts)
-    try:
-        book = load_rules(directory, base.catalog)
-        compiled = compile_rules(book, base.catalog)
-    except VerdictError as exc:
-        if format is Format.json:
-            typer.echo(json.dumps([p.as_dict() for p in exc.problems], indent=2, ensure_ascii=False))
-        else:
-            for p in exc.problems:
-                typer.echo(p.render())
-            typer.echo(f"{len(exc.problems)} problem(s) found.", err=True)
-        raise typer.Exit(1) from None
+    ws = Workspace.open(directory, facts)
+    results = run_cases(ws)
+    cov = measure(ws, results)
+    failed = [r for r in results if not r.passed]
     if format is Format.json:
-        typer.echo("[]")
+        typer.echo(json.dumps({
+            "cases": [{"name": r.case.name, "file": r.where.file, "line": r.where.line, "passed": r.passed,
+                       "failures": r.failures, "error": r.error} for r in results],
+            "passed": len(results) - len(failed), "failed": len(failed),
+            "coverage": {"percent": round(cov.percent, 1), "packs": {
+                p: {"fired": f, "total": t, "never_fired": n} for p, (f, t, n) in cov.per_pack.items()}},
+        }, indent=2, ensure_ascii=False))
     else:
-        typer.echo(f"{len(book.rules)} rules in {len(compiled.shards)} rulesets: no problems found.")
+        for r in results:
+            typer.echo(f"{'PASS' if r.passed else 'FAIL'}  {r.where.file}:{r.where.line}  {r.case.name}")
+            for line in ([r.error] if r.error else r.failures):
+                typer.echo(f"      {line}")
+        if coverage:
+            typer.echo("")
+            typer.echo("coverage (rules fired by at least one case):")
+            for pack, (f, t, never) in cov.per_pack.items():
+                typer.echo(f"  {pack:<16} {f:>3}/{t:<3} {100.0 * f / t:5.1f}%" + (
+                    f"   never fired: {', '.join(never)}" if never else ""))
+            typer.echo(f"  {'total':<16} {cov.fired:>3}/{cov.total:<3} {cov.percent:5.1f}%")
+        typer.echo(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if failed or (cov.percent < min_coverage):
+        if cov.percent < min_coverage:
+            typer.echo(f"coverage {cov.percent:.1f}% is below --min-coverage {min_coverage:g}%", err=True)
+        raise typer.Exit(1)
+
+
+@rules_app.command("schema")
+def rules_schema(
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the *.schema.json files to.")] = Path("schema"),
+) -> None:
+    """Write JSON Schemas of rule, policy, test and fact files (for editors' YAML language servers)."""
+    from .schema import write_schemas
+
+    for path in write_schemas(out):
+        typer.echo(str(path))
+
+
+@rules_app.command("diff")
+def rules_diff(
+    old: Annotated[Path, typer.Argument(help="Rules directory before the edit.")],
+    new: Annotated[Path, typer.Argument(help="Rules directory after the edit.")],
+    facts: FactsOpt = Path("facts"),
+    format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
+) -> None:
+    """Which symbols' ratings, targets, entries and warnings an edit changes, and which rules cause it."""
+    from .pipeline import Workspace
+    from .rulediff import diff_rulebooks
+
+    d = diff_rulebooks(Workspace.open(old, facts), Workspace.open(new, facts))
+    if format is Format.json:
+        typer.echo(json.dumps(d.as_dict(), indent=2, ensure_ascii=False))
+        return
+    for label, ids in (("added", d.added), ("removed", d.removed), ("edited", d.edited)):
+        if ids:
+            typer.echo(f"rules {label}: {', '.join(ids)}")
+    if not d.symbols:
+        typer.echo("no symbol's outcome changes.")
+    for s in d.symbols:
+        typer.echo(f"{s.symbol} {s.name}: " + "; ".join(s.changes))
+        if s.newly_fired:
+            typer.echo(f"    now fires: {', '.join(s.newly_fired)}")
+        if s.stopped_firing:
+            typer.echo(f"    no longer fires: {', '.join(s.stopped_firing)}")
 
 
 def main() -> None:
@@ -120,7 +201,9 @@ def main() -> None:
     argv = sys.argv[1:]
     debug = "--debug" in argv
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            raise SystemExit(rc)
     except VerdictError as exc:
         if debug:
             raise

@@ -15,7 +15,8 @@ from typing import Any
 
 from .expr import Interval, fmt_num
 from .load import FactBase, StockFacts
-from .model import ConflictPolicy, FactValue, Source
+from .errors import did_you_mean
+from .model import Catalog, ConflictPolicy, FactValue, Source
 
 IDENTITY_FACTS = ("symbol", "name", "exchange", "board")
 FILE_SOURCE = "fact file"
@@ -148,6 +149,41 @@ def symbol_facts(base: FactBase, stock: StockFacts, policy: ConflictPolicy) -> S
         if conflict:
             conflicts.append(conflict)
     return SymbolFacts(stock, chosen, conflicts)
+
+
+OVERRIDE_SOURCE = "override"
+
+
+def given_value(value: Any, as_of: dt.date, source: str) -> FactValue:
+    """A FactValue from a plain value or a bound mapping such as {gt: 80}, as tests and what-ifs give them."""
+    if isinstance(value, dict):
+        return FactValue.model_validate({**value, "as_of": as_of, "source": source})
+    return FactValue(value=value, as_of=as_of, source=source)
+
+
+def check_override(catalog: Catalog, path: str, fv: FactValue) -> str:
+    """'' when `fv` fits the catalog's declaration of `path`, else what is wrong (with a did-you-mean)."""
+    spec = catalog.spec(path)
+    if spec is None:
+        hint = did_you_mean(path, catalog.paths())
+        return f"unknown fact path '{path}'." + (f" {hint}" if hint else "")
+    if fv.value is None:
+        return "" if spec.type == "number" else f"'{path}' is {spec.type}; only numbers can be given as bounds."
+    v = fv.value
+    ok = {"number": isinstance(v, (int, float)) and not isinstance(v, bool), "bool": isinstance(v, bool),
+          "text": isinstance(v, str)}[spec.type]
+    return "" if ok else f"'{path}' must be {spec.type}, not {v!r}."
+
+
+def with_overrides(sf: SymbolFacts, catalog: Catalog, overrides: dict[str, FactValue]) -> SymbolFacts:
+    """A copy of `sf` in which each overridden path has exactly the given value."""
+    chosen = dict(sf.chosen)
+    for path, fv in overrides.items():
+        problem = check_override(catalog, path, fv)
+        if problem:
+            raise ValueError(problem)
+        chosen[path] = Chosen(path, fv, derived="override")
+    return SymbolFacts(sf.stock, chosen, [c for c in sf.conflicts if c.path not in overrides])
 
 
 def fact_text(fv: FactValue, unit: str) -> str:

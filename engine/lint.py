@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
 
 from . import expr
-from .errors import Problem
+from .errors import FactError, Problem, RuleError
 from .load import LoadedRule, RuleBook
 
 RULE_CODES = {
@@ -159,3 +161,41 @@ def _conflicting_overrides(book: RuleBook) -> list[Problem]:
                                        "Give one of them a higher salience so the outcome does not depend on "
                                        "firing order.", rule=b.id))
     return out
+
+
+@dataclass
+class CheckReport:
+    problems: list[Problem]
+    rules: int = 0
+    rulesets: int = 0
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for p in self.problems if p.severity == "error")
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for p in self.problems if p.severity == "warning")
+
+
+def check(rules_dir: Path, facts_dir: Path) -> CheckReport:
+    """Everything `verdict rules check` reports: load, type, compile and lint problems, all at once."""
+    from .compile import compile_rules
+    from .load import load_facts, load_rules_partial
+
+    def ordered(ps: list[Problem]) -> list[Problem]:
+        return sorted(ps, key=lambda p: (p.loc.file, p.loc.line, p.loc.col, p.code))
+
+    try:
+        base = load_facts(facts_dir)
+    except FactError as exc:
+        return CheckReport(exc.problems)
+    book, problems = load_rules_partial(rules_dir, base.catalog)
+    if book is None:
+        return CheckReport(ordered(problems))
+    problems += lint(book)
+    try:
+        compiled = compile_rules(book, base.catalog)
+    except RuleError as exc:
+        return CheckReport(ordered(problems + exc.problems), len(book.rules))
+    return CheckReport(ordered(problems), len(book.rules), len(compiled.shards))

@@ -413,6 +413,17 @@ def _pack_files(root: Path) -> list[Path]:
 
 def load_rules(root: Path, catalog: Catalog) -> RuleBook:
     """Load every pack under `root` and its policy.yaml; raise RuleError listing every problem."""
+    book, problems = load_rules_partial(root, catalog)
+    if problems or book is None:
+        raise RuleError(problems)
+    return book
+
+
+def load_rules_partial(root: Path, catalog: Catalog) -> tuple[RuleBook | None, list[Problem]]:
+    """Every problem, and a book of the rules that did check out (None without a valid policy).
+
+    `verdict rules check` lints the good rules even when others are broken, so one run reports all.
+    """
     if not root.is_dir():
         raise LookupFailure([problem(display_path(root), 0, 0, "no-rules-dir",
                                      f"the rules directory '{display_path(root)}' does not exist.",
@@ -476,10 +487,7 @@ def load_rules(root: Path, catalog: Catalog) -> RuleBook:
                                         f"rating '{lr.rule.then.rating.value}' is not on the policy's scale.",
                                         did_you_mean(lr.rule.then.rating.value, names) or
                                         f"The scale is: {', '.join(names)}."))
-    if problems:
-        raise RuleError(problems)
-    assert policy is not None
-    return RuleBook(root, policy, rules, files)
+    return (RuleBook(root, policy, rules, files) if policy is not None else None), problems
 
 
 def _doc_for(raw: list[tuple[Pack, SourceDoc]], lr: LoadedRule) -> SourceDoc:

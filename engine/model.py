@@ -389,3 +389,67 @@ class Evaluation(BaseModel):
     facts_hash: str
     engine_version: str
     disclaimer: str
+
+
+# ----------------------------------------------------------------------------------- rule tests
+
+
+GivenValue = Scalar | dict[str, Number]
+
+
+class RangeExpect(Strict):
+    """Bounds on a computed price: each given bound must hold."""
+
+    low_min: float | None = None
+    low_max: float | None = None
+    high_min: float | None = None
+    high_max: float | None = None
+
+
+class EntryExpect(RangeExpect):
+    advice: Advice | None = None
+    note_contains: str | None = None
+    absent: bool = Field(False, description="expect no entry for this horizon")
+
+
+class CaseExpect(Strict):
+    rating: str | None = None
+    score: float | None = None
+    signals: list[str] = Field([], description="signals that must be emitted")
+    no_signals: list[str] = Field([], description="signals that must not be emitted")
+    fired: list[str] = []
+    not_fired: list[str] = []
+    not_evaluable: list[str] = []
+    warnings: list[str] = Field([], description="rule ids that must have raised a warning")
+    no_warnings: list[str] = []
+    entries: dict[Horizon, EntryExpect] = {}
+    target: RangeExpect | None = None
+    no_target: bool = False
+
+
+class GivenFacts(Strict):
+    """Inline facts for a case: nothing else from the facts directory is visible."""
+
+    as_of: dt.date = dt.date(2026, 1, 1)
+    stock: dict[str, GivenValue] = {}
+    sector: dict[str, GivenValue] = {}
+    commodity: dict[str, GivenValue] = {}
+
+
+class Case(Strict):
+    name: str
+    symbol: str | None = Field(None, description="take the facts of this symbol from the facts directory")
+    file: str | None = Field(None, description="a stock fact file, relative to the case file")
+    given: GivenFacts | None = None
+    set: dict[str, GivenValue] = Field({}, description="override facts: path -> value or bound")
+    expect: CaseExpect
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Case:
+        if sum(x is not None for x in (self.symbol, self.file, self.given)) != 1:
+            raise ValueError("give exactly one of `symbol`, `file` or `given`")
+        return self
+
+
+class CaseFile(Strict):
+    cases: list[Case]

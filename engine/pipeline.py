@@ -77,12 +77,18 @@ class Workspace:
     def symbols(self) -> list[str]:
         return sorted(self.facts.stocks)
 
+    def symbol_facts(self, query: str) -> SymbolFacts:
+        return symbol_facts(self.facts, self.facts.find(query), self.book.policy.conflicts)
+
     def evaluate(self, query: str, run_id: str | None = None) -> Evaluation:
+        return self.evaluate_facts(self.symbol_facts(query), run_id)
+
+    def evaluate_facts(self, sf: SymbolFacts, run_id: str | None = None) -> Evaluation:
+        """Evaluate prepared facts (a symbol's, with overrides, or a test case's)."""
         from . import rete
 
-        stock = self.facts.find(query)
+        stock = sf.stock
         policy = self.book.policy
-        sf = symbol_facts(self.facts, stock, policy.conflicts)
         run_id = run_id or uuid.uuid4().hex
         result = rete.engine().run(self.compiled, durable_facts(sf, self.compiled), f"{run_id}:{stock.file.symbol}")
         res = resolve(result.firings, self.rules, policy, sf)
