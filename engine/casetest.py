@@ -8,6 +8,7 @@ difference for each failed expectation, and measures which rules no case ever fi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,16 +106,16 @@ def case_facts(ws: Workspace, case: Case, case_path: Path) -> SymbolFacts:
         g = case.given
         stock_file = StockFile(symbol="000000.SH", name=case.name, sector="__case__", exchange="SH")
 
-        def facts(values: dict[str, object]) -> dict[str, list[FactValue]]:
+        def as_facts(values: Mapping[str, object]) -> dict[str, list[FactValue]]:
             return {k: [given_value(v, g.as_of, "case")] for k, v in values.items()}
 
         from .load import FactBase
 
         base = FactBase(ws.facts.root, ws.facts.catalog, ws.facts.sources, {},
                         {"__case__": SectorFacts(SectorFile(sector="__case__", name="case"), "case",
-                                                 facts(g.sector))},
-                        facts(g.commodity))
-        sf = symbol_facts(base, StockFacts(stock_file, "case", facts(g.stock), None), policy)  # type: ignore[arg-type]
+                                                 as_facts(g.sector))},
+                        as_facts(g.commodity))
+        sf = symbol_facts(base, StockFacts(stock_file, "case", as_facts(g.stock), None), policy)
         bad = [f"{ns}.{k}" for ns, d in (("stock", g.stock), ("sector", g.sector), ("commodity", g.commodity))
                for k in d if ws.facts.catalog.spec(f"{ns}.{k}") is None]
         if bad:

@@ -91,7 +91,7 @@ def evaluate(
 def rules_check(
     directory: Annotated[Path, typer.Argument(help="Rules directory.")] = Path("rules"),
     facts: FactsOpt = Path("facts"),
-    format: Annotated[Format, typer.Option("--format", "-f", help="table (file:line:col lines) or json.")] = Format.table,
+    format: Annotated[Format, typer.Option("--format", "-f", help="table (file:line:col) or json.")] = Format.table,
     strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
 ) -> None:
     """Validate and lint every pack: file:line:col: severity: message [rule-id]; exit 1 on errors."""

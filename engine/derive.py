@@ -13,9 +13,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import did_you_mean
 from .expr import Interval, fmt_num
 from .load import FactBase, StockFacts
-from .errors import did_you_mean
 from .model import Catalog, ConflictPolicy, FactValue, Source
 
 IDENTITY_FACTS = ("symbol", "name", "exchange", "board")

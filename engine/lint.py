@@ -72,7 +72,7 @@ def _constant(node: expr.Node) -> tuple[bool, object]:
         return True, node.value
     if isinstance(node, expr.Neg):
         ok, v = _constant(node.operand)
-        return (ok and isinstance(v, (int, float))), (-v if isinstance(v, (int, float)) else None)  # type: ignore[operator]
+        return (ok and isinstance(v, (int, float))), (-v if isinstance(v, (int, float)) else None)
     return False, None
 
 

@@ -178,7 +178,7 @@ class StockFacts:
     file: StockFile
     path: str
     facts: dict[str, list[FactValue]]
-    doc: SourceDoc
+    doc: SourceDoc | None
 
 
 @dataclass
@@ -443,64 +443,68 @@ def load_rules_partial(root: Path, catalog: Catalog) -> tuple[RuleBook | None, l
             policy, errs = validate(Policy, pdoc)
             problems.extend(errs)
 
-    raw: list[tuple[Pack, SourceDoc]] = []
+    raw: list[tuple[Pack, SourceDoc, list[tuple[int, Rule]]]] = []
     for path in _pack_files(root):
         files[str(path.relative_to(root))] = path.read_bytes()
         doc = _read(path, root, problems)
         if not doc:
             continue
-        pack, errs = validate(Pack, doc)
+        # The header and each rule are validated on their own, so one bad rule hides no other.
+        items = doc.data.get("rules")
+        header, errs = validate(Pack, doc, data={**doc.data, "rules": []})
         problems.extend(errs)
-        if pack:
-            raw.append((pack, doc))
+        if not isinstance(items, list):
+            where = doc.key_at(("rules",)) if "rules" in doc.data else doc.at(())
+            problems.append(problem(where.file, where.line, where.col, "no-rules",
+                                    "a pack needs `rules:`, a list of rules.", "Add `rules:` with at least one rule."))
+            continue
+        good: list[tuple[int, Rule]] = []
+        for i, item in enumerate(items):
+            rule, errs = validate(Rule, doc, ("rules", i), item)
+            rid: str = item["id"] if isinstance(item, dict) and isinstance(item.get("id"), str) else ""
+            problems.extend(_at(p, rid) for p in errs)
+            if rule is not None:
+                good.append((i, rule))
+        if header is not None:
+            raw.append((header, doc, good))
 
     # Signals are declared by being emitted: collect them before type-checking any `when`.
-    signals = {s.name for pack, _ in raw for r in pack.rules for s in r.then.signals()}
+    signals = {s.name for _, _, good in raw for _, r in good for s in r.then.signals()}
     env = expr.TypeEnv(catalog, signals)
     value_env = expr.TypeEnv(catalog, signals, allow_signals=False)
     rules: list[LoadedRule] = []
     seen_ids: dict[str, str] = {}
-    for pack, doc in raw:
-        for i, r in enumerate(pack.rules):
+    locs: dict[str, tuple[SourceDoc, Loc]] = {}
+    for pack, doc, good in raw:
+        for i, r in good:
             loc: Loc = ("rules", i)
             where = doc.at(loc)
             if r.id in seen_ids:
                 problems.append(problem(where.file, where.line, where.col, "duplicate-id",
                                         f"rule id '{r.id}' is already used at {seen_ids[r.id]}.",
-                                        "Rule ids must be unique across all packs."))
+                                        "Rule ids must be unique across all packs.", r.id))
                 continue
             seen_ids[r.id] = f"{where.file}:{where.line}"
             if not r.id.startswith(pack.pack + "."):
                 idw = doc.at((*loc, "id"))
                 problems.append(problem(idw.file, idw.line, idw.col, "id-prefix",
                                         f"rule id '{r.id}' should start with its pack name '{pack.pack}.'.",
-                                        f"Rename it to '{pack.pack}.{r.id.partition('.')[2]}'."))
+                                        f"Rename it to '{pack.pack}.{r.id.partition('.')[2]}'.", r.id))
             loaded = _check_rule(r, pack.pack, doc, loc, env, value_env, problems)
             if loaded:
                 rules.append(loaded)
+                locs[r.id] = (doc, loc)
     if policy is not None:
         names = policy.scale.names()
         for lr in rules:
             if lr.rule.then.rating and lr.rule.then.rating.value not in names:
-                where = _doc_for(raw, lr).at((*_rule_loc(raw, lr), "then", "rating", "value"))
+                doc, loc = locs[lr.id]
+                where = doc.at((*loc, "then", "rating", "value"))
                 problems.append(problem(where.file, where.line, where.col, "unknown-rating",
                                         f"rating '{lr.rule.then.rating.value}' is not on the policy's scale.",
                                         did_you_mean(lr.rule.then.rating.value, names) or
                                         f"The scale is: {', '.join(names)}."))
     return (RuleBook(root, policy, rules, files) if policy is not None else None), problems
-
-
-def _doc_for(raw: list[tuple[Pack, SourceDoc]], lr: LoadedRule) -> SourceDoc:
-    return next(doc for _, doc in raw if doc.path == lr.file)
-
-
-def _rule_loc(raw: list[tuple[Pack, SourceDoc]], lr: LoadedRule) -> Loc:
-    for pack, doc in raw:
-        if doc.path == lr.file:
-            for i, r in enumerate(pack.rules):
-                if r.id == lr.id:
-                    return ("rules", i)
-    return ()
 
 
 def _check_rule(r: Rule, pack: str, doc: SourceDoc, loc: Loc, env: expr.TypeEnv, value_env: expr.TypeEnv,

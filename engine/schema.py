@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .model import Catalog, CaseFile, CommodityFile, Pack, Policy, SectorFile, SourceList, StockFile
+from .model import CaseFile, Catalog, CommodityFile, Pack, Policy, SectorFile, SourceList, StockFile
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "pack": Pack,
