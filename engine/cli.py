@@ -10,16 +10,22 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from .errors import Location, LookupFailure, Problem, VerdictError
 
+if TYPE_CHECKING:
+    from .model import Evaluation
+    from .pipeline import Workspace
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="verdict: rule-based investment ratings, every one traced to rules and sourced facts.")
 rules_app = typer.Typer(no_args_is_help=True, help="Check and inspect rule packs.")
 app.add_typer(rules_app, name="rules")
+audit_app = typer.Typer(no_args_is_help=True, help="The audit log: list, show, replay, verify, export.")
+app.add_typer(audit_app, name="audit")
 
 _state = {"debug": False}
 
@@ -32,6 +38,8 @@ class Format(StrEnum):
 
 RulesOpt = Annotated[Path, typer.Option("--rules", help="Directory of YAML rule packs and policy.yaml.")]
 FactsOpt = Annotated[Path, typer.Option("--facts", help="Directory of fact files (catalog, sources, stocks, sectors).")]
+AuditOpt = Annotated[Path | None, typer.Option("--audit-db", help="Audit log (default: $VERDICT_AUDIT_DB, else "
+                                                                  "~/.local/share/verdict/audit.sqlite3).")]
 
 
 @app.callback()
@@ -56,8 +64,13 @@ def evaluate(
     facts: FactsOpt = Path("facts"),
     format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     explain: Annotated[bool, typer.Option("--explain", help="Print the derivation tree.")] = False,
+    no_record: Annotated[bool, typer.Option("--no-record", help="Do not append to the audit log.")] = False,
+    audit_db: AuditOpt = None,
 ) -> None:
-    """Evaluate a stock (or --all) on the rule packs and facts; print rating, target, entries, warnings."""
+    """Evaluate a stock (or --all) on the rule packs and facts; print rating, target, entries, warnings.
+
+    Every evaluation is appended to the audit log unless --no-record is given.
+    """
     from .explain import render_markdown, render_rows, render_table, render_tree
     from .pipeline import Workspace
 
@@ -68,6 +81,8 @@ def evaluate(
     evs = ws.evaluate_all() if all_ else [ws.evaluate(symbol or "")]
     ranks = {name: i for i, name in enumerate(ws.book.policy.scale.names())}
     evs.sort(key=lambda e: (ranks.get(e.rating, len(ranks)), -e.score, e.symbol))
+    if not no_record:
+        _record(ws, evs, audit_db)
     if format is Format.json:
         payload = [e.model_dump(mode="json") for e in evs]
         typer.echo(json.dumps(payload if all_ else payload[0], ensure_ascii=False, indent=2))
@@ -194,6 +209,153 @@ def rules_diff(
             typer.echo(f"    now fires: {', '.join(s.newly_fired)}")
         if s.stopped_firing:
             typer.echo(f"    no longer fires: {', '.join(s.stopped_firing)}")
+
+
+def _record(ws: Workspace, evs: list[Evaluation], audit_db: Path | None) -> None:
+    from .audit import AuditLog
+
+    log = AuditLog(audit_db)
+    try:
+        for ev in evs:
+            log.append(run_id=ev.run_id, symbol=ev.symbol, rating=ev.rating, engine_version=ev.engine_version,
+                       output=ev.model_dump_json(), rules_files=ws.book.files, facts_files=ws.facts.files,
+                       rules_name=ws.rules_dir.resolve().name, facts_name=ws.facts_dir.resolve().name)
+    finally:
+        log.close()
+
+
+def _evaluation(record: object) -> object:
+    from .audit import Record
+    from .model import Evaluation
+
+    assert isinstance(record, Record)
+    return Evaluation.model_validate_json(record.output)
+
+
+@audit_app.command("list")
+def audit_list(
+    symbol: Annotated[str | None, typer.Option("--symbol", help="Only this symbol (e.g. 600111.SH).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only runs on or after this date (YYYY-MM-DD).")] = None,
+    audit_db: AuditOpt = None,
+    format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
+) -> None:
+    """List recorded evaluations, oldest first."""
+    import datetime as dt
+
+    from .audit import AuditLog
+
+    try:
+        day = dt.date.fromisoformat(since) if since else None
+    except ValueError:
+        raise LookupFailure([Problem(Location(), "bad-date", f"--since '{since}' is not a date.",
+                                     "Write it as YYYY-MM-DD, e.g. --since 2026-01-20.")]) from None
+    log = AuditLog(audit_db, create=False)
+    rows = log.list(_canonical_symbol(symbol), day)
+    if format is Format.json:
+        typer.echo(json.dumps([{"seq": r.seq, "run_id": r.run_id, "created_utc": r.created_utc, "user": r.os_user,
+                                "symbol": r.symbol, "rating": r.rating, "engine_version": r.engine_version}
+                               for r in rows], indent=2))
+        return
+    for r in rows:
+        typer.echo(f"{r.seq:>5}  {r.run_id}  {r.created_utc[:19]}Z  {r.symbol:<10} {r.rating:<8} {r.os_user}")
+    typer.echo(f"{len(rows)} record(s) in {log.path}", err=True)
+
+
+def _canonical_symbol(symbol: str | None) -> str | None:
+    if symbol and "." not in symbol and symbol.isdigit() and len(symbol) == 6:
+        return symbol + (".SH" if symbol[0] in "69" else ".BJ" if symbol[0] in "48" else ".SZ")
+    return symbol.upper() if symbol else None
+
+
+@audit_app.command("show")
+def audit_show(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix of 6+ characters).")],
+    audit_db: AuditOpt = None,
+    format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
+) -> None:
+    """The derivation tree of a recorded run, exactly as it was."""
+    from .audit import AuditLog
+    from .explain import render_markdown, render_tree
+    from .model import Evaluation
+
+    rec = AuditLog(audit_db, create=False).get(run_id)
+    ev = _evaluation(rec)
+    assert isinstance(ev, Evaluation)
+    if format is Format.json:
+        typer.echo(rec.output)
+        return
+    typer.echo(f"run {rec.run_id}  seq {rec.seq}  {rec.created_utc}  by {rec.os_user}  engine {rec.engine_version}")
+    typer.echo(render_markdown(ev) if format is Format.markdown else render_tree(ev))
+
+
+@app.command("why")
+def why(
+    target: Annotated[str, typer.Argument(help="A symbol (its latest recorded run) or a run id.")],
+    audit_db: AuditOpt = None,
+) -> None:
+    """Why a recorded rating was given, and why not the rating one band up or down."""
+    from .audit import AuditLog
+    from .explain import render_tree
+    from .model import Evaluation
+    from .whynot import why_not
+
+    log = AuditLog(audit_db, create=False)
+    try:
+        rec = log.latest(_canonical_symbol(target) or target)
+    except LookupFailure:
+        rec = log.get(target)
+    ev = _evaluation(rec)
+    assert isinstance(ev, Evaluation)
+    typer.echo(f"run {rec.run_id}  recorded {rec.created_utc}  by {rec.os_user}  engine {rec.engine_version}")
+    typer.echo(render_tree(ev))
+    typer.echo(why_not(ev))
+
+
+@audit_app.command("replay")
+def audit_replay(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix of 6+ characters).")],
+    audit_db: AuditOpt = None,
+) -> None:
+    """Re-run a recorded evaluation from its stored rules and facts; exit 1 with a diff if it differs."""
+    from .audit import AuditLog, replay
+
+    log = AuditLog(audit_db, create=False)
+    result = replay(log, log.get(run_id))
+    if result.identical:
+        typer.echo(f"identical: run {result.run_id} ({result.symbol}) replays to the same output, byte for byte.")
+        return
+    typer.echo(f"DIFFERENT: run {result.run_id} ({result.symbol}) replays to a different output:")
+    typer.echo(result.diff)
+    raise typer.Exit(1)
+
+
+@audit_app.command("verify")
+def audit_verify(audit_db: AuditOpt = None) -> None:
+    """Walk the hash chain; name the first record altered, removed or reordered (exit 1)."""
+    from .audit import AuditLog
+
+    log = AuditLog(audit_db, create=False)
+    result = log.verify()
+    if result.ok:
+        typer.echo(f"chain valid: {result.records} record(s) in {log.path}.")
+        return
+    typer.echo(f"chain BROKEN at {log.path}: {result.problem}", err=True)
+    raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    audit_db: AuditOpt = None,
+    symbol: Annotated[str | None, typer.Option("--symbol")] = None,
+) -> None:
+    """Every record as one JSON object per line (with its output and snapshot hashes)."""
+    from .audit import AuditLog
+
+    for r in AuditLog(audit_db, create=False).list(_canonical_symbol(symbol)):
+        d = r.fields()
+        d["output"] = json.loads(r.output)
+        d["record_hash"] = r.record_hash
+        typer.echo(json.dumps(d, ensure_ascii=False, sort_keys=True))
 
 
 def main() -> None:

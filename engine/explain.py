@@ -61,6 +61,39 @@ def then_paths(lr: LoadedRule) -> list[str]:
     return list(dict.fromkeys(path for n in nodes for path in expr.fact_paths(n)))
 
 
+def blockers(cond: expr.Node, env: expr.EvalEnv) -> list[str]:
+    """The leaves of a condition that are not true: what kept the rule from firing, with margins."""
+    out: list[str] = []
+
+    def leaf(node: expr.Node, negated: bool) -> None:
+        if isinstance(node, expr.Not):
+            leaf(node.item, not negated)
+            return
+        if isinstance(node, expr.BoolOp):
+            for item in node.items:
+                leaf(item, negated)
+            return
+        t = expr.truth(node, env)
+        if t is None:
+            seen: list[expr.CmpResult] = []
+            expr.truth(node, env, seen)
+            missing = expr.missing_paths(node, env)
+            out.append(f"{expr.unparse(node)}: " + (f"missing {', '.join(missing)}" if missing else
+                                                    "; ".join(expr.describe_cmp(s) for s in seen) or "undecided"))
+        elif t is negated:
+            if isinstance(node, expr.Truth) and isinstance(node.item, expr.SignalRef):
+                out.append(f"signal {node.item.name} is {'present' if t else 'absent'}")
+            elif isinstance(node, expr.Cmp):
+                seen = []
+                expr.truth(node, env, seen)
+                out.append(("not " if negated else "") + expr.describe_cmp(seen[0]))
+            else:
+                out.append(f"{'not ' if negated else ''}{expr.unparse(node)} is {str(t).lower()}")
+
+    leaf(cond, False)
+    return out
+
+
 def trace(firings: list[Firing], rules: dict[str, LoadedRule], compiled: Compiled, env: expr.EvalEnv,
           ) -> tuple[list[Fired], list[NotFired]]:
     fired: list[Fired] = []
@@ -100,7 +133,8 @@ def trace(firings: list[Firing], rules: dict[str, LoadedRule], compiled: Compile
             missing = [c.text for c in _comparisons(lr.cond, env) if c.holds is None]
         not_fired.append(NotFired(rule=rid, pack=lr.pack, file=lr.file, line=lr.line, status=status,
                                   missing=missing if status == "not_evaluable" else [],
-                                  comparisons=_comparisons(lr.cond, env)))
+                                  comparisons=_comparisons(lr.cond, env), blocked_by=blockers(lr.cond, env),
+                                  would_emit=[{"name": s.name, "score": s.score} for s in lr.rule.then.signals()]))
     not_fired.sort(key=lambda n: (n.status, n.file, n.line))
     return fired, not_fired
 

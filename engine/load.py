@@ -40,16 +40,17 @@ COMMODITIES_FILE = "commodities.yaml"
 
 
 def display_path(path: Path, root: Path | None = None) -> str:
-    """Paths in messages are relative to the working directory when possible (stable in tests)."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        if root is not None:
-            try:
-                return str(Path(root.name) / path.resolve().relative_to(root.resolve()))
-            except ValueError:
-                pass
-        return str(path)
+    """How a file is named in messages and outputs: `<root dir name>/<path inside it>`.
+
+    Independent of the working directory, so the same rules give the same output (and a replay from
+    an audit snapshot reproduces it byte for byte); paths outside a root are shown as given.
+    """
+    if root is not None:
+        try:
+            return str(Path(root.name) / path.resolve().relative_to(root.resolve()))
+        except ValueError:
+            pass
+    return str(path)
 
 
 # --------------------------------------------------------------------------------- validation

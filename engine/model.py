@@ -328,6 +328,8 @@ class NotFired(BaseModel):
     status: Literal["false", "not_evaluable"]
     missing: list[str] = []
     comparisons: list[Comparison] = []
+    blocked_by: list[str] = Field([], description="the parts of the condition that failed or were undecided")
+    would_emit: list[dict[str, Any]] = Field([], description="signals (name, score) it would have emitted")
 
 
 class SignalOut(BaseModel):
@@ -360,6 +362,11 @@ class TargetOut(BaseModel):
     rule: str
 
 
+class BandOut(BaseModel):
+    name: str
+    min_score: float | None
+
+
 class RatingOut(BaseModel):
     name: str
     meaning: str
@@ -367,6 +374,7 @@ class RatingOut(BaseModel):
     benchmark: str
     horizon: str
     decided_by: str
+    bands: list[BandOut] = Field([], description="the policy's bands, best first, as they were when rated")
 
 
 class Evaluation(BaseModel):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from . import expr
 from .derive import SymbolFacts
 from .load import LoadedRule
-from .model import EntryOut, Policy, RatingOut, SignalOut, TargetOut, WarningOut
+from .model import BandOut, EntryOut, Policy, RatingOut, SignalOut, TargetOut, WarningOut
 from .rete import Firing
 
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
@@ -86,7 +86,8 @@ def resolve(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy,
             rating, decided_by = o.value, f"raised to {o.value} by {rid}"
     meaning = next(b.meaning for b in policy.scale.ratings if b.name == rating)
     rating_out = RatingOut(name=rating, meaning=meaning, scale=policy.scale.name,
-                           benchmark=policy.scale.benchmark, horizon=policy.scale.horizon, decided_by=decided_by)
+                           benchmark=policy.scale.benchmark, horizon=policy.scale.horizon, decided_by=decided_by,
+                           bands=[BandOut(name=b.name, min_score=b.min_score) for b in policy.scale.ratings])
 
     target = None
     for rid in fired:

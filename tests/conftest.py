@@ -43,14 +43,22 @@ def workdir(tmp_path: Path) -> Path:
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_audit_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """No test writes to the user's real audit log."""
+    path = tmp_path_factory.mktemp("audit") / "audit.sqlite3"
+    os.environ["VERDICT_AUDIT_DB"] = str(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def verdict() -> Run:
     """Run the installed console script (the real command a user types) in a given directory."""
     exe = shutil.which("verdict", path=str(Path(sys.executable).parent)) or shutil.which("verdict")
     assert exe, "the verdict console script is not installed; run pip install -e ."
 
-    def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "COLUMNS": "160", "NO_COLOR": "1"}
+    def run(*args: str, cwd: Path = ROOT, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "COLUMNS": "160", "NO_COLOR": "1", **(env_extra or {})}
         return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=120)
 
     return run
