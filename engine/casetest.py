@@ -100,7 +100,7 @@ def case_facts(ws: Workspace, case: Case, case_path: Path) -> SymbolFacts:
         facts = _fact_entries(doc, doc.data.get("facts"), "stock", ws.facts.catalog, ws.facts.sources, problems)
         if errs or problems or stf is None:
             raise RuleError(errs + problems)
-        sf = symbol_facts(ws.facts, StockFacts(stf, doc.path, facts, doc), policy)
+        sf = symbol_facts(ws.facts, StockFacts(stf, doc.path, facts, doc), ws.book.policy)
     else:
         assert case.given is not None
         g = case.given
@@ -115,7 +115,7 @@ def case_facts(ws: Workspace, case: Case, case_path: Path) -> SymbolFacts:
                         {"__case__": SectorFacts(SectorFile(sector="__case__", name="case"), "case",
                                                  as_facts(g.sector))},
                         as_facts(g.commodity))
-        sf = symbol_facts(base, StockFacts(stock_file, "case", as_facts(g.stock), None), policy)
+        sf = symbol_facts(base, StockFacts(stock_file, "case", as_facts(g.stock), None), policy, g.as_of)
         bad = [f"{ns}.{k}" for ns, d in (("stock", g.stock), ("sector", g.sector), ("commodity", g.commodity))
                for k in d if ws.facts.catalog.spec(f"{ns}.{k}") is None]
         if bad:

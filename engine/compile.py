@@ -8,7 +8,8 @@ This module never imports durable. It owns the translation and the engine's stru
 - rules that test the absence of a signal are stratified and wait for a phase marker, because
   durable does not withdraw an activation when the negated fact arrives later;
 - rules are sharded so no fact can meet more than a safe number of condition nodes (durable
-  fails the whole assert past 64, silently for every rule).
+  fails the whole assert past 64, silently for every rule);
+- division gets a float numerator: durable divides two integers as integers (3 / 2 == 1).
 """
 
 from __future__ import annotations
@@ -197,7 +198,11 @@ class _RuleCompiler:
         if isinstance(node, expr.Neg):
             return {"$mul": {"$l": self.rvalue(node.operand, home), "$r": -1}}
         if isinstance(node, expr.Arith):
-            return {ARITH[node.op]: {"$l": self.rvalue(node.left, home), "$r": self.rvalue(node.right, home)}}
+            left = self.rvalue(node.left, home)
+            if node.op == "/":
+                # durable divides two integers as integers (3 / 2 == 1): force a float numerator.
+                left = {"$mul": {"$l": left, "$r": 1.0}}
+            return {ARITH[node.op]: {"$l": left, "$r": self.rvalue(node.right, home)}}
         if isinstance(node, expr.Call):
             raise expr.ExprError(node.pos, "function-in-when",
                                  f"`{node.fn}(...)` cannot be used inside a comparison here.",

@@ -16,7 +16,7 @@ from typing import Any
 from .errors import did_you_mean
 from .expr import Interval, fmt_num
 from .load import FactBase, StockFacts
-from .model import Catalog, ConflictPolicy, FactValue, Source
+from .model import Catalog, ConflictPolicy, FactCheck, FactValue, Policy, Source
 
 IDENTITY_FACTS = ("symbol", "name", "exchange", "board")
 FILE_SOURCE = "fact file"
@@ -42,16 +42,30 @@ class Conflict:
 
 
 @dataclass
+class Note:
+    """A warning about the facts themselves (stale, short history), not from a rule."""
+
+    rule: str
+    severity: str
+    message: str
+
+
+@dataclass
 class SymbolFacts:
     stock: StockFacts
     chosen: dict[str, Chosen]
     conflicts: list[Conflict] = field(default_factory=list)
+    date: dt.date | None = None  # the evaluation date: nothing dated later was used
+    notes: list[Note] = field(default_factory=list)
+    checks: list[FactCheck] = field(default_factory=list)
 
     def values(self) -> dict[str, FactValue]:
         return {p: c.value for p, c in self.chosen.items()}
 
     @property
     def as_of(self) -> dt.date | None:
+        if self.date is not None:
+            return self.date
         dates = [c.value.as_of for c in self.chosen.values() if c.path.startswith("stock.")]
         return max(dates) if dates else None
 
@@ -122,33 +136,106 @@ def choose(path: str, values: list[FactValue], policy: ConflictPolicy, sources: 
     return Chosen(path, best, tuple(others), bool(clashing)), conflict
 
 
-def symbol_facts(base: FactBase, stock: StockFacts, policy: ConflictPolicy) -> SymbolFacts:
-    """Resolve every stock, sector and commodity fact the symbol can see to one value each."""
+def symbol_facts(base: FactBase, stock: StockFacts, policy: Policy | ConflictPolicy,
+                 as_of: dt.date | None = None) -> SymbolFacts:
+    """Resolve every fact the symbol can see on the evaluation date to one value each.
+
+    Only facts dated on or before that date, and only price bars up to it, are read (no look-ahead);
+    technical facts are derived from the price history; stale facts are dropped or flagged by policy.
+    """
+    full = policy if isinstance(policy, Policy) else None
+    conflict_policy: ConflictPolicy = policy.conflicts if isinstance(policy, Policy) else policy
+    day = base.evaluation_date(as_of)
     raw: dict[str, list[FactValue]] = {}
+
+    def visible(vals: list[FactValue]) -> list[FactValue]:
+        return [v for v in vals if day is None or v.as_of <= day]
+
     for name, vals in base.commodities.items():
-        raw[f"commodity.{name}"] = vals
+        raw[f"commodity.{name}"] = visible(vals)
     sector = base.sectors.get(stock.file.sector)
     if sector:
         for name, vals in sector.facts.items():
-            raw[f"sector.{name}"] = vals
+            raw[f"sector.{name}"] = visible(vals)
     for name, vals in stock.facts.items():
-        raw[f"stock.{name}"] = vals
+        raw[f"stock.{name}"] = visible(vals)
+    notes: list[Note] = []
+    how: dict[str, str] = {}
+    if stock.series is not None and full is not None:
+        from .technicals import derive
+
+        series = stock.series.until(day) if day else stock.series
+        derived, warns = derive(series, full.technicals)
+        notes += [Note("facts.history", "medium", w) for w in warns]
+        for d in derived:
+            if base.catalog.spec(d.path) is None:
+                continue
+            raw[d.path] = [d.value, *raw.get(d.path, [])]
+            how[d.path] = d.how
+    raw = {p: vs for p, vs in raw.items() if vs}
     chosen: dict[str, Chosen] = {}
     conflicts: list[Conflict] = []
-    dates = [v.as_of for vals in stock.facts.values() for v in vals]
-    header_date = max(dates) if dates else dt.date(1970, 1, 1)
+    dates = [v.as_of for vals in raw.values() for v in vals if vals]
+    header_date = day or (max(dates) if dates else dt.date(1970, 1, 1))
     for name in IDENTITY_FACTS:
         path = f"stock.{name}"
         if base.catalog.spec(path) is not None and name not in stock.facts:
             fv = FactValue(value=getattr(stock.file, name), as_of=header_date, source=FILE_SOURCE)
             chosen[path] = Chosen(path, fv, derived=f"header of {stock.path}")
+    checks: list[FactCheck] = []
     for path, vals in raw.items():
         spec = base.catalog.spec(path)
-        c, conflict = choose(path, vals, policy, base.sources, spec.label if spec else path)
+        c, conflict = choose(path, vals, conflict_policy, base.sources, spec.label if spec else path)
+        if path in how and c.value.source == vals[0].source == _derived_source():
+            c = Chosen(c.path, c.value, c.alternatives, c.conflict, how[path])
         chosen[path] = c
         if conflict:
             conflicts.append(conflict)
-    return SymbolFacts(stock, chosen, conflicts)
+        if path in how and len(vals) > 1:
+            derived_value, stated = vals[0], vals[1:]
+            agree = not any(disagree(derived_value, s, conflict_policy.tolerance_pct) for s in stated)
+            checks.append(FactCheck(path=path, derived=derived_value.value, how=how[path], agree=agree,
+                                    stated=[{"value": s.value if s.is_point else s.describe(), "source": s.source,
+                                             "as_of": s.as_of.isoformat()} for s in stated]))
+    close, price = chosen.get("stock.close"), chosen.get("stock.price")
+    if close is not None and price is not None and price.value.source != _derived_source() \
+            and close.value.as_of == price.value.as_of:
+        agree = not disagree(close.value, price.value, 0.5)
+        checks.append(FactCheck(path="stock.price", derived=close.value.value, agree=agree,
+                                how=f"last close of the price history ({close.value.basis}) vs the stated price",
+                                stated=[{"value": price.value.value, "source": price.value.source,
+                                         "as_of": price.value.as_of.isoformat()}]))
+    if full is not None and day is not None:
+        chosen, stale = _freshness(chosen, base, full, day)
+        notes += stale
+    return SymbolFacts(stock, chosen, conflicts, day, notes, checks)
+
+
+def _derived_source() -> str:
+    from .technicals import DERIVED_SOURCE
+
+    return DERIVED_SOURCE
+
+
+def _freshness(chosen: dict[str, Chosen], base: FactBase, policy: Policy, day: dt.date
+               ) -> tuple[dict[str, Chosen], list[Note]]:
+    limits = policy.freshness.max_age_days
+    keep: dict[str, Chosen] = {}
+    notes = []
+    for path, c in chosen.items():
+        spec = base.catalog.spec(path)
+        limit = limits.get(spec.family) if spec else None
+        age = (day - c.value.as_of).days
+        if limit is not None and age > limit and c.value.source != FILE_SOURCE:
+            dropped = policy.freshness.stale == "exclude"
+            notes.append(Note("facts.stale", "medium",
+                              f"{spec.label if spec else path} ({path}) is {age} days old on {day} "
+                              f"(as of {c.value.as_of}; the {spec.family if spec else ''} limit is {limit} days)"
+                              + ("; rules that need it are not evaluable." if dropped else "; used anyway.")))
+            if dropped:
+                continue
+        keep[path] = c
+    return keep, notes
 
 
 OVERRIDE_SOURCE = "override"
@@ -183,7 +270,8 @@ def with_overrides(sf: SymbolFacts, catalog: Catalog, overrides: dict[str, FactV
         if problem:
             raise ValueError(problem)
         chosen[path] = Chosen(path, fv, derived="override")
-    return SymbolFacts(sf.stock, chosen, [c for c in sf.conflicts if c.path not in overrides])
+    return SymbolFacts(sf.stock, chosen, [c for c in sf.conflicts if c.path not in overrides], sf.date, sf.notes,
+                       [c for c in sf.checks if c.path not in overrides])
 
 
 def fact_text(fv: FactValue, unit: str) -> str:

@@ -240,6 +240,17 @@ def render_tree(ev: Evaluation) -> str:
                 rule_block(w.rule, "    ", 0)
             else:
                 lines.append(f"    <- {w.rule}")
+    if ev.fact_checks:
+        lines.append("")
+        lines.append("Stated facts checked against the price history")
+        for c in ev.fact_checks:
+            stated = "; ".join(f"{expr.show(s['value']) if not isinstance(s['value'], str) else s['value']} "
+                               f"({s['source']}, {s['as_of']})" for s in c.stated)
+            derived = expr.show(float(c.derived)) if isinstance(c.derived, (int, float)) and not isinstance(
+                c.derived, bool) else str(c.derived).lower()
+            lines.append(f"  {'agree   ' if c.agree else 'DISAGREE'} {c.path}: prices give {derived}, "
+                         f"stated {stated}")
+            lines.append(f"           ({c.how})")
     ne = [n for n in ev.not_fired if n.status == "not_evaluable"]
     if ne:
         lines.append("")

@@ -7,6 +7,7 @@ anything is reported. Nothing here touches durable_rules, the clock or the termi
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from .errors import FactError, Location, LookupFailure, Problem, RuleError, did_
 from .model import (
     Catalog,
     CommodityFile,
+    FactBaseFile,
     FactValue,
     Pack,
     Policy,
@@ -29,6 +31,7 @@ from .model import (
     SourceList,
     StockFile,
 )
+from .prices import PriceSeries, check_gaps, load_series
 from .yamlsrc import Loc, SourceDoc, read_yaml
 
 M = TypeVar("M", bound=BaseModel)
@@ -37,6 +40,7 @@ POLICY_FILE = "policy.yaml"
 CATALOG_FILE = "catalog.yaml"
 SOURCES_FILE = "sources.yaml"
 COMMODITIES_FILE = "commodities.yaml"
+BASE_FILE = "base.yaml"
 
 
 def display_path(path: Path, root: Path | None = None) -> str:
@@ -180,6 +184,7 @@ class StockFacts:
     path: str
     facts: dict[str, list[FactValue]]
     doc: SourceDoc | None
+    series: PriceSeries | None = None
 
 
 @dataclass
@@ -200,6 +205,15 @@ class FactBase:
     sectors: dict[str, SectorFacts]
     commodities: dict[str, list[FactValue]]
     files: dict[str, bytes] = field(default_factory=dict)
+    as_of: dt.date | None = None  # facts/base.yaml, else the newest date of any fact or price
+
+    def latest_date(self) -> dt.date | None:
+        days = [v.as_of for s in self.stocks.values() for vs in s.facts.values() for v in vs]
+        days += [s.series.bars[-1].date for s in self.stocks.values() if s.series and s.series.bars]
+        return max(days) if days else None
+
+    def evaluation_date(self, as_of: dt.date | None = None) -> dt.date | None:
+        return as_of or self.as_of or self.latest_date()
 
     def find(self, query: str) -> StockFacts:
         """A symbol by code (600111), code with exchange (600111.SH), name or alias, any case."""
@@ -355,10 +369,44 @@ def load_facts(root: Path) -> FactBase:
                                     did_you_mean(stf.sector, list(sectors)) or "Add sectors/<name>.yaml."))
         stocks[stf.symbol] = StockFacts(stf, sd.path, facts, sd)
 
+    base_as_of = None
+    bdoc = doc_of(root / BASE_FILE, required=False)
+    if bdoc:
+        bf, errs = validate(FactBaseFile, bdoc)
+        problems.extend(errs)
+        base_as_of = bf.as_of if bf else None
+
+    for s in stocks.values():
+        spec = s.file.prices
+        if spec is None:
+            continue
+        for seg in spec.segments:
+            if seg.source not in sources and s.doc is not None:
+                where = s.doc.at(("prices", "segments"))
+                problems.append(problem(where.file, where.line, where.col, "unknown-source",
+                                        f"price source '{seg.source}' is not listed in facts/{SOURCES_FILE}.",
+                                        did_you_mean(seg.source, list(sources))))
+            seg_path = root / seg.file
+            if seg_path.is_file():
+                files[seg.file] = seg_path.read_bytes()
+        try:
+            s.series = load_series(s.file.symbol, spec, root, root.name, s.path)
+        except FactError as exc:
+            problems.extend(exc.problems)
+    # Trading days: the union of every bundled series' dates (all are SSE/SZSE trading days).
+    calendar = sorted({b.date for s in stocks.values() if s.series for b in s.series.bars})
+    for s in stocks.values():
+        if s.series:
+            problems.extend(check_gaps(s.series, calendar, s.path))
+
     if problems:
         raise FactError(problems)
     assert catalog is not None
-    return FactBase(root, catalog, sources, stocks, sectors, commodities, files)
+    from .technicals import DERIVED_SOURCE
+
+    sources.setdefault(DERIVED_SOURCE, Source(title="Computed by verdict from the symbol's daily price history",
+                                              publisher="verdict (derived from prices)"))
+    return FactBase(root, catalog, sources, stocks, sectors, commodities, files, base_as_of)
 
 
 # --------------------------------------------------------------------------------- rules

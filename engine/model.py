@@ -126,6 +126,21 @@ def _fmt(v: Any) -> str:
 FactEntry = FactValue | list[FactValue]
 
 
+class PriceSegment(Strict):
+    file: str = Field(description="OHLCV CSV, relative to the facts directory")
+    source: str
+    anchor: dt.date | None = Field(None, description="date the adjusted prices were fetched (the qfq anchor)")
+
+
+class PriceSeriesSpec(Strict):
+    """Where a symbol's daily prices are and on what basis: segments are joined only on one basis."""
+
+    adjust: Literal["qfq", "hfq", "raw"]
+    volume_unit: Literal["lots", "shares"] = "lots"
+    segments: list[PriceSegment] = Field(min_length=1)
+    suspensions: list[tuple[dt.date, dt.date]] = Field([], description="[first, last] days with no trading")
+
+
 class StockFile(Strict):
     symbol: str = Field(description="code with exchange suffix, e.g. 600111.SH")
     name: str
@@ -133,6 +148,7 @@ class StockFile(Strict):
     sector: str
     exchange: Literal["SH", "SZ", "BJ"]
     board: Literal["main", "chinext", "star", "bse"] = "main"
+    prices: PriceSeriesSpec | None = None
     facts: dict[str, FactEntry] = {}
 
     @field_validator("symbol")
@@ -153,6 +169,13 @@ class SectorFile(Strict):
     name: str
     index: str = ""
     facts: dict[str, FactEntry] = {}
+
+
+class FactBaseFile(Strict):
+    """facts/base.yaml: the date evaluations are as of unless --as-of says otherwise."""
+
+    as_of: dt.date | None = None
+    description: str = ""
 
 
 class CommodityFile(Strict):
@@ -279,10 +302,39 @@ class ConflictPolicy(Strict):
     source_rank: list[str] = []
 
 
+class TechnicalParams(Strict):
+    """Indicator parameters and conventions for facts derived from prices (see engine/indicators.py)."""
+
+    macd: tuple[int, int, int] = (12, 26, 9)
+    kdj: tuple[int, int, int] = (9, 3, 3)
+    rsi: list[int] = [6, 12, 24]
+    ma: list[int] = [5, 10, 20, 60]
+    boll_n: int = 20
+    boll_k: float = 2.0
+    boll_ddof: Literal[0, 1] = 1
+    near_zero_axis_pct: float = Field(
+        1.0, description="MACD is near the zero axis when |DIF| and |DEA| are below this % of the close")
+    range_days: int = Field(10, description="the trading range spans the closes of this many bars")
+    level_days: int = Field(20, description="resistance/support: highest/lowest close of this many bars")
+    recent_days: int = Field(5, description="window of 'recent' extremes such as the highest J")
+    min_bars: int = Field(120, description="warn below this much history (EMA seeds)")
+
+
+class Freshness(Strict):
+    """Maximum age in calendar days of a fact at the evaluation date, by family."""
+
+    max_age_days: dict[str, int] = {"prices": 7, "technicals": 7, "fundamentals": 130, "flows": 14,
+                                    "sector": 60, "commodity": 100, "reference": 3650}
+    stale: Literal["exclude", "warn"] = Field(
+        "exclude", description="exclude: a stale fact is dropped (rules needing it are not evaluable); warn: kept")
+
+
 class Policy(Strict):
     policy: str
     scale: Scale
     conflicts: ConflictPolicy = ConflictPolicy()
+    technicals: TechnicalParams = TechnicalParams()
+    freshness: Freshness = Freshness()
     disclaimer: str
 
 
@@ -377,6 +429,16 @@ class RatingOut(BaseModel):
     bands: list[BandOut] = Field([], description="the policy's bands, best first, as they were when rated")
 
 
+class FactCheck(BaseModel):
+    """A fact both derived from prices and stated by a source: do they agree?"""
+
+    path: str
+    derived: Any
+    stated: list[dict[str, Any]]
+    agree: bool
+    how: str
+
+
 class Evaluation(BaseModel):
     symbol: str
     name: str
@@ -392,6 +454,7 @@ class Evaluation(BaseModel):
     fired: list[Fired]
     not_fired: list[NotFired]
     facts: list[FactUse]
+    fact_checks: list[FactCheck] = Field([], description="derived facts next to what sources state")
     run_id: str
     ruleset_hash: str
     facts_hash: str

@@ -6,6 +6,7 @@ durable_rules session per call. The CLI is a thin shell over this; so are the te
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 from functools import cached_property
@@ -77,11 +78,11 @@ class Workspace:
     def symbols(self) -> list[str]:
         return sorted(self.facts.stocks)
 
-    def symbol_facts(self, query: str) -> SymbolFacts:
-        return symbol_facts(self.facts, self.facts.find(query), self.book.policy.conflicts)
+    def symbol_facts(self, query: str, as_of: dt.date | None = None) -> SymbolFacts:
+        return symbol_facts(self.facts, self.facts.find(query), self.book.policy, as_of)
 
-    def evaluate(self, query: str, run_id: str | None = None) -> Evaluation:
-        return self.evaluate_facts(self.symbol_facts(query), run_id)
+    def evaluate(self, query: str, run_id: str | None = None, as_of: dt.date | None = None) -> Evaluation:
+        return self.evaluate_facts(self.symbol_facts(query, as_of), run_id)
 
     def evaluate_facts(self, sf: SymbolFacts, run_id: str | None = None) -> Evaluation:
         """Evaluate prepared facts (a symbol's, with overrides, or a test case's)."""
@@ -102,10 +103,10 @@ class Workspace:
             symbol=stock.file.symbol, name=stock.file.name, sector=stock.file.sector, as_of=sf.as_of,
             rating=res.rating.name, score=res.score, rating_info=res.rating, target=res.target,
             entries=res.entries, warnings=warnings, signals=res.signals, fired=fired, not_fired=not_fired,
-            facts=fact_uses(sf, self.facts), run_id=run_id, ruleset_hash=self.compiled.digest,
+            facts=fact_uses(sf, self.facts), fact_checks=sf.checks, run_id=run_id, ruleset_hash=self.compiled.digest,
             facts_hash=sf.digest(self.facts.sources), engine_version=engine_version(),
             disclaimer=policy.disclaimer,
         )
 
-    def evaluate_all(self) -> list[Evaluation]:
-        return [self.evaluate(s) for s in self.symbols()]
+    def evaluate_all(self, as_of: dt.date | None = None) -> list[Evaluation]:
+        return [self.evaluate(s, as_of=as_of) for s in self.symbols()]

@@ -127,6 +127,8 @@ def resolve(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy,
             warnings.append(WarningOut(rule=rid, severity=w.severity, message=_text(lr, f"warning.{i}", env)))
     for c in facts.conflicts:
         warnings.append(WarningOut(rule="facts.conflict", severity="medium", message=c.message))
+    for n in facts.notes:
+        warnings.append(WarningOut.model_validate({"rule": n.rule, "severity": n.severity, "message": n.message}))
     warnings.sort(key=lambda w: (SEVERITY_ORDER[w.severity], w.rule))
     return Resolution(rating_out, score, target, [entries[h] for h in HORIZONS if h in entries], warnings, signals)
 

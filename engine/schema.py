@@ -12,7 +12,17 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .model import CaseFile, Catalog, CommodityFile, Pack, Policy, SectorFile, SourceList, StockFile
+from .model import (
+    CaseFile,
+    Catalog,
+    CommodityFile,
+    FactBaseFile,
+    Pack,
+    Policy,
+    SectorFile,
+    SourceList,
+    StockFile,
+)
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "pack": Pack,
@@ -23,6 +33,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "stock": StockFile,
     "sector": SectorFile,
     "commodities": CommodityFile,
+    "base": FactBaseFile,
 }
 
 
@@ -51,7 +62,7 @@ def kind_of(path: Path, root: Path) -> str | None:
     if rel[0] == "rules":
         return "policy" if rel[-1] == "policy.yaml" else "cases" if "tests" in rel else "pack"
     if rel[0] == "facts":
-        if rel[-1] in ("catalog.yaml", "sources.yaml", "commodities.yaml"):
+        if rel[-1] in ("catalog.yaml", "sources.yaml", "commodities.yaml", "base.yaml"):
             return rel[-1].removesuffix(".yaml")
         return "stock" if "stocks" in rel else "sector" if "sectors" in rel else None
     return None

@@ -82,8 +82,8 @@ def test_symbol_and_all_are_exclusive(verdict):
 
 def test_bad_fact_file_names_its_line(workdir, verdict):
     facts = workdir / "facts" / "stocks" / "300127.yaml"
-    _edit(facts, "{value: 52.3, as_of: 2026-01-20, source: seed-report,",
-          "{value: 52.3, as_of: 2026-01-20, source: seed-reprot,")
+    _edit(facts, "{value: 52.3, as_of: 2026-01-19, source: seed-report,",
+          "{value: 52.3, as_of: 2026-01-19, source: seed-reprot,")
     line = _line_of(facts, "seed-reprot")
     _fails_cleanly(verdict("evaluate", "600111", cwd=workdir), f"facts/stocks/300127.yaml:{line}:",
                    "source 'seed-reprot' is not listed", "Did you mean 'seed-report'?")

@@ -91,7 +91,9 @@ def test_fired_items_name_rule_file_line_and_values(ws):
     cmp = gap.comparisons[0]
     assert cmp.holds is True and cmp.left == 140000 and cmp.right == 10000 and cmp.margin_pct == 1300.0
     kdj = next(f for f in ev.fired if f.rule == "technical.kdj-overbought")
-    assert kdj.facts == {"stock.kdj_j": "> 80"}  # a bound stays a bound: no invented value
+    assert kdj.facts == {"stock.kdj_j": 58.749537, "stock.kdj_j_max_recent": 80.816523}  # derived from prices
+    sector = next(f for f in ev.fired if f.rule == "capital_flow.sector-margin-breadth")
+    assert sector.facts["sector.margin_balance_change_pct"] == "> 10"  # a bound stays a bound: no invented value
 
 
 def test_derived_signals_name_the_firings_they_came_from(ws):

@@ -100,12 +100,12 @@ def test_rules_test_passes_with_coverage(verdict):
 
 def test_rules_test_shows_a_readable_diff_on_failure(workdir, verdict):
     cases = workdir / "rules" / "tests" / "report.yaml"
-    text = cases.read_text(encoding="utf-8").replace("rating: Hold\n      score: 3", "rating: Buy\n      score: 3", 1)
+    text = cases.read_text(encoding="utf-8").replace("rating: Hold\n      score: 2", "rating: Buy\n      score: 2", 1)
     cases.write_text(text, encoding="utf-8")
     out = verdict("rules", "test", cwd=workdir)
     assert out.returncode == 1
     assert "FAIL  rules/tests/report.yaml:" in out.stdout
-    assert "rating: expected Buy, got Hold (score 3;" in out.stdout
+    assert "rating: expected Buy, got Hold (score 2;" in out.stdout
     assert "1 failed" in out.stdout
 
 
@@ -174,7 +174,7 @@ def test_diff_shows_symbols_whose_rating_flips(tmp_path, verdict):
     assert d["rules_edited"] == ["valuation.rich-without-growth"]
     assert [s["symbol"] for s in d["symbols"]] == ["300127.SZ"]
     galaxy = d["symbols"][0]
-    assert "rating Hold -> Buy" in galaxy["changes"] and "score 3 -> 5" in galaxy["changes"]
+    assert "rating Hold -> Buy" in galaxy["changes"] and "score 2 -> 4" in galaxy["changes"]
     assert galaxy["stopped_firing"] == ["valuation.rich-without-growth"]
     text = verdict("rules", "diff", str(old), str(new))
     assert "300127.SZ Galaxy Magnetic: rating Hold -> Buy" in text.stdout

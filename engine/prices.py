@@ -1,0 +1,154 @@
+"""Daily OHLCV history: read, validate with line numbers, join segments on one price basis.
+
+Bad rows are errors, never dropped: dates must ascend without repeats, high >= max(open, close),
+low <= min(open, close), volume >= 0, and a trading day missing from the series must fall inside a
+declared suspension. Segments from different fetches are joined only when they agree on their
+overlap; adjusted prices from different anchors differ by a constant factor there and are refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import FactError, Problem, problem
+from .model import PriceSeriesSpec
+
+REQUIRED = ("date", "open", "high", "low", "close", "volume")
+OVERLAP_TOLERANCE = 0.0051  # two sources rounding to 0.01 can differ by one tick
+
+
+@dataclass(frozen=True)
+class Bar:
+    date: dt.date
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+@dataclass
+class PriceSeries:
+    symbol: str
+    adjust: str
+    bars: list[Bar]
+    sources: list[str]
+    files: list[str]
+    anchor: dt.date | None
+    suspensions: list[tuple[dt.date, dt.date]] = field(default_factory=list)
+
+    def until(self, day: dt.date) -> PriceSeries:
+        """Only the bars on or before `day`: nothing later may reach an as-of evaluation."""
+        return PriceSeries(self.symbol, self.adjust, [b for b in self.bars if b.date <= day], self.sources,
+                           self.files, self.anchor, self.suspensions)
+
+    @property
+    def basis(self) -> str:
+        return self.adjust + (f" anchored {self.anchor}" if self.anchor and self.adjust != "raw" else "")
+
+
+def _date(text: str) -> dt.date:
+    text = text.strip()
+    if len(text) == 8 and text.isdigit():
+        return dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    return dt.date.fromisoformat(text)
+
+
+def read_csv(path: Path, shown: str, problems: list[Problem]) -> list[tuple[int, Bar]]:
+    """Rows of one file with their line numbers; every bad row becomes a problem."""
+    out: list[tuple[int, Bar]] = []
+    try:
+        handle = path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        problems.append(problem(shown, 0, 0, "missing-file", f"cannot read price file: {exc.strerror}.",
+                                "Fix the `file:` of this segment in the stock's prices."))
+        return out
+    with handle:
+        reader = csv.DictReader(handle)
+        cols = [c.strip().lower() for c in reader.fieldnames or []]
+        missing = [c for c in REQUIRED if c not in cols]
+        if missing:
+            problems.append(problem(shown, 1, 1, "price-columns", f"missing column(s): {', '.join(missing)}.",
+                                    f"A price file needs the columns {', '.join(REQUIRED)}."))
+            return out
+        prev: dt.date | None = None
+        for lineno, raw in enumerate(reader, start=2):
+            row = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k}
+            try:
+                bar = Bar(_date(row["date"]), float(row["open"]), float(row["high"]), float(row["low"]),
+                          float(row["close"]), float(row["volume"]))
+            except ValueError as exc:
+                problems.append(problem(shown, lineno, 1, "price-row", f"unreadable row ({exc}).",
+                                        "Dates as YYYY-MM-DD, prices and volume as numbers."))
+                continue
+            bad = []
+            if prev is not None and bar.date <= prev:
+                bad.append(f"date {bar.date} is not after the previous row's {prev}")
+            if bar.high < max(bar.open, bar.close) or bar.high < bar.low:
+                bad.append(f"high {bar.high} is below open/close/low")
+            if bar.low > min(bar.open, bar.close):
+                bad.append(f"low {bar.low} is above open/close")
+            if bar.volume < 0:
+                bad.append(f"volume {bar.volume} is negative")
+            if min(bar.open, bar.high, bar.low, bar.close) <= 0:
+                bad.append("prices must be positive")
+            if bad:
+                problems.append(problem(shown, lineno, 1, "price-row", "; ".join(bad) + ".",
+                                        "Correct the row from the data source; rows are never dropped silently."))
+                continue
+            prev = bar.date
+            out.append((lineno, bar))
+    return out
+
+
+def load_series(symbol: str, spec: PriceSeriesSpec, root: Path, shown_root: str, where: str) -> PriceSeries:
+    """Join the segments of one symbol's series; raise FactError with every problem found."""
+    problems: list[Problem] = []
+    merged: dict[dt.date, Bar] = {}
+    origin: dict[dt.date, str] = {}
+    for seg in spec.segments:
+        shown = f"{shown_root}/{seg.file}"
+        rows = read_csv(root / seg.file, shown, problems)
+        ratios = []
+        for lineno, bar in rows:
+            old = merged.get(bar.date)
+            if old is None:
+                merged[bar.date] = bar
+                origin[bar.date] = f"{shown}:{lineno}"
+                continue
+            if abs(old.close - bar.close) > OVERLAP_TOLERANCE:
+                ratios.append(bar.close / old.close)
+        if ratios:
+            problems.append(problem(shown, 1, 1, "price-basis",
+                                    f"this segment disagrees with the one before it on {len(ratios)} overlapping "
+                                    f"day(s) (close ratio {min(ratios):.5f}..{max(ratios):.5f}): the two were "
+                                    "adjusted on different bases (a qfq anchor across an ex-dividend date).",
+                                    "Use segments fetched on the same basis, or only one of them; series of "
+                                    f"different basis are never mixed ({where})."))
+    if problems:
+        raise FactError(problems)
+    bars = [merged[d] for d in sorted(merged)]
+    anchors = [s.anchor for s in spec.segments if s.anchor]
+    return PriceSeries(symbol, spec.adjust, bars, [s.source for s in spec.segments],
+                       [f"{shown_root}/{s.file}" for s in spec.segments], max(anchors) if anchors else None,
+                       list(spec.suspensions))
+
+
+def check_gaps(series: PriceSeries, calendar: list[dt.date], shown: str) -> list[Problem]:
+    """Trading days (by `calendar`) missing from the series and not inside a declared suspension."""
+    if not series.bars:
+        return []
+    have = {b.date for b in series.bars}
+    first, last = series.bars[0].date, series.bars[-1].date
+    missing = [d for d in calendar if first <= d <= last and d not in have
+               and not any(a <= d <= b for a, b in series.suspensions)]
+    if not missing:
+        return []
+    sample = ", ".join(str(d) for d in missing[:5]) + (" ..." if len(missing) > 5 else "")
+    return [problem(shown, 0, 0, "price-gap",
+                    f"{series.symbol}: {len(missing)} trading day(s) missing: {sample}.",
+                    "Declare suspensions under `prices: suspensions: [[first, last]]`, or complete the data; "
+                    "gaps are never filled in.")]
