@@ -6,6 +6,7 @@ exit with code 2; engine faults with 3; a traceback only with --debug.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from enum import StrEnum
@@ -66,6 +67,8 @@ def evaluate(
     explain: Annotated[bool, typer.Option("--explain", help="Print the derivation tree.")] = False,
     no_record: Annotated[bool, typer.Option("--no-record", help="Do not append to the audit log.")] = False,
     audit_db: AuditOpt = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluate as of this date (YYYY-MM-DD): only facts "
+                                                             "and prices dated on or before it are used.")] = None,
 ) -> None:
     """Evaluate a stock (or --all) on the rule packs and facts; print rating, target, entries, warnings.
 
@@ -78,7 +81,8 @@ def evaluate(
         raise LookupFailure([Problem(Location(), "usage", "give a SYMBOL or --all, not both and not neither.",
                                      "Example: verdict evaluate 600111, or verdict evaluate --all.")])
     ws = Workspace.open(rules, facts)
-    evs = ws.evaluate_all() if all_ else [ws.evaluate(symbol or "")]
+    day = _date_option("--as-of", as_of)
+    evs = ws.evaluate_all(day) if all_ else [ws.evaluate(symbol or "", as_of=day)]
     ranks = {name: i for i, name in enumerate(ws.book.policy.scale.names())}
     evs.sort(key=lambda e: (ranks.get(e.rating, len(ranks)), -e.score, e.symbol))
     if not no_record:
@@ -240,15 +244,9 @@ def audit_list(
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
 ) -> None:
     """List recorded evaluations, oldest first."""
-    import datetime as dt
-
     from .audit import AuditLog
 
-    try:
-        day = dt.date.fromisoformat(since) if since else None
-    except ValueError:
-        raise LookupFailure([Problem(Location(), "bad-date", f"--since '{since}' is not a date.",
-                                     "Write it as YYYY-MM-DD, e.g. --since 2026-01-20.")]) from None
+    day = _date_option("--since", since)
     log = AuditLog(audit_db, create=False)
     rows = log.list(_canonical_symbol(symbol), day)
     if format is Format.json:
@@ -259,6 +257,16 @@ def audit_list(
     for r in rows:
         typer.echo(f"{r.seq:>5}  {r.run_id}  {r.created_utc[:19]}Z  {r.symbol:<10} {r.rating:<8} {r.os_user}")
     typer.echo(f"{len(rows)} record(s) in {log.path}", err=True)
+
+
+def _date_option(name: str, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise LookupFailure([Problem(Location(), "bad-date", f"{name} '{value}' is not a date.",
+                                     f"Write it as YYYY-MM-DD, e.g. {name} 2026-01-19.")]) from None
 
 
 def _canonical_symbol(symbol: str | None) -> str | None:

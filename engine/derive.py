@@ -172,6 +172,9 @@ def symbol_facts(base: FactBase, stock: StockFacts, policy: Policy | ConflictPol
                 continue
             raw[d.path] = [d.value, *raw.get(d.path, [])]
             how[d.path] = d.how
+    if full is not None and day is not None:
+        raw, stale = _freshness(raw, base, full, day)
+        notes += stale
     raw = {p: vs for p, vs in raw.items() if vs}
     chosen: dict[str, Chosen] = {}
     conflicts: list[Conflict] = []
@@ -205,9 +208,6 @@ def symbol_facts(base: FactBase, stock: StockFacts, policy: Policy | ConflictPol
                                 how=f"last close of the price history ({close.value.basis}) vs the stated price",
                                 stated=[{"value": price.value.value, "source": price.value.source,
                                          "as_of": price.value.as_of.isoformat()}]))
-    if full is not None and day is not None:
-        chosen, stale = _freshness(chosen, base, full, day)
-        notes += stale
     return SymbolFacts(stock, chosen, conflicts, day, notes, checks)
 
 
@@ -217,24 +217,34 @@ def _derived_source() -> str:
     return DERIVED_SOURCE
 
 
-def _freshness(chosen: dict[str, Chosen], base: FactBase, policy: Policy, day: dt.date
-               ) -> tuple[dict[str, Chosen], list[Note]]:
+def _freshness(raw: dict[str, list[FactValue]], base: FactBase, policy: Policy, day: dt.date
+               ) -> tuple[dict[str, list[FactValue]], list[Note]]:
+    """Drop (or keep, by policy) values older than their family's limit; one note per family."""
     limits = policy.freshness.max_age_days
-    keep: dict[str, Chosen] = {}
-    notes = []
-    for path, c in chosen.items():
+    exclude = policy.freshness.stale == "exclude"
+    keep: dict[str, list[FactValue]] = {}
+    stale: dict[str, list[tuple[str, FactValue]]] = {}
+    for path, vals in raw.items():
         spec = base.catalog.spec(path)
         limit = limits.get(spec.family) if spec else None
-        age = (day - c.value.as_of).days
-        if limit is not None and age > limit and c.value.source != FILE_SOURCE:
-            dropped = policy.freshness.stale == "exclude"
-            notes.append(Note("facts.stale", "medium",
-                              f"{spec.label if spec else path} ({path}) is {age} days old on {day} "
-                              f"(as of {c.value.as_of}; the {spec.family if spec else ''} limit is {limit} days)"
-                              + ("; rules that need it are not evaluable." if dropped else "; used anyway.")))
-            if dropped:
-                continue
-        keep[path] = c
+        fresh = []
+        for v in vals:
+            if limit is not None and (day - v.as_of).days > limit:
+                stale.setdefault(spec.family if spec else "", []).append((path, v))
+                if exclude:
+                    continue
+            fresh.append(v)
+        keep[path] = fresh
+    notes = []
+    for family, items in sorted(stale.items()):
+        paths = sorted({p for p, _ in items})
+        newest = max(v.as_of for _, v in items)
+        shown = ", ".join(paths[:8]) + (f" and {len(paths) - 8} more" if len(paths) > 8 else "")
+        notes.append(Note("facts.stale", "medium",
+                          f"{len(items)} {family} fact value(s) are older than the {limits[family]}-day limit on "
+                          f"{day} (newest as of {newest}): {shown}; "
+                          + ("they were not used, and rules that need them are not evaluable."
+                             if exclude else "they were used anyway (policy: warn).")))
     return keep, notes
 
 
