@@ -36,4 +36,4 @@ def test_cli_explain_prints_the_tree(verdict):
 
 def test_markdown_lists_fired_rules(ws):
     md = render_markdown(ws.evaluate("300127"))
-    assert "| medium |" not in md and "`valuation.rich-without-growth`" in md
+    assert "| horizon | advice | low | high | note | rule |" in md and "`valuation.rich-without-growth`" in md
