@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine import rete
-from engine.derive import symbol_facts
 from engine.pipeline import Workspace, durable_facts
 
 
 def test_chaining_three_levels_deep_runs_inside_durable(ws):
-    stock = ws.facts.find("600111")
-    sf = symbol_facts(ws.facts, stock, ws.book.policy.conflicts)
+    sf = ws.symbol_facts("600111")
     result = rete.engine().run(ws.compiled, durable_facts(sf, ws.compiled), "chain-test:600111")
     by_rule = {f.rule: f for f in result.firings}
     # level 1: facts -> structural_shortage; level 2: signals -> sector_tailwind; level 3: -> entry
