@@ -117,14 +117,14 @@ def test_conventions() -> None:
     assert ind.sma_cn([30.0], 3, 1, seed=60.0) == [50.0]  # (1 x 30 + 2 x 60) / 3
     dif, dea, bar = ind.macd([10.0, 11.0, 12.0, 11.5])
     assert bar[-1] == pytest.approx(2 * (dif[-1] - dea[-1]))
-    mid, up, _ = ind.boll([1.0, 2.0, 3.0], n=3, k=1, ddof=1)
+    _mid, up, _ = ind.boll([1.0, 2.0, 3.0], n=3, k=1, ddof=1)
     assert up[-1] == pytest.approx(3.0)  # sample std of 1,2,3 is 1
     assert ind.boll([1.0, 2.0, 3.0], n=3, k=1, ddof=0)[1][-1] == pytest.approx(2 + (2 / 3) ** 0.5)
 
 
 def test_flat_window_rsv_is_neutral() -> None:
     # a one-price limit day carried over a whole window (suspension, limit-down): RSV 0/0 -> 50
-    k, d, j = ind.kdj([5.0] * 12, [5.0] * 12, [5.0] * 12)
+    k, _d, j = ind.kdj([5.0] * 12, [5.0] * 12, [5.0] * 12)
     assert k[-1] == pytest.approx(50.0) and j[-1] == pytest.approx(50.0)
 
 
