@@ -215,6 +215,57 @@ def rules_diff(
             typer.echo(f"    no longer fires: {', '.join(s.stopped_firing)}")
 
 
+@app.command("backtest")
+def backtest_cmd(
+    symbol: Annotated[str | None, typer.Argument(help="600111, 600111.SH or the name.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every symbol with a price history.")] = False,
+    start: Annotated[str, typer.Option("--from", help="First date (YYYY-MM-DD).")] = "2025-01-02",
+    end: Annotated[str, typer.Option("--to", help="Last date (YYYY-MM-DD).")] = "2026-04-07",
+    every: Annotated[int, typer.Option("--every", help="Evaluate every N trading days.", min=1)] = 5,
+    out: Annotated[Path, typer.Option("--out", help="Directory for the PNG chart and JSON table.")] = Path("."),
+    rules: RulesOpt = Path("rules"),
+    facts: FactsOpt = Path("facts"),
+    format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
+) -> None:
+    """Evaluate as of each date in a range; forward 20/60-day returns per rating vs buy-and-hold; a chart."""
+    from .backtest import HORIZONS, backtest, chart
+    from .pipeline import Workspace
+
+    if (symbol is None) == (not all_):
+        raise LookupFailure([Problem(Location(), "usage", "give a SYMBOL or --all, not both and not neither.",
+                                     "Example: verdict backtest 600111 --from 2025-06-02 --to 2026-03-31")])
+    d1, d2 = _date_option("--from", start), _date_option("--to", end)
+    assert d1 is not None and d2 is not None
+    ws = Workspace.open(rules, facts)
+    symbols = [s for s in ws.symbols() if ws.facts.stocks[s].series] if all_ else [symbol or ""]
+    results = []
+    for s in symbols:
+        r = backtest(ws, s, d1, d2, every)
+        code = r.symbol.split(".")[0]
+        png = chart(r, out / f"backtest_{code}.png")
+        table = out / f"backtest_{code}.json"
+        table.write_text(json.dumps(r.as_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        results.append((r, png, table))
+    if format is Format.json:
+        typer.echo(json.dumps([r.as_dict() for r, _, _ in results], indent=2, ensure_ascii=False))
+        return
+    for r, png, table in results:
+        typer.echo(f"{r.symbol} {r.name}: {len(r.points)} evaluations {r.start} .. {r.end}, every {r.every} bars")
+        typer.echo(f"  {'rating':<10} {'n':>4} " + " ".join(f"{f'fwd {h}d %':>10} {f'hit {h}d %':>10}"
+                                                     for h in HORIZONS))
+        for s in r.by_rating:
+            typer.echo(f"  {s.rating:<10} {s.count:>4} " + " ".join(
+                f"{_pct(s.mean_forward[h]):>10} {_pct(s.hit_rate[h]):>10}" for h in HORIZONS))
+        typer.echo(f"  {'hold':<10} {len(r.points):>4} " + " ".join(
+            f"{_pct(r.buy_and_hold[h]):>10} {'':>10}" for h in HORIZONS))
+        typer.echo(f"  buy-and-hold over the range: {_pct(r.total_return_pct)}%")
+        typer.echo(f"  chart: {png}\n  table: {table}")
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:+.2f}"
+
+
 def _record(ws: Workspace, evs: list[Evaluation], audit_db: Path | None) -> None:
     from .audit import AuditLog
 
