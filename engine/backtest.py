@@ -109,23 +109,27 @@ def chart(result: BacktestResult, path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
     colors = ["#1a9850", "#91cf60", "#fdae61", "#d73027", "#7f0000"]
     fig, ax = plt.subplots(figsize=(12, 5.5), dpi=110)
-    dates = [p.date for p in result.points]
-    ax.plot(dates, [p.close for p in result.points], color="#333333", linewidth=1.2, label="close (evaluation dates)")
+    def x(day: dt.date) -> float:
+        return float(mdates.date2num(day))
+
+    ax.plot([x(p.date) for p in result.points], [p.close for p in result.points], color="#333333", linewidth=1.2,
+            label="close (evaluation dates)")
     for i, rating in enumerate(result.scale):
         pts = [p for p in result.points if p.rating == rating]
         if pts:
-            ax.scatter([p.date for p in pts], [p.close for p in pts], s=22, zorder=3,
+            ax.scatter([x(p.date) for p in pts], [p.close for p in pts], s=22, zorder=3,
                        color=colors[i % len(colors)], label=rating)
-    first = True
-    for p in result.points:
-        if p.entry_low is not None and p.entry_high is not None:
-            ax.vlines(p.date, p.entry_low, p.entry_high, color="#4575b4", alpha=0.45, linewidth=3,
-                      label="medium-term entry range" if first else None)
-            first = False
+    ranges = [(x(p.date), p.entry_low, p.entry_high) for p in result.points
+              if p.entry_low is not None and p.entry_high is not None]
+    if ranges:
+        ax.vlines([r[0] for r in ranges], [r[1] for r in ranges], [r[2] for r in ranges], color="#4575b4",
+                  alpha=0.45, linewidth=3, label="medium-term entry range")
+    ax.xaxis_date()
     ax.set_title(f"{result.name} ({result.symbol}): ratings as of each date, every {result.every} bars")
     ax.set_ylabel("RMB (price-history basis)")
     ax.grid(alpha=0.25)

@@ -253,9 +253,9 @@ def backtest_cmd(
         typer.echo(f"{r.symbol} {r.name}: {len(r.points)} evaluations {r.start} .. {r.end}, every {r.every} bars")
         typer.echo(f"  {'rating':<10} {'n':>4} " + " ".join(f"{f'fwd {h}d %':>10} {f'hit {h}d %':>10}"
                                                      for h in HORIZONS))
-        for s in r.by_rating:
-            typer.echo(f"  {s.rating:<10} {s.count:>4} " + " ".join(
-                f"{_pct(s.mean_forward[h]):>10} {_pct(s.hit_rate[h]):>10}" for h in HORIZONS))
+        for st in r.by_rating:
+            typer.echo(f"  {st.rating:<10} {st.count:>4} " + " ".join(
+                f"{_pct(st.mean_forward[h]):>10} {_pct(st.hit_rate[h]):>10}" for h in HORIZONS))
         typer.echo(f"  {'hold':<10} {len(r.points):>4} " + " ".join(
             f"{_pct(r.buy_and_hold[h]):>10} {'':>10}" for h in HORIZONS))
         typer.echo(f"  buy-and-hold over the range: {_pct(r.total_return_pct)}%")
