@@ -262,6 +262,95 @@ def backtest_cmd(
         typer.echo(f"  chart: {png}\n  table: {table}")
 
 
+@app.command("what-if")
+def what_if_cmd(
+    symbol: Annotated[str, typer.Argument(help="600111, 600111.SH or the name.")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="PATH=VALUE, repeatable (e.g. stock.pe_ttm=40; "
+                                                                  "a bound: stock.kdj_j=>80).")] = None,
+    rules: RulesOpt = Path("rules"),
+    facts: FactsOpt = Path("facts"),
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluation date (YYYY-MM-DD).")] = None,
+    format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
+) -> None:
+    """Re-evaluate with some facts replaced; show what changed next to the baseline."""
+    from .pipeline import Workspace
+    from .whatif import parse_assignment, what_if
+
+    values = dict(parse_assignment(s) for s in set_ or [])
+    ws = Workspace.open(rules, facts)
+    w = what_if(ws, symbol, values, _date_option("--as-of", as_of))
+    if format is Format.json:
+        typer.echo(json.dumps(w.as_dict(), indent=2, ensure_ascii=False, default=str))
+        return
+    b, s = w.baseline, w.scenario
+    typer.echo(f"{b.symbol} {b.name}, facts as of {b.as_of}")
+    typer.echo(f"  {'':<12} {'baseline':<28} {'what-if':<28}")
+    typer.echo(f"  {'rating':<12} {b.rating + f' (score {b.score:g})':<28} {s.rating + f' (score {s.score:g})':<28}")
+    tb = f"{b.target.low:.2f}-{b.target.high:.2f}" if b.target else "none"
+    ts = f"{s.target.low:.2f}-{s.target.high:.2f}" if s.target else "none"
+    typer.echo(f"  {'target':<12} {tb:<28} {ts:<28}")
+    for h in ("short", "medium", "long"):
+        eb = next((e for e in b.entries if e.horizon == h), None)
+        es = next((e for e in s.entries if e.horizon == h), None)
+        typer.echo(f"  {h + ' entry':<12} {_entry_cell(eb):<28} {_entry_cell(es):<28}")
+    typer.echo(f"  {'warnings':<12} {len(b.warnings):<28} {len(s.warnings):<28}")
+    if not w.overrides:
+        typer.echo("no overrides given: no change.")
+        return
+    typer.echo("changes: " + ("; ".join(w.changes) if w.changes else "none"))
+    if w.newly_fired:
+        typer.echo(f"  now fires: {', '.join(w.newly_fired)}")
+    if w.stopped_firing:
+        typer.echo(f"  no longer fires: {', '.join(w.stopped_firing)}")
+
+
+def _entry_cell(e: object) -> str:
+    from .model import EntryOut
+
+    if not isinstance(e, EntryOut):
+        return "none"
+    rng = "" if e.low is None or e.high is None else f" {e.low:.2f}-{e.high:.2f}"
+    return e.advice + rng
+
+
+@app.command("sensitivity")
+def sensitivity_cmd(
+    symbol: Annotated[str, typer.Argument(help="600111, 600111.SH or the name.")],
+    fact: Annotated[list[str] | None, typer.Option("--fact", help="Only these fact paths (repeatable).")] = None,
+    price: Annotated[bool, typer.Option("--price", help="Only the share price: at what price does the rating "
+                                                        "change?")] = False,
+    chart: Annotated[Path | None, typer.Option("--chart", help="Write a tornado chart (PNG) here.")] = None,
+    rules: RulesOpt = Path("rules"),
+    facts: FactsOpt = Path("facts"),
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluation date (YYYY-MM-DD).")] = None,
+    format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
+) -> None:
+    """For every numeric fact a rule reads: the nearest values below and above at which the rating changes."""
+    from .pipeline import Workspace
+    from .whatif import describe, price_sensitivity, sensitivity, tornado
+
+    ws = Workspace.open(rules, facts)
+    day = _date_option("--as-of", as_of)
+    result = price_sensitivity(ws, symbol, day) if price else sensitivity(ws, symbol, day, fact)
+    if chart is not None:
+        tornado(result, chart)
+    if format is Format.json:
+        typer.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+        return
+    typer.echo(f"{result.symbol} {result.name}: {result.rating} (score {result.score:g}); "
+               f"{len(result.facts)} fact(s) can change the rating ({result.evaluations} re-evaluations)")
+    for s in result.facts:
+        for f in (s.down, s.up):
+            if f is not None:
+                typer.echo(f"  {describe(s, f)}")
+    if not result.facts:
+        typer.echo("  no single fact within the rules' thresholds changes the rating.")
+    if price:
+        typer.echo("  (PE, DCF-vs-price and return facts move with the price; entry ranges: verdict evaluate)")
+    if chart is not None:
+        typer.echo(f"chart: {chart}")
+
+
 def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v:+.2f}"
 
@@ -435,12 +524,14 @@ def main() -> None:
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+        # typer vendors click (typer._click); match by shape so either layout works
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                exc.show()
+                raise SystemExit(0) from None
             exc.show()
-            raise SystemExit(exc.exit_code) from None
-        if isinstance(exc, click.exceptions.Abort):
+            raise SystemExit(exc.exit_code or 2) from None
+        if type(exc).__name__ == "Abort":
             raise SystemExit(130) from None
         if debug:
             raise

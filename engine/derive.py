@@ -265,7 +265,9 @@ def check_override(catalog: Catalog, path: str, fv: FactValue) -> str:
         hint = did_you_mean(path, catalog.paths())
         return f"unknown fact path '{path}'." + (f" {hint}" if hint else "")
     if fv.value is None:
-        return "" if spec.type == "number" else f"'{path}' is {spec.type}; only numbers can be given as bounds."
+        if spec.type == "number" and spec.bounds:
+            return ""
+        return f"'{path}' cannot be given as a bound (the catalog does not declare bounds: true for it)."
     v = fv.value
     ok = {"number": isinstance(v, (int, float)) and not isinstance(v, bool), "bool": isinstance(v, bool),
           "text": isinstance(v, str)}[spec.type]

@@ -35,6 +35,10 @@ class FactSpec(Strict):
     unit: str = ""
     family: Literal["prices", "technicals", "fundamentals", "sector", "commodity", "flows", "reference"]
     bounds: bool = Field(False, description="may be given only as a bound (gt/gte/lt/lte), as reports often do")
+    price_link: Literal["none", "proportional", "value_vs_price_pct", "return_pct"] = Field(
+        "none", description="how the fact moves when the share price moves (for price scenarios): proportional "
+                            "(PE, close), value_vs_price_pct ((value / price - 1) x 100), return_pct (a return "
+                            "ending at the price)")
     description: str = ""
 
 

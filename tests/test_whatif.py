@@ -1,0 +1,104 @@
+"""what-if and sensitivity: every reported threshold flips the rating, a value just short does not."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine.derive import given_value, with_overrides
+from engine.whatif import epsilon, price_overrides, price_sensitivity, sensitivity, what_if
+
+
+def _rating(ws, sf, path: str, value: float) -> str:  # type: ignore[no-untyped-def]
+    ov = {path: given_value(value, sf.chosen[path].value.as_of, "test")}
+    return ws.evaluate_facts(with_overrides(sf, ws.facts.catalog, ov)).rating
+
+
+def test_every_reported_threshold_flips_the_rating_and_just_short_does_not(ws) -> None:  # type: ignore[no-untyped-def]
+    result = sensitivity(ws, "600111")
+    assert result.rating == "Buy" and len(result.facts) >= 5
+    sf = ws.symbol_facts("600111")
+    checked = 0
+    for s in result.facts:
+        for f in (s.up, s.down):
+            if f is None:
+                continue
+            sign = 1 if f.direction == "up" else -1
+            assert _rating(ws, sf, s.path, f.flip_value) == f.rating, (s.path, f)
+            short = f.boundary - sign * epsilon(f.boundary) if f.inclusive else f.boundary
+            assert _rating(ws, sf, s.path, short) == "Buy", (s.path, f, short)
+            checked += 1
+    assert checked >= 5
+    nearest = result.facts[0]
+    assert nearest.nearest_pct() <= result.facts[-1].nearest_pct()
+
+
+def test_growth_guidance_threshold_is_exact(ws) -> None:  # type: ignore[no-untyped-def]
+    result = sensitivity(ws, "600111", paths=["stock.earnings_growth_low_pct"])
+    (s,) = result.facts
+    assert s.down is not None and s.down.boundary == 100 and s.down.inclusive and s.down.rating == "Neutral"
+    assert s.down.rule == "valuation.earnings-growth-strong" and s.down.change_pct == pytest.approx(-14.29, abs=0.01)
+
+
+def test_share_price_threshold(ws) -> None:  # type: ignore[no-untyped-def]
+    result = price_sensitivity(ws, "600111")
+    (s,) = result.facts
+    up = s.up
+    assert up is not None and up.rating == "Hold" and up.rule == "rating.cap-one-sided-valuation"
+    sf = ws.symbol_facts("600111")
+
+    def at(price: float) -> str:
+        return ws.evaluate_facts(with_overrides(sf, ws.facts.catalog, price_overrides(ws, sf, price))).rating
+
+    assert at(up.flip_value) == "Hold"
+    assert at(up.boundary if not up.inclusive else up.boundary - epsilon(up.boundary)) == "Buy"
+    moved = price_overrides(ws, sf, 2 * 51.07)
+    assert moved["stock.pe_ttm"].value == pytest.approx(2 * 86.26)
+    assert moved["stock.dcf_optimistic_vs_price_pct"].value == pytest.approx((2.249 / 2 - 1) * 100)
+
+
+def test_what_if_without_overrides_changes_nothing(ws, verdict) -> None:  # type: ignore[no-untyped-def]
+    w = what_if(ws, "600111", {})
+    assert w.changes == [] and w.newly_fired == [] and w.stopped_firing == []
+    out = verdict("what-if", "600111")
+    assert out.returncode == 0 and "no overrides given: no change." in out.stdout
+
+
+def test_what_if_shows_what_changed(verdict) -> None:  # type: ignore[no-untyped-def]
+    out = verdict("what-if", "300127", "--set", "stock.earnings_growth_low_pct=120", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d["baseline"]["rating"] == "Hold" and d["scenario"]["rating"] == "Buy"
+    assert "rating Hold -> Buy" in d["changes"]
+    assert d["newly_fired"] == ["valuation.earnings-growth-strong"]
+    assert d["stopped_firing"] == ["valuation.rich-without-growth"]
+    bound = verdict("what-if", "600111", "--set", "stock.kdj_j=>90", "--format", "json")
+    assert bound.returncode == 0 and json.loads(bound.stdout)["changes"] == []  # still overbought
+    refused = verdict("what-if", "600111", "--set", "stock.kdj_j_max_recent=>90")
+    assert refused.returncode == 2 and "cannot be given as a bound" in refused.stderr
+
+
+def test_what_if_unknown_path_and_bad_values(verdict) -> None:  # type: ignore[no-untyped-def]
+    out = verdict("what-if", "600111", "--set", "stock.pe_tmm=40")
+    assert out.returncode == 2 and "Did you mean 'stock.pe_ttm'?" in out.stderr and "Traceback" not in out.stderr
+    bad = verdict("what-if", "600111", "--set", "stock.pe_ttm=high")
+    assert bad.returncode == 2 and "must be number" in bad.stderr
+    form = verdict("what-if", "600111", "--set", "stock.pe_ttm")
+    assert form.returncode == 2 and "is not PATH=VALUE" in form.stderr
+
+
+def test_sensitivity_cli_writes_a_tornado_chart(verdict, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    png = tmp_path / "t.png"
+    out = verdict("sensitivity", "600111", "--chart", str(png))
+    assert out.returncode == 0, out.stderr
+    assert "rating becomes Neutral if Net profit growth guidance, low end (stock.earnings_growth_low_pct) falls to " \
+           "100 (-14.3%)" in out.stdout
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bad_cli_arguments_fail_cleanly(verdict) -> None:  # type: ignore[no-untyped-def]
+    out = verdict("evaluate", "600111", "--bogus")
+    assert out.returncode == 2 and "No such option: --bogus" in out.stderr and "Traceback" not in out.stderr
+    out = verdict("backtest", "600111", "--every", "0")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
