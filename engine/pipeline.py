@@ -21,16 +21,10 @@ from .load import FactBase, LoadedRule, RuleBook, load_facts, load_rules
 from .model import Evaluation, WarningOut
 from .resolve import SEVERITY_ORDER, resolve, signal_env
 
-ENGINE_VERSION = "0.1.0"
-
-
 def engine_version() -> str:
-    try:
-        from importlib.metadata import version
+    from . import __version__
 
-        return version("verdict")
-    except Exception:  # pragma: no cover - running from a source tree without install
-        return ENGINE_VERSION
+    return __version__
 
 
 def durable_facts(facts: SymbolFacts, compiled: Compiled) -> dict[str, dict[str, Any]]:

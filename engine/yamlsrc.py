@@ -16,6 +16,8 @@ import yaml
 from .errors import Location, Problem, problem
 
 Loc = tuple[str | int, ...]
+# libyaml's safe loader when the wheel has it (10x faster), else the pure-Python one: both safe.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass
@@ -77,7 +79,7 @@ def parse_yaml(text: str, path: str | Path) -> tuple[SourceDoc, list[Problem]]:
     """Parse one YAML document safely; syntax errors come back as problems, never exceptions."""
     spath = str(path)
     try:
-        loader = yaml.SafeLoader(text)
+        loader = SAFE_LOADER(text)
         try:
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else None
