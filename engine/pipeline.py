@@ -21,6 +21,7 @@ from .load import FactBase, LoadedRule, RuleBook, load_facts, load_rules
 from .model import Evaluation, WarningOut
 from .resolve import SEVERITY_ORDER, resolve, signal_env
 
+
 def engine_version() -> str:
     from . import __version__
 
