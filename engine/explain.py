@@ -16,9 +16,11 @@ from .model import Comparison, Evaluation, FactUse, Fired, NotFired
 from .rete import Firing
 
 
-def _comparisons(cond: expr.Node, env: expr.EvalEnv) -> list[Comparison]:
-    seen: list[expr.CmpResult] = []
-    expr.truth(cond, env, seen)
+def _comparisons(cond: expr.Node, env: expr.EvalEnv, seen: list[expr.CmpResult] | None = None
+                 ) -> list[Comparison]:
+    if seen is None:
+        seen = []
+        expr.truth(cond, env, seen)
     out = []
     for r in seen:
         out.append(Comparison(text=expr.describe_cmp(r), left=_jsonable(r.left), op=r.node.op,
@@ -55,12 +57,6 @@ def _produced(lr: LoadedRule) -> list[str]:
     return out
 
 
-def then_paths(lr: LoadedRule) -> list[str]:
-    nodes = list(lr.values.values()) + [p.node for parts in lr.templates.values() for p in parts
-                                        if isinstance(p, expr.Placeholder)]
-    return list(dict.fromkeys(path for n in nodes for path in expr.fact_paths(n)))
-
-
 def blockers(cond: expr.Node, env: expr.EvalEnv) -> list[str]:
     """The leaves of a condition that are not true: what kept the rule from firing, with margins."""
     out: list[str] = []
@@ -95,7 +91,14 @@ def blockers(cond: expr.Node, env: expr.EvalEnv) -> list[str]:
 
 
 def trace(firings: list[Firing], rules: dict[str, LoadedRule], compiled: Compiled, env: expr.EvalEnv,
-          ) -> tuple[list[Fired], list[NotFired]]:
+          ) -> tuple[list[Fired], list[NotFired], dict[str, bool | None]]:
+    """Fired and not-fired rules with what they saw, and each condition's truth (one evaluation per rule)."""
+    truths: dict[str, bool | None] = {}
+    seen_by_rule: dict[str, list[expr.CmpResult]] = {}
+    for rid, lr in rules.items():
+        seen_cmp: list[expr.CmpResult] = []
+        truths[rid] = expr.truth(lr.cond, env, seen_cmp)
+        seen_by_rule[rid] = seen_cmp
     fired: list[Fired] = []
     for f in firings:
         lr, cr = rules[f.rule], compiled.rules[f.rule]
@@ -112,39 +115,40 @@ def trace(firings: list[Firing], rules: dict[str, LoadedRule], compiled: Compile
                     ns, _, name = path.partition(".")
                     if ns == kind:
                         seen[path] = _seen_value(fact, name)
-        for path in then_paths(lr):  # facts its messages, entries and targets were computed from
+        for path in lr.then_paths:  # facts its messages, entries and targets were computed from
             if path not in seen and path in env.facts:
                 fv = env.facts[path]
                 seen[path] = fv.value if fv.is_point else fv.describe()
         fired.append(Fired(rule=f.rule, title=lr.rule.title, pack=lr.pack, file=lr.file, line=lr.line,
                            salience=lr.rule.salience, facts=seen,
                            signals_used=sorted(used, key=lambda u: (str(u["name"]), str(u["by"]))),
-                           comparisons=_comparisons(lr.cond, env), produced=_produced(lr)))
+                           comparisons=_comparisons(lr.cond, env, seen_by_rule[f.rule]), produced=_produced(lr)))
     done = {f.rule for f in firings}
     not_fired: list[NotFired] = []
     for rid, lr in rules.items():
         if rid in done:
             continue
-        missing = expr.missing_paths(lr.cond, env)
-        t = expr.truth(lr.cond, env)
+        missing = [p for p in lr.paths if p not in env.facts]
+        t = truths[rid]
         status: Literal["false", "not_evaluable"] = \
             "not_evaluable" if (missing and t is not False) or t is None else "false"
         if status == "not_evaluable" and not missing:
-            missing = [c.text for c in _comparisons(lr.cond, env) if c.holds is None]
+            missing = [expr.describe_cmp(c) for c in seen_by_rule[rid] if c.holds is None]
+        # blocked_by names each failed or undecided part with its values and margin; the full list of
+        # comparisons is kept for fired rules only (it is most of the cost of a trace).
         not_fired.append(NotFired(rule=rid, pack=lr.pack, file=lr.file, line=lr.line, status=status,
                                   missing=missing if status == "not_evaluable" else [],
-                                  comparisons=_comparisons(lr.cond, env), blocked_by=blockers(lr.cond, env),
+                                  blocked_by=blockers(lr.cond, env),
                                   would_emit=[{"name": s.name, "score": s.score} for s in lr.rule.then.signals()]))
     not_fired.sort(key=lambda n: (n.status, n.file, n.line))
-    return fired, not_fired
+    return fired, not_fired, truths
 
 
-def cross_check(firings: list[Firing], rules: dict[str, LoadedRule], env: expr.EvalEnv) -> list[str]:
+def cross_check(firings: list[Firing], truths: dict[str, bool | None]) -> list[str]:
     """Where durable_rules and the explanation evaluator disagree: a trap we have not yet handled."""
     done = {f.rule for f in firings}
     out = []
-    for rid, lr in rules.items():
-        t = expr.truth(lr.cond, env)
+    for rid, t in truths.items():
         if rid in done and t is not True:
             out.append(f"durable_rules fired {rid}, but its condition evaluates to "
                        f"{'unknown' if t is None else 'false'} on the same facts.")

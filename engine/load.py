@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -429,6 +430,18 @@ class LoadedRule:
     @property
     def id(self) -> str:
         return self.rule.id
+
+    @cached_property
+    def paths(self) -> list[str]:
+        """Fact paths the condition reads (computed once; the trace asks for them per symbol)."""
+        return expr.fact_paths(self.cond)
+
+    @cached_property
+    def then_paths(self) -> list[str]:
+        """Fact paths its messages, entry and target values read."""
+        nodes = list(self.values.values()) + [p.node for parts in self.templates.values() for p in parts
+                                              if isinstance(p, expr.Placeholder)]
+        return list(dict.fromkeys(path for n in nodes for path in expr.fact_paths(n)))
 
 
 @dataclass

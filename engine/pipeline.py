@@ -89,9 +89,9 @@ class Workspace:
         result = rete.engine().run(self.compiled, durable_facts(sf, self.compiled), f"{run_id}:{stock.file.symbol}")
         res = resolve(result.firings, self.rules, policy, sf)
         env = expr.EvalEnv(sf.values(), signal_env(res.signals))
-        fired, not_fired = trace(result.firings, self.rules, self.compiled, env)
+        fired, not_fired, truths = trace(result.firings, self.rules, self.compiled, env)
         warnings = list(res.warnings)
-        for msg in cross_check(result.firings, self.rules, env):
+        for msg in cross_check(result.firings, truths):
             warnings.append(WarningOut(rule="engine.cross-check", severity="high", message=msg))
         warnings.sort(key=lambda w: (SEVERITY_ORDER[w.severity], w.rule))
         return Evaluation(

@@ -118,9 +118,9 @@ class Rete:
 
     def ensure(self, compiled: Compiled) -> None:
         """Register the compiled shards once; names carry the content hash, so edits get new names."""
-        todo = {name: d for name, d in compiled.definitions().items() if name not in self._registered}
-        if not todo:
+        if all(name in self._registered for name in compiled.shards):
             return
+        todo = {name: d for name, d in compiled.definitions().items() if name not in self._registered}
         for name, rules in todo.items():
             for key, definition in rules.items():
                 definition["run"] = self._action(name, key)

@@ -129,7 +129,7 @@ def test_durable_fires_exactly_the_rules_that_hold(whens, a, b, j, g, p, flag, w
     for rule_id, lr in ws.rules.items():
         fired = rule_id in {f.rule for f in ev.fired}
         assert fired == (expr.truth(lr.cond, env) is True), (rule_id, lr.rule.when)
-    assert cross_check([], {}, env) == []
+    assert cross_check([], {}) == []
 
 
 def test_bounded_fact_compiles_to_its_bound_fields(tmp_path: Path) -> None:

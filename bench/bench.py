@@ -1,0 +1,346 @@
+"""Benchmark: a seeded synthetic universe through verdict, through durable_rules alone, and in plain Python.
+
+    python bench/bench.py                      # 5,000 symbols x 50 and 200 rules, writes bench/RESULTS.md
+    python bench/bench.py --symbols 500 --rules 50 --out /tmp/r.md     # a quick run
+
+For each rule count it measures: load + compile time; our pipeline (derive, durable_rules run, resolve,
+full trace) per symbol in one process and across processes; peak RSS and RSS growth from symbol 1,000
+to the last; (a) the same compiled rulesets driven on durable_rules directly, with a bare action that
+only records the firing and forwards signals (no trace); (b) a plain-Python evaluation of the same
+conditions (fixpoint over signals). It checks that all three fire the same rules for every symbol,
+and times `verdict sensitivity` on one symbol. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+N_FIELDS = 30
+PACK_SIZE = 25
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ------------------------------------------------------------------------------ generator
+
+
+def write_universe(root: Path, n_symbols: int, n_rules: int, seed: int) -> None:
+    """Facts (n_symbols x ~30 numeric facts, 10 sectors) and packs of n_rules, some chained 3 deep."""
+    import yaml
+
+    rng = random.Random(seed)
+    facts, rules = root / "facts", root / "rules"
+    (facts / "stocks").mkdir(parents=True)
+    (facts / "sectors").mkdir()
+    rules.mkdir()
+    stock_fields = {f"f{i:02d}": {"type": "number", "label": f"field {i}", "family": "fundamentals"}
+                    for i in range(N_FIELDS)}
+    sector_fields = {f"s{i}": {"type": "number", "label": f"sector {i}", "family": "sector"} for i in range(5)}
+    (facts / "catalog.yaml").write_text(yaml.safe_dump({"catalog": "bench", "namespaces": {
+        "stock": stock_fields, "sector": sector_fields, "commodity": {}}}))
+    (facts / "sources.yaml").write_text(yaml.safe_dump({"sources": {"gen": {"title": "generated", "publisher":
+                                                                              "bench"}}}))
+    (facts / "base.yaml").write_text("as_of: 2026-01-01\n")
+    for s in range(10):
+        (facts / "sectors" / f"sec{s}.yaml").write_text(yaml.safe_dump({"sector": f"sec{s}", "name": f"S{s}", "facts": {
+            f"s{i}": {"value": round(rng.uniform(0, 100), 2), "as_of": "2026-01-01", "source": "gen"}
+            for i in range(5)}}, sort_keys=False))
+    for n in range(n_symbols):
+        code = f"{600000 + n:06d}" if n < 4000 else f"{n - 4000 + 1:06d}"
+        exch = "SH" if code.startswith("6") else "SZ"
+        values = {f"f{i:02d}": {"value": round(rng.uniform(0, 100), 2), "as_of": "2026-01-01", "source": "gen"}
+                  for i in range(N_FIELDS) if rng.random() > 0.05}  # ~5% of facts missing
+        (facts / "stocks" / f"{code}.yaml").write_text(yaml.safe_dump({
+            "symbol": f"{code}.{exch}", "name": f"Stock {n}", "sector": f"sec{n % 10}", "exchange": exch,
+            "facts": values}, sort_keys=False))
+    packs: dict[str, list[dict[str, Any]]] = {}
+    produced: list[tuple[str, int]] = []  # (signal, depth)
+    for i in range(n_rules):
+        pack = f"p{i // PACK_SIZE}"
+        a, b = rng.sample(range(N_FIELDS), 2)
+        cond = f"stock.f{a:02d} > {rng.randint(20, 80)} and stock.f{b:02d} < {rng.randint(30, 90)}"
+        depth = 0
+        if produced and rng.random() < 0.3:
+            sig, d = rng.choice([p for p in produced if p[1] < 2] or produced[:1])
+            cond = f"signal.{sig} and stock.f{a:02d} > {rng.randint(10, 60)}"
+            depth = d + 1
+        elif rng.random() < 0.15:
+            cond += f" and sector.s{rng.randrange(5)} > {rng.randint(10, 70)}"
+        name = f"g{i}"
+        produced.append((name, depth))
+        packs.setdefault(pack, []).append({"id": f"{pack}.r{i}", "when": cond,
+                                          "then": {"signal": {"name": name, "score": rng.choice([-1, 1, 1])}}})
+    for pack, items in packs.items():
+        (rules / f"{pack}.yaml").write_text(yaml.safe_dump({"pack": pack, "rules": items}, sort_keys=False))
+    (rules / "policy.yaml").write_text(yaml.safe_dump({
+        "policy": "bench", "disclaimer": "synthetic", "scale": {"name": "bench", "benchmark": "none", "horizon": "-",
+        "ratings": [{"name": "Buy", "min_score": 5, "meaning": "b"}, {"name": "Hold", "min_score": 0, "meaning": "h"},
+                    {"name": "Sell", "meaning": "s"}]}}))
+
+
+# ------------------------------------------------------------------------------ three ways
+
+
+def run_pipeline(root: str, symbols: list[str], collect: bool) -> dict[str, Any]:
+    from engine.pipeline import Workspace
+
+    t0 = time.perf_counter()
+    ws = Workspace.open(Path(root) / "rules", Path(root) / "facts")
+    opened = time.perf_counter() - t0
+    lat, fired, rss_at = [], {}, {}
+    t1 = time.perf_counter()
+    for i, s in enumerate(symbols, 1):
+        a = time.perf_counter()
+        ev = ws.evaluate(s, run_id="bench")
+        lat.append(time.perf_counter() - a)
+        if collect:
+            fired[s] = sorted(f.rule for f in ev.fired)
+        if i in (1000, len(symbols)):
+            rss_at[i] = rss_mb()
+    return {"open_s": opened, "eval_s": time.perf_counter() - t1, "lat": lat, "fired": fired, "rss_at": rss_at,
+            "peak_rss": peak_rss_mb(), "n": len(symbols)}
+
+
+def _chunk(args: tuple[str, list[str]]) -> dict[str, Any]:
+    root, symbols = args
+    r = run_pipeline(root, symbols, collect=False)
+    r.pop("lat")
+    return r
+
+
+def run_parallel(root: str, symbols: list[str], procs: int) -> dict[str, Any]:
+    chunks = [symbols[i::procs] for i in range(procs)]
+    t0 = time.perf_counter()
+    with mp.get_context("fork").Pool(procs) as pool:
+        parts = pool.map(_chunk, [(root, c) for c in chunks])
+    wall = time.perf_counter() - t0
+    return {"wall_s": wall, "eval_s": max(p["eval_s"] for p in parts), "open_s": max(p["open_s"] for p in parts),
+            "peak_rss": max(p["peak_rss"] for p in parts)}
+
+
+def run_durable_direct(root: str, symbols: list[str]) -> dict[str, Any]:
+    """The same compiled rulesets on a bare durable_rules host: record the firing, forward signals; no trace."""
+    from durable import engine as durable_engine
+
+    from engine.pipeline import Workspace, durable_facts
+
+    ws = Workspace.open(Path(root) / "rules", Path(root) / "facts")
+    comp = ws.compiled
+    prepared = {s: durable_facts(ws.symbol_facts(s), comp) for s in symbols}
+    host = durable_engine.Host()
+    host._d_timer.cancel()
+    host._t_timer.cancel()
+    state: dict[str, Any] = {"sid": "", "fired": set()}
+    definitions = comp.definitions()
+    for shard, rules in definitions.items():
+        for key, d in rules.items():
+            rule_id = comp.by_key.get((shard, key))
+
+            def action(c: Any, rule_id: str | None = rule_id, shard: str = shard) -> None:
+                if rule_id is None or rule_id in state["fired"]:
+                    return
+                state["fired"].add(rule_id)
+                for emit in comp.rules[rule_id].emits:
+                    for target in comp.consumers.get(emit["name"], []):
+                        fact = {**emit, "sid": state["sid"]}
+                        if target == shard:
+                            c.assert_fact(fact)
+                        else:
+                            host.assert_fact(target, fact)
+
+            d["run"] = (lambda f: (lambda c: f(c)))(action)
+    host.set_rulesets(definitions)
+    fired: dict[str, list[str]] = {}
+    t0 = time.perf_counter()
+    for n, s in enumerate(symbols):
+        sid = f"d{n}"
+        state["sid"], state["fired"] = sid, set()
+        touched = []
+        for shard, kinds in comp.kinds.items():
+            for kind in ("stock", "sector", "commodity"):
+                if kind in kinds and prepared[s].get(kind):
+                    touched.append(shard)
+                    with contextlib.suppress(durable_engine.MessageNotHandledException):
+                        host.assert_fact(shard, {"sid": sid, "kind": kind, **prepared[s][kind]})
+        for stratum, shards in comp.phases:
+            for shard in shards:
+                touched.append(shard)
+                with contextlib.suppress(durable_engine.MessageNotHandledException):
+                    host.assert_fact(shard, {"sid": sid, "kind": "phase", "n": stratum})
+        for shard in dict.fromkeys(touched):
+            host.assert_fact(shard, {"sid": sid, "kind": "close__"})
+            host.delete_state(shard, sid)
+        fired[s] = sorted(state["fired"])
+    return {"eval_s": time.perf_counter() - t0, "fired": fired}
+
+
+def run_plain_python(root: str, symbols: list[str]) -> dict[str, Any]:
+    """The same conditions evaluated by the explanation evaluator, signals to a fixpoint by stratum."""
+    from engine import expr
+    from engine.compile import strata
+    from engine.pipeline import Workspace
+
+    ws = Workspace.open(Path(root) / "rules", Path(root) / "facts")
+    rules = ws.book.rules
+    level, _ = strata(rules)
+    order = sorted(rules, key=lambda r: level[r.id])
+    envs = {s: ws.symbol_facts(s).values() for s in symbols}
+    fired: dict[str, list[str]] = {}
+    t0 = time.perf_counter()
+    for s in symbols:
+        signals: dict[str, list[float]] = {}
+        done: set[str] = set()
+        changed = True
+        while changed:
+            changed = False
+            env = expr.EvalEnv(envs[s], signals)
+            for r in order:
+                if r.id not in done and expr.truth(r.cond, env) is True:
+                    done.add(r.id)
+                    for sig in r.rule.then.signals():
+                        signals.setdefault(sig.name, []).append(sig.score)
+                    changed = True
+        fired[s] = sorted(done)
+    return {"eval_s": time.perf_counter() - t0, "fired": fired}
+
+
+def time_sensitivity(root: str, symbol: str) -> tuple[float, int, int]:
+    from engine.pipeline import Workspace
+    from engine.whatif import sensitivity
+
+    ws = Workspace.open(Path(root) / "rules", Path(root) / "facts")
+    t0 = time.perf_counter()
+    result = sensitivity(ws, symbol)
+    return time.perf_counter() - t0, result.evaluations, len(result.facts)
+
+
+# ------------------------------------------------------------------------------ report
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB; {platform.system()} {platform.release()}; " \
+           f"Python {platform.python_version()}"
+
+
+def bench_one(n_symbols: int, n_rules: int, procs: int, seed: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="verdict-bench-") as tmp:
+        t0 = time.perf_counter()
+        write_universe(Path(tmp), n_symbols, n_rules, seed)
+        gen_s = time.perf_counter() - t0
+        from engine.pipeline import Workspace
+
+        ws = Workspace.open(Path(tmp) / "rules", Path(tmp) / "facts")
+        symbols = ws.symbols()
+        t0 = time.perf_counter()
+        from engine.compile import compile_rules
+
+        compile_rules(ws.book, ws.facts.catalog)
+        compile_s = time.perf_counter() - t0
+        shards = len(ws.compiled.shards)
+        del ws
+        with mp.get_context("fork").Pool(1) as pool:  # a fresh process: clean RSS figures
+            single = pool.apply(run_pipeline, (tmp, symbols, True))
+        parallel = run_parallel(tmp, symbols, procs)
+        with mp.get_context("fork").Pool(1) as pool:
+            direct = pool.apply(run_durable_direct, (tmp, symbols))
+            plain = pool.apply(run_plain_python, (tmp, symbols))
+            sens = pool.apply(time_sensitivity, (tmp, symbols[0]))
+    same = sum(1 for s in symbols if single["fired"][s] == direct["fired"][s] == plain["fired"][s])
+    lat = sorted(single["lat"])
+    fired_per_symbol = statistics.fmean(len(v) for v in single["fired"].values())
+    return {
+        "symbols": n_symbols, "rules": n_rules, "shards": shards, "generate_s": gen_s, "compile_s": compile_s,
+        "open_s": single["open_s"], "single_per_s": n_symbols / single["eval_s"],
+        "lat_p50_ms": lat[len(lat) // 2] * 1000, "lat_p95_ms": lat[int(len(lat) * 0.95)] * 1000,
+        "parallel_per_s": n_symbols / parallel["eval_s"], "parallel_wall_per_s": n_symbols / parallel["wall_s"],
+        "procs": procs, "peak_rss_mb": single["peak_rss"], "parallel_peak_rss_mb": parallel["peak_rss"],
+        "rss_1000_mb": single["rss_at"].get(1000), "rss_last_mb": single["rss_at"].get(n_symbols),
+        "direct_per_s": n_symbols / direct["eval_s"], "plain_per_s": n_symbols / plain["eval_s"],
+        "overhead_vs_direct": (single["eval_s"]) / direct["eval_s"],
+        "same_fired": same, "fired_per_symbol": fired_per_symbol,
+        "sensitivity_s": sens[0], "sensitivity_evals": sens[1], "sensitivity_facts": sens[2],
+    }
+
+
+def render(results: list[dict[str, Any]], command: str) -> str:
+    out = ["# Benchmark results", "", f"Machine: {machine()}.", "", f"Command: `{command}`", "",
+           "Synthetic universe (seeded): ~30 numeric facts per symbol (5% missing), 10 sectors; rules in packs "
+           "of 25, each a two-field threshold test, 30% consuming an earlier rule's signal (chains up to 3 deep), "
+           "15% joining a sector fact.", "",
+           "| rules | symbols | rulesets | compile | load | pipeline 1 proc | p50 / p95 latency | pipeline "
+           "procs | durable direct | plain Python | pipeline / direct | peak RSS | RSS @1000 -> last | same fired "
+           "| fired/symbol | sensitivity (1 symbol) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        growth = ""
+        if r["rss_1000_mb"] and r["rss_last_mb"]:
+            growth = f"{r['rss_1000_mb']:.0f} -> {r['rss_last_mb']:.0f} MB " \
+                     f"({(r['rss_last_mb'] / r['rss_1000_mb'] - 1) * 100:+.1f}%)"
+        out.append(
+            f"| {r['rules']} | {r['symbols']} | {r['shards']} | {r['compile_s'] * 1000:.0f} ms | {r['open_s']:.1f} s "
+            f"| {r['single_per_s']:.0f} /s | {r['lat_p50_ms']:.2f} / {r['lat_p95_ms']:.2f} ms "
+            f"| {r['parallel_per_s']:.0f} /s ({r['procs']} procs; {r['parallel_wall_per_s']:.0f} /s with load) "
+            f"| {r['direct_per_s']:.0f} /s | {r['plain_per_s']:.0f} /s | {r['overhead_vs_direct']:.2f}x "
+            f"| {r['peak_rss_mb']:.0f} MB | {growth} | {r['same_fired']}/{r['symbols']} | {r['fired_per_symbol']:.1f} "
+            f"| {r['sensitivity_s']:.2f} s ({r['sensitivity_evals']} evaluations) |")
+    return "\n".join(out) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--symbols", type=int, default=5000)
+    ap.add_argument("--rules", default="50,200")
+    ap.add_argument("--procs", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--seed", type=int, default=20260119)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    args = ap.parse_args()
+    results = []
+    for n_rules in (int(x) for x in args.rules.split(",")):
+        r = bench_one(args.symbols, n_rules, args.procs, args.seed)
+        print(json.dumps(r, indent=1), flush=True)
+        results.append(r)
+    command = "python bench/bench.py " + " ".join(sys.argv[1:])
+    text = render(results, command.strip())
+    args.out.write_text(text + _NOTES.get(args.out.name, ""), encoding="utf-8")
+    print(text)
+    return 0
+
+
+_NOTES: dict[str, str] = {}
+
+if __name__ == "__main__":
+    raise SystemExit(main())
