@@ -12,7 +12,7 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -39,6 +39,8 @@ _state = {"debug": False}
 class Format(StrEnum):
     table = "table"
     json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
     markdown = "markdown"
 
 
@@ -62,10 +64,18 @@ def _console() -> object:
     return console
 
 
+class Sort(StrEnum):
+    rating = "rating"
+    score = "score"
+    symbol = "symbol"
+
+
 @app.command()
 def evaluate(
-    symbol: Annotated[str | None, typer.Argument(help="600111, 600111.SH or the stock's name.")] = None,
+    symbols: Annotated[list[str] | None, typer.Argument(help="600111, 600111.SH or a name; several for a batch.")
+                       ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Evaluate every symbol with facts.")] = False,
+    universe: Annotated[Path | None, typer.Option("--universe", help="A file of symbols, one per line.")] = None,
     rules: RulesOpt = Path("rules"),
     facts: FactsOpt = Path("facts"),
     format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
@@ -74,27 +84,100 @@ def evaluate(
     audit_db: AuditOpt = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluate as of this date (YYYY-MM-DD): only facts "
                                                              "and prices dated on or before it are used.")] = None,
+    sort: Annotated[Sort, typer.Option("--sort", help="Order of a batch: rating (then score), score or symbol.")
+                    ] = Sort.rating,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Processes for a batch (0: one per core).", min=0)] = 0,
 ) -> None:
-    """Evaluate a stock (or --all) on the rule packs and facts; print rating, target, entries, warnings.
+    """Evaluate a stock, several, a --universe file or --all; print rating, target, entries, warnings.
 
-    Every evaluation is appended to the audit log unless --no-record is given.
+    Every evaluation is appended to the audit log unless --no-record is given. In a batch a symbol whose
+    facts are bad is reported and skipped; the exit code is 1 if any was.
     """
     from .explain import render_markdown, render_rows, render_table, render_tree
-    from .pipeline import Workspace
 
-    if (symbol is None) == (not all_):
-        raise LookupFailure([Problem(Location(), "usage", "give a SYMBOL or --all, not both and not neither.",
+    names = list(symbols or [])
+    sources = sum([bool(names), all_, universe is not None])
+    if sources != 1:
+        raise LookupFailure([Problem(Location(), "usage", "give SYMBOL(s), --universe FILE or --all (one of them).",
                                      "Example: verdict evaluate 600111, or verdict evaluate --all.")])
-    ws = Workspace.open(rules, facts)
     day = _date_option("--as-of", as_of)
-    evs = ws.evaluate_all(day) if all_ else [ws.evaluate(symbol or "", as_of=day)]
+    single = len(names) == 1 and not all_ and universe is None
+    if single:
+        from .pipeline import Workspace
+
+        ws = Workspace.open(rules, facts)
+        evs = [ws.evaluate(names[0], as_of=day)]
+        failures: list[Any] = []
+        skipped: list[Problem] = []
+    else:
+        if universe is not None:
+            from .batch import universe as read_universe
+
+            if not universe.is_file():
+                raise LookupFailure([Problem(Location(str(universe)), "no-universe",
+                                             f"the universe file '{universe}' does not exist.",
+                                             "Give a text file with one symbol per line.")])
+            names = read_universe(universe)
+        ws, evs, failures, skipped = _batch(rules, facts, None if all_ else names, jobs, day, format)
     ranks = {name: i for i, name in enumerate(ws.book.policy.scale.names())}
-    evs.sort(key=lambda e: (ranks.get(e.rating, len(ranks)), -e.score, e.symbol))
+    keys = {Sort.rating: lambda e: (ranks.get(e.rating, len(ranks)), -e.score, e.symbol),
+            Sort.score: lambda e: (-e.score, e.symbol), Sort.symbol: lambda e: e.symbol}
+    evs.sort(key=keys[sort])
     if not no_record:
         _record(ws, evs, audit_db)
+    _emit(evs, single, format, explain, render_markdown, render_rows, render_table, render_tree)
+    for p in skipped:
+        sys.stderr.write(f"skipped: {p.render()}\n")
+    for f in failures:
+        sys.stderr.write(f"failed: {f.symbol}: {f.message}\n")
+    if skipped or failures:
+        sys.stderr.write(f"{len(evs)} evaluated, {len(failures)} failed, {len(skipped)} problem(s) in skipped "
+                         "fact files.\n")
+        raise typer.Exit(1)
+
+
+def _batch(rules: Path, facts: Path, names: list[str] | None, jobs: int, day: dt.date | None,
+           format: Format) -> tuple[Any, list[Evaluation], list[Any], list[Problem]]:
+    from .batch import evaluate_many
+
+    console = _console()
+    show = format is Format.table and sys.stderr.isatty()
+    if not show:
+        r = evaluate_many(rules, facts, names, jobs=jobs, as_of=day)
+        return r.workspace, r.evaluations, r.failures, r.skipped
+    from rich.progress import Progress
+
+    with Progress(transient=True, console=console) as bar:  # type: ignore[arg-type]
+        task = bar.add_task("evaluating", total=None)
+        r = evaluate_many(rules, facts, names, jobs=jobs, as_of=day,
+                          progress=lambda done, total: bar.update(task, completed=done, total=total))
+    return r.workspace, r.evaluations, r.failures, r.skipped
+
+
+def _emit(evs: list[Evaluation], single: bool, format: Format, explain: bool, render_markdown: Any,
+          render_rows: Any, render_table: Any, render_tree: Any) -> None:
     if format is Format.json:
         payload = [e.model_dump(mode="json") for e in evs]
-        typer.echo(json.dumps(payload if all_ else payload[0], ensure_ascii=False, indent=2))
+        typer.echo(json.dumps(payload[0] if single else payload, ensure_ascii=False, indent=2))
+        return
+    if format is Format.jsonl:
+        for e in evs:
+            typer.echo(e.model_dump_json())
+        return
+    if format is Format.csv:
+        import csv
+        import io
+
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["symbol", "name", "as_of", "rating", "score", "target_low", "target_high", "medium_entry_low",
+                    "medium_entry_high", "warnings", "run_id"])
+        for e in evs:
+            med = next((x for x in e.entries if x.horizon == "medium"), None)
+            w.writerow([e.symbol, e.name, e.as_of, e.rating, f"{e.score:g}", e.target.low if e.target else "",
+                        e.target.high if e.target else "", med.low if med and med.low is not None else "",
+                        med.high if med and med.high is not None else "", len(e.warnings), e.run_id])
+        typer.echo(buf.getvalue(), nl=False)
         return
     if explain:
         for ev in evs:
@@ -105,10 +188,10 @@ def evaluate(
             typer.echo(render_markdown(ev))
         return
     console = _console()
-    if all_:
-        render_rows(evs, console)
-    else:
+    if single:
         render_table(evs[0], console)
+    else:
+        render_rows(evs, console)
 
 
 @rules_app.command("check")

@@ -207,6 +207,7 @@ class FactBase:
     commodities: dict[str, list[FactValue]]
     files: dict[str, bytes] = field(default_factory=dict)
     as_of: dt.date | None = None  # facts/base.yaml, else the newest date of any fact or price
+    skipped: list[Problem] = field(default_factory=list)  # problems of stocks left out (partial loads)
 
     def latest_date(self) -> dt.date | None:
         days = [v.as_of for s in self.stocks.values() for vs in s.facts.values() for v in vs]
@@ -216,13 +217,19 @@ class FactBase:
     def evaluation_date(self, as_of: dt.date | None = None) -> dt.date | None:
         return as_of or self.as_of or self.latest_date()
 
+    @cached_property
+    def _index(self) -> dict[str, StockFacts]:
+        out: dict[str, StockFacts] = {}
+        for s in self.stocks.values():
+            for key in (s.file.symbol, s.file.code, s.file.name, *s.file.aliases):
+                out.setdefault(key.lower(), s)
+        return out
+
     def find(self, query: str) -> StockFacts:
         """A symbol by code (600111), code with exchange (600111.SH), name or alias, any case."""
-        q = query.strip().lower()
-        for s in self.stocks.values():
-            names = {s.file.symbol.lower(), s.file.code, s.file.name.lower(), *(a.lower() for a in s.file.aliases)}
-            if q in names:
-                return s
+        hit = self._index.get(query.strip().lower())
+        if hit is not None:
+            return hit
         known = sorted({s.file.symbol for s in self.stocks.values()} | {s.file.name for s in self.stocks.values()})
         hint = did_you_mean(query, known + [s.file.code for s in self.stocks.values()])
         listing = ", ".join(f"{s.file.symbol} {s.file.name}" for s in self.stocks.values())
@@ -230,6 +237,29 @@ class FactBase:
                                      f"no facts for symbol '{query}' in {display_path(self.root)}.",
                                      (hint + " " if hint else "") + f"Known symbols: {listing}. Add a "
                                      "stocks/<code>.yaml file there to evaluate another.")])
+
+
+def _load_stock(path: Path, doc_of: Any, catalog: Catalog | None, sources: dict[str, Source],
+                sectors: dict[str, SectorFacts], stocks: dict[str, StockFacts], problems: list[Problem]) -> None:
+    sd = doc_of(path)
+    if not sd:
+        return
+    stf, errs = validate(StockFile, sd, data={**sd.data, "facts": {}})
+    problems.extend(errs)
+    facts = _fact_entries(sd, sd.data.get("facts"), "stock", catalog, sources, problems)
+    if stf is None:
+        return
+    if stf.symbol in stocks:
+        problems.append(problem(sd.path, 1, 1, "duplicate-symbol",
+                                f"symbol {stf.symbol} is also defined in {stocks[stf.symbol].path}.",
+                                "Keep one file per symbol."))
+        return
+    if stf.sector not in sectors:
+        where = sd.at(("sector",))
+        problems.append(problem(where.file, where.line, where.col, "unknown-sector",
+                                f"sector '{stf.sector}' has no file in sectors/.",
+                                did_you_mean(stf.sector, list(sectors)) or "Add sectors/<name>.yaml."))
+    stocks[stf.symbol] = StockFacts(stf, sd.path, facts, sd)
 
 
 def _fact_entries(doc: SourceDoc, facts: Any, ns: str, catalog: Catalog | None, sources: dict[str, Source],
@@ -292,8 +322,12 @@ def _type_problem(fv: FactValue, ftype: str, bounds_ok: bool) -> str:
     return ""
 
 
-def load_facts(root: Path) -> FactBase:
-    """Load facts/ (catalog, sources, commodities, sectors/, stocks/) or raise FactError with every problem."""
+def load_facts(root: Path, partial: bool = False) -> FactBase:
+    """Load facts/ (catalog, sources, commodities, sectors/, stocks/) or raise FactError with every problem.
+
+    With `partial`, a stock whose own files are bad is left out and its problems are kept in
+    `FactBase.skipped` (a batch over a universe reports it and goes on); shared files must be sound.
+    """
     if not root.is_dir():
         raise LookupFailure([problem(display_path(root), 0, 0, "no-facts-dir",
                                      f"the facts directory '{display_path(root)}' does not exist.",
@@ -349,26 +383,19 @@ def load_facts(root: Path) -> FactBase:
             sectors[sf.sector] = SectorFacts(sf, sd.path, facts)
 
     stocks: dict[str, StockFacts] = {}
+    owned: dict[str, list[Problem]] = {}  # stock file -> the problems found in it or its prices
+
+    def own(key: str, start: int) -> None:
+        if len(problems) > start:
+            owned.setdefault(key, []).extend(problems[start:])
+            del problems[start:]
+
     for path in sorted((root / "stocks").glob("*.yaml")):
-        sd = doc_of(path)
-        if not sd:
-            continue
-        stf, errs = validate(StockFile, sd, data={**sd.data, "facts": {}})
-        problems.extend(errs)
-        facts = _fact_entries(sd, sd.data.get("facts"), "stock", catalog, sources, problems)
-        if stf is None:
-            continue
-        if stf.symbol in stocks:
-            problems.append(problem(sd.path, 1, 1, "duplicate-symbol",
-                                    f"symbol {stf.symbol} is also defined in {stocks[stf.symbol].path}.",
-                                    "Keep one file per symbol."))
-            continue
-        if stf.sector not in sectors:
-            where = sd.at(("sector",))
-            problems.append(problem(where.file, where.line, where.col, "unknown-sector",
-                                    f"sector '{stf.sector}' has no file in sectors/.",
-                                    did_you_mean(stf.sector, list(sectors)) or "Add sectors/<name>.yaml."))
-        stocks[stf.symbol] = StockFacts(stf, sd.path, facts, sd)
+        start = len(problems)
+        try:
+            _load_stock(path, doc_of, catalog, sources, sectors, stocks, problems)
+        finally:
+            own(display_path(path, root), start)
 
     base_as_of = None
     bdoc = doc_of(root / BASE_FILE, required=False)
@@ -381,6 +408,7 @@ def load_facts(root: Path) -> FactBase:
         spec = s.file.prices
         if spec is None:
             continue
+        start = len(problems)
         for seg in spec.segments:
             if seg.source not in sources and s.doc is not None:
                 where = s.doc.at(("prices", "segments"))
@@ -394,20 +422,33 @@ def load_facts(root: Path) -> FactBase:
             s.series = load_series(s.file.symbol, spec, root, root.name, s.path)
         except FactError as exc:
             problems.extend(exc.problems)
+        own(s.path, start)
     # Trading days: the union of every bundled series' dates (all are SSE/SZSE trading days).
     calendar = sorted({b.date for s in stocks.values() if s.series for b in s.series.bars})
     for s in stocks.values():
         if s.series:
+            start = len(problems)
             problems.extend(check_gaps(s.series, calendar, s.path))
+            own(s.path, start)
 
+    skipped: list[Problem] = []
+    if partial and not problems:
+        for key, ps in owned.items():
+            skipped.extend(ps)
+            for sym in [sym for sym, s in stocks.items() if s.path == key]:
+                del stocks[sym]
+    else:
+        problems.extend(p for ps in owned.values() for p in ps)
     if problems:
-        raise FactError(problems)
+        raise FactError(sorted(problems, key=lambda p: (p.loc.file, p.loc.line, p.loc.col)))
     assert catalog is not None
+    for s in stocks.values():
+        s.doc = None  # positions were only needed to report problems; free them (a universe is large)
     from .technicals import DERIVED_SOURCE
 
     sources.setdefault(DERIVED_SOURCE, Source(title="Computed by verdict from the symbol's daily price history",
                                               publisher="verdict (derived from prices)"))
-    return FactBase(root, catalog, sources, stocks, sectors, commodities, files, base_as_of)
+    return FactBase(root, catalog, sources, stocks, sectors, commodities, files, base_as_of, skipped)
 
 
 # --------------------------------------------------------------------------------- rules

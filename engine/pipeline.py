@@ -60,9 +60,11 @@ class Workspace:
     compiled: Compiled
 
     @classmethod
-    def open(cls, rules_dir: Path | str = "rules", facts_dir: Path | str = "facts") -> Workspace:
+    def open(cls, rules_dir: Path | str = "rules", facts_dir: Path | str = "facts", partial: bool = False
+             ) -> Workspace:
+        """Load and compile once. `partial`: leave out (and keep in facts.skipped) stocks with bad files."""
         rules_path, facts_path = Path(rules_dir), Path(facts_dir)
-        facts = load_facts(facts_path)
+        facts = load_facts(facts_path, partial=partial)
         book = load_rules(rules_path, facts.catalog)
         return cls(rules_path, facts_path, book, facts, compile_rules(book, facts.catalog))
 

@@ -76,8 +76,8 @@ def test_missing_facts_directory(tmp_path, verdict):
 
 
 def test_symbol_and_all_are_exclusive(verdict):
-    _fails_cleanly(verdict("evaluate"), "give a SYMBOL or --all")
-    _fails_cleanly(verdict("evaluate", "600111", "--all"), "give a SYMBOL or --all")
+    _fails_cleanly(verdict("evaluate"), "give SYMBOL(s), --universe FILE or --all")
+    _fails_cleanly(verdict("evaluate", "600111", "--all"), "give SYMBOL(s), --universe FILE or --all")
 
 
 def test_bad_fact_file_names_its_line(workdir, verdict):
