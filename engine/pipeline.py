@@ -81,6 +81,15 @@ class Workspace:
     def evaluate(self, query: str, run_id: str | None = None, as_of: dt.date | None = None) -> Evaluation:
         return self.evaluate_facts(self.symbol_facts(query, as_of), run_id)
 
+    def rate(self, sf: SymbolFacts) -> tuple[str, float]:
+        """Only the rating and score (no trace): for searches that re-evaluate many times."""
+        from . import rete
+        from .resolve import rate
+
+        result = rete.engine().run(self.compiled, durable_facts(sf, self.compiled), f"rate:{sf.stock.file.symbol}")
+        rating, _, score, _ = rate(result.firings, self.rules, self.book.policy)
+        return rating, score
+
     def evaluate_facts(self, sf: SymbolFacts, run_id: str | None = None) -> Evaluation:
         """Evaluate prepared facts (a symbol's, with overrides, or a test case's)."""
         from . import rete

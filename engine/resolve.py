@@ -61,10 +61,10 @@ def _sal(rules: dict[str, LoadedRule], rule_id: str) -> tuple[int, str, int]:
     return (-r.rule.salience, r.file, r.line)
 
 
-def resolve(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy, facts: SymbolFacts,
-            ) -> Resolution:
+def rate(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy
+         ) -> tuple[str, str, float, list[SignalOut]]:
+    """The rating alone: (rating, what decided it, score, signals). resolve() adds the rest."""
     signals = signals_of(firings, rules)
-    env = expr.EvalEnv(facts.values(), signal_env(signals))
     score = round(sum(s.score for s in signals), 6)
     names = policy.scale.names()
     rating, decided_by = band(policy, score)
@@ -84,6 +84,14 @@ def resolve(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy,
             rating, decided_by = o.value, f"capped at {o.value} by {rid}"
         elif o.mode == "floor" and idx > lim:
             rating, decided_by = o.value, f"raised to {o.value} by {rid}"
+    return rating, decided_by, score, signals
+
+
+def resolve(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy, facts: SymbolFacts,
+            ) -> Resolution:
+    rating, decided_by, score, signals = rate(firings, rules, policy)
+    env = expr.EvalEnv(facts.values(), signal_env(signals))
+    fired = sorted((f.rule for f in firings), key=lambda rid: _sal(rules, rid))
     meaning = next(b.meaning for b in policy.scale.ratings if b.name == rating)
     rating_out = RatingOut(name=rating, meaning=meaning, scale=policy.scale.name,
                            benchmark=policy.scale.benchmark, horizon=policy.scale.horizon, decided_by=decided_by,

@@ -206,7 +206,7 @@ def sensitivity(ws: Workspace, query: str, as_of: dt.date | None = None, paths: 
         def rating_at(x: float, path: str = path, fv: Any = fv) -> str:
             result.evaluations += 1
             ov = {path: given_value(x, fv.value.as_of, "sensitivity")}
-            return ws.evaluate_facts(with_overrides(sf, ws.facts.catalog, ov), run_id="sensitivity").rating
+            return ws.rate(with_overrides(sf, ws.facts.catalog, ov))[0]
 
         for direction in ("up", "down"):
             sign = 1 if direction == "up" else -1
@@ -330,8 +330,7 @@ def price_sensitivity(ws: Workspace, query: str, as_of: dt.date | None = None) -
 
     def rating_at(x: float) -> str:
         result.evaluations += 1
-        return ws.evaluate_facts(with_overrides(sf, ws.facts.catalog, price_overrides(ws, sf, x)),
-                                 run_id="sensitivity").rating
+        return ws.rate(with_overrides(sf, ws.facts.catalog, price_overrides(ws, sf, x)))[0]
 
     for direction in ("up", "down"):
         sign = 1 if direction == "up" else -1
