@@ -68,12 +68,13 @@ class _Range:
 
 
 def _constant(node: expr.Node) -> tuple[bool, object]:
-    if isinstance(node, expr.Const):
-        return True, node.value
-    if isinstance(node, expr.Neg):
-        ok, v = _constant(node.operand)
-        return (ok and isinstance(v, (int, float))), (-v if isinstance(v, (int, float)) else None)
-    return False, None
+    """The value of a literal-only subtree (folded as the compiler folds it), else (False, None)."""
+    from .compile import _const
+
+    try:
+        return _const(node)
+    except expr.ExprError:  # division by zero: the compiler reports it
+        return False, None
 
 
 def _contradictory(conjunction: list[expr.Lit]) -> list[str]:
