@@ -354,7 +354,7 @@ def backtest_cmd(
 def what_if_cmd(
     symbol: Annotated[str, typer.Argument(help="600111, 600111.SH or the name.")],
     set_: Annotated[list[str] | None, typer.Option("--set", help="PATH=VALUE, repeatable (e.g. stock.pe_ttm=40; "
-                                                                  "a bound: stock.kdj_j=>80).")] = None,
+                                                                  "a bound, quoted: 'stock.kdj_j=>80').")] = None,
     rules: RulesOpt = Path("rules"),
     facts: FactsOpt = Path("facts"),
     as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluation date (YYYY-MM-DD).")] = None,
