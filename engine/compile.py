@@ -18,6 +18,7 @@ import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from . import expr
@@ -62,6 +63,11 @@ class Compiled:
     consumers: dict[str, list[str]]  # signal name -> shards with a rule that reads it
     phases: list[tuple[int, list[str]]]  # (stratum, shards) markers to assert in order
     bounded: set[str] = field(default_factory=set)  # fact paths matched through bound fields
+
+    @cached_property
+    def read_paths(self) -> frozenset[str]:
+        """Every fact path some condition reads: the only fields asserted into durable."""
+        return frozenset(p for cr in self.rules.values() for p in cr.reads)
 
     def definitions(self) -> dict[str, dict[str, Any]]:
         """A deep copy for durable (set_rulesets consumes what it is given)."""

@@ -30,7 +30,7 @@ def engine_version() -> str:
 
 def durable_facts(facts: SymbolFacts, compiled: Compiled) -> dict[str, dict[str, Any]]:
     """The stock/sector/commodity facts durable sees: only fields some rule reads, bounds as fields."""
-    reads = {p for cr in compiled.rules.values() for p in cr.reads}
+    reads = compiled.read_paths
     out: dict[str, dict[str, Any]] = {}
     for path in sorted(reads):
         chosen = facts.chosen.get(path)

@@ -149,9 +149,10 @@ def epsilon(x: float) -> float:
     return max(abs(x), 1.0) * 1e-6
 
 
-def boundaries(ws: Workspace, env: expr.EvalEnv) -> dict[str, list[tuple[float, str]]]:
-    """fact path -> (boundary, rule) for every comparison of a `when` that reads the fact."""
-    out: dict[str, list[tuple[float, str]]] = {}
+def boundaries(ws: Workspace, env: expr.EvalEnv) -> dict[str, list[tuple[float, str, str]]]:
+    """fact path -> (boundary, rule, op) for every comparison of a `when` that reads the fact,
+    rewritten as `fact op boundary` on the current facts."""
+    out: dict[str, list[tuple[float, str, str]]] = {}
     for rule in ws.book.rules:
         try:
             dnf = expr.to_dnf(rule.cond)
@@ -174,7 +175,7 @@ def boundaries(ws: Workspace, env: expr.EvalEnv) -> dict[str, list[tuple[float, 
                         continue
                     v = expr.value_of(rhs, env)
                     if isinstance(v, float) and not isinstance(v, bool):
-                        out.setdefault(ref.path, []).append((v, rule.id))
+                        out.setdefault(ref.path, []).append((v, rule.id, op))
     return out
 
 
@@ -210,21 +211,20 @@ def sensitivity(ws: Workspace, query: str, as_of: dt.date | None = None, paths: 
 
         for direction in ("up", "down"):
             sign = 1 if direction == "up" else -1
-            options = sorted({(t, r) for t, r in cands[path] if sign * (t - value) >= 0},
-                             key=lambda tr: (sign * (tr[0] - value), tr[1]))
-            for t, rule_id in options:
-                found = None
-                if t != value:
-                    r = rating_at(t)
-                    if r != base.rating:
-                        found = Flip(direction, t, True, r, _pct(t, value), rule_id)
-                if found is None:
-                    beyond = t + sign * epsilon(t)
-                    r = rating_at(beyond)
-                    if r != base.rating:
-                        found = Flip(direction, t, False, r, _pct(t, value), rule_id)
-                if found is not None:
-                    setattr(entry, direction, found)
+            options = sorted({(t, r, op) for t, r, op in cands[path] if sign * (t - value) >= 0},
+                             key=lambda tro: (sign * (tro[0] - value), tro[1]))
+            tried: set[float] = set()
+            for t, rule_id, op in options:
+                # `fact op t` changes truth exactly at t when crossing in this direction for >= and <
+                # moving up (> and <= moving down), else just beyond t: one re-evaluation per candidate.
+                inclusive = op in ((">=", "<") if direction == "up" else (">", "<="))
+                x = t if inclusive else t + sign * epsilon(t)
+                if (inclusive and t == value) or x in tried:
+                    continue
+                tried.add(x)
+                r = rating_at(x)
+                if r != base.rating:
+                    setattr(entry, direction, Flip(direction, t, inclusive, r, _pct(t, value), rule_id))
                     break
         if entry.up or entry.down:
             result.facts.append(entry)
@@ -315,14 +315,15 @@ def price_sensitivity(ws: Workspace, query: str, as_of: dt.date | None = None) -
                                      "(stock.price) on this date.", "Add one to its facts, or pick --as-of.")])
     p0 = float(price.value.value)
     env = expr.EvalEnv(sf.values(), {})
-    cands: list[tuple[float, str]] = [(t, r) for t, r in boundaries(ws, env).get("stock.price", []) if t > 0]
-    for path, items in boundaries(ws, env).items():
+    bounds = boundaries(ws, env)
+    cands: list[tuple[float, str]] = [(t, r) for t, r, _ in bounds.get("stock.price", []) if t > 0]
+    for path, items in bounds.items():
         spec = ws.facts.catalog.spec(path)
         c = sf.chosen.get(path)
         if spec is None or spec.price_link == "none" or c is None or not c.value.is_point:
             continue
         v = float(c.value.value)  # type: ignore[arg-type]
-        for t, rule in items:
+        for t, rule, _ in items:
             p = _price_for(spec.price_link, v, t, p0)
             if p is not None and p > 0:
                 cands.append((p, rule))
