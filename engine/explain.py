@@ -205,7 +205,10 @@ def render_tree(ev: Evaluation) -> str:
         value = fu.value if not isinstance(fu.value, bool) else str(fu.value).lower()
         text = expr.show(float(value)) if isinstance(value, (int, float)) else str(value)
         eq = " " if text[:1] in "<>" else " = "
-        return f"{indent}{path}{eq}{text}{unit} [{fu.source}, {fu.as_of}]"
+        line = f"{indent}{path}{eq}{text}{unit} [{fu.source}, {fu.as_of}]"
+        if fu.derived and not fu.derived.startswith("header of"):
+            line += f"\n{indent}    derived: {fu.derived}"
+        return line
 
     def rule_block(rule_id: str, indent: str, depth: int) -> None:
         f = fired[rule_id]
