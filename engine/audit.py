@@ -168,7 +168,8 @@ class AuditLog:
         for name, content in sorted(files.items()):
             h = hashlib.sha256(content).hexdigest()
             manifest[name] = h
-            self.db.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?)", (h, zlib.compress(content, 6)))
+            if self.db.execute("SELECT 1 FROM blobs WHERE hash = ?", (h,)).fetchone() is None:
+                self.db.execute("INSERT INTO blobs VALUES (?, ?)", (h, zlib.compress(content, 6)))
         sh = snapshot_hash(manifest)
         self.db.execute("INSERT OR IGNORE INTO snapshots VALUES (?, ?)", (sh, json.dumps(manifest, sort_keys=True)))
         return sh

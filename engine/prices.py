@@ -51,6 +51,8 @@ class PriceSeries:
 
 
 def _date(text: str) -> dt.date:
+    if len(text) == 10 and text[4] == "-":
+        return dt.date.fromisoformat(text)
     text = text.strip()
     if len(text) == 8 and text.isdigit():
         return dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
@@ -67,20 +69,20 @@ def read_csv(path: Path, shown: str, problems: list[Problem]) -> list[tuple[int,
                                 "Fix the `file:` of this segment in the stock's prices."))
         return out
     with handle:
-        reader = csv.DictReader(handle)
-        cols = [c.strip().lower() for c in reader.fieldnames or []]
+        reader = csv.reader(handle)
+        cols = [c.strip().lower() for c in next(reader, [])]
         missing = [c for c in REQUIRED if c not in cols]
         if missing:
             problems.append(problem(shown, 1, 1, "price-columns", f"missing column(s): {', '.join(missing)}.",
                                     f"A price file needs the columns {', '.join(REQUIRED)}."))
             return out
+        i_date, i_open, i_high, i_low, i_close, i_vol = (cols.index(c) for c in REQUIRED)
         prev: dt.date | None = None
-        for lineno, raw in enumerate(reader, start=2):
-            row = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k}
+        for lineno, row in enumerate(reader, start=2):
             try:
-                bar = Bar(_date(row["date"]), float(row["open"]), float(row["high"]), float(row["low"]),
-                          float(row["close"]), float(row["volume"]))
-            except ValueError as exc:
+                bar = Bar(_date(row[i_date]), float(row[i_open]), float(row[i_high]), float(row[i_low]),
+                          float(row[i_close]), float(row[i_vol]))
+            except (ValueError, IndexError) as exc:
                 problems.append(problem(shown, lineno, 1, "price-row", f"unreadable row ({exc}).",
                                         "Dates as YYYY-MM-DD, prices and volume as numbers."))
                 continue
