@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import math
 import string
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,7 +141,9 @@ def parse(text: str) -> Node:
     source = text.strip()
     lead = len(text) - len(text.lstrip())
     try:
-        tree = ast.parse(source, mode="eval")
+        with warnings.catch_warnings():  # e.g. "invalid decimal literal" for `1and`: not for the user's terminal
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         line = exc.lineno or 1
         col = max((exc.offset or 1) - 1, 0) + (lead if line == 1 else 0)
