@@ -366,7 +366,7 @@ def compile_rules(book: RuleBook, catalog: Catalog) -> Compiled:
             conjunctions = expr.to_dnf(r.cond)
             built = [rc.conjunction(c, marker) for c in conjunctions]
         except expr.ExprError as exc:
-            problems.append(Problem(expr.to_problem(exc, _when_loc(r)).loc, exc.code, exc.message, exc.hint,
+            problems.append(Problem(expr.to_problem(exc, r.when_at).loc, exc.code, exc.message, exc.hint,
                                     rule=r.id))
             continue
         aliases: dict[str, str] = {}
@@ -437,9 +437,3 @@ def _place(prefix: str, pack: str, nodes: dict[str, int], shards: dict[str, dict
         shards[name], load[name] = {}, {}
         current[pack] = (name, n)
     return name
-
-
-def _when_loc(r: LoadedRule) -> Any:
-    from .errors import Location
-
-    return Location(r.file, r.line, 1)
