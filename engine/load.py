@@ -33,7 +33,7 @@ from .model import (
     StockFile,
 )
 from .prices import PriceSeries, check_gaps, load_series
-from .yamlsrc import Loc, SourceDoc, read_yaml
+from .yamlsrc import Loc, SourceDoc, fast_load, read_yaml
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -240,10 +240,31 @@ class FactBase:
 
 
 def _load_stock(path: Path, doc_of: Any, catalog: Catalog | None, sources: dict[str, Source],
-                sectors: dict[str, SectorFacts], stocks: dict[str, StockFacts], problems: list[Problem]) -> None:
+                sectors: dict[str, SectorFacts], stocks: dict[str, StockFacts], problems: list[Problem],
+                root: Path | None = None, files: dict[str, bytes] | None = None) -> None:
+    """One stock file. A universe has thousands: they are read first without position maps, and only
+    a file with a problem is read again with them, so every problem still has its line and column."""
+    if root is not None and files is not None and path.is_file():
+        content = path.read_bytes()
+        data = fast_load(content.decode("utf-8", errors="replace"))
+        if isinstance(data, dict):
+            start = len(problems)
+            snapshot = dict(stocks)
+            _add_stock(SourceDoc(display_path(path, root), data), catalog, sources, sectors, stocks, problems)
+            if len(problems) == start:
+                files[str(path.relative_to(root))] = content
+                return
+            del problems[start:]
+            stocks.clear()
+            stocks.update(snapshot)
     sd = doc_of(path)
     if not sd:
         return
+    _add_stock(sd, catalog, sources, sectors, stocks, problems)
+
+
+def _add_stock(sd: SourceDoc, catalog: Catalog | None, sources: dict[str, Source], sectors: dict[str, SectorFacts],
+               stocks: dict[str, StockFacts], problems: list[Problem]) -> None:
     stf, errs = validate(StockFile, sd, data={**sd.data, "facts": {}})
     problems.extend(errs)
     facts = _fact_entries(sd, sd.data.get("facts"), "stock", catalog, sources, problems)
@@ -393,7 +414,7 @@ def load_facts(root: Path, partial: bool = False) -> FactBase:
     for path in sorted((root / "stocks").glob("*.yaml")):
         start = len(problems)
         try:
-            _load_stock(path, doc_of, catalog, sources, sectors, stocks, problems)
+            _load_stock(path, doc_of, catalog, sources, sectors, stocks, problems, root, files)
         finally:
             own(display_path(path, root), start)
 
@@ -411,7 +432,8 @@ def load_facts(root: Path, partial: bool = False) -> FactBase:
         start = len(problems)
         for seg in spec.segments:
             if seg.source not in sources and s.doc is not None:
-                where = s.doc.at(("prices", "segments"))
+                doc = s.doc if s.doc.marks else _read(root / Path(s.path).relative_to(root.name), root, []) or s.doc
+                where = doc.at(("prices", "segments"))
                 problems.append(problem(where.file, where.line, where.col, "unknown-source",
                                         f"price source '{seg.source}' is not listed in facts/{SOURCES_FILE}.",
                                         did_you_mean(seg.source, list(sources))))

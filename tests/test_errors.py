@@ -98,3 +98,12 @@ def test_fact_with_wrong_type(workdir, verdict):
 def test_debug_shows_the_traceback(verdict):
     out = verdict("--debug", "evaluate", "600112")
     assert out.returncode != 0 and "Traceback" in out.stderr
+
+
+def test_duplicate_key_in_a_stock_file_is_reported_at_its_line(workdir, verdict):
+    facts = workdir / "facts" / "stocks" / "300127.yaml"
+    text = facts.read_text(encoding="utf-8")
+    facts.write_text(text + "  pe_ttm: {value: 1, as_of: 2026-01-19, source: seed-report}\n", encoding="utf-8")
+    line = len(text.splitlines()) + 1
+    _fails_cleanly(verdict("evaluate", "300127", "--no-record", cwd=workdir),
+                   f"facts/stocks/300127.yaml:{line}:3:", "key 'pe_ttm' appears twice")
