@@ -138,7 +138,7 @@ def _chunk(args: tuple[str, list[str]]) -> dict[str, Any]:
 def run_parallel(root: str, symbols: list[str], procs: int) -> dict[str, Any]:
     chunks = [symbols[i::procs] for i in range(procs)]
     t0 = time.perf_counter()
-    with mp.get_context("fork").Pool(procs) as pool:
+    with mp.get_context("spawn").Pool(procs) as pool:
         parts = pool.map(_chunk, [(root, c) for c in chunks])
     wall = time.perf_counter() - t0
     return {"wall_s": wall, "eval_s": max(p["eval_s"] for p in parts), "open_s": max(p["open_s"] for p in parts),
@@ -272,10 +272,10 @@ def bench_one(n_symbols: int, n_rules: int, procs: int, seed: int) -> dict[str, 
         compile_s = time.perf_counter() - t0
         shards = len(ws.compiled.shards)
         del ws
-        with mp.get_context("fork").Pool(1) as pool:  # a fresh process: clean RSS figures
+        with mp.get_context("spawn").Pool(1) as pool:  # a fresh process: clean RSS figures
             single = pool.apply(run_pipeline, (tmp, symbols, True))
         parallel = run_parallel(tmp, symbols, procs)
-        with mp.get_context("fork").Pool(1) as pool:
+        with mp.get_context("spawn").Pool(1) as pool:
             direct = pool.apply(run_durable_direct, (tmp, symbols))
             plain = pool.apply(run_plain_python, (tmp, symbols))
             sens = pool.apply(time_sensitivity, (tmp, symbols[0]))
@@ -350,19 +350,22 @@ _NOTES: dict[str, str] = {"RESULTS.md": """
   validating the 5,000 YAML fact files (once per process).
 - *durable direct*: the same compiled rulesets and facts on a bare host whose actions only record the
   firing and forward signals; it is what durable_rules itself costs in this mode of use (facts, all
-  rules fire), about 0.7 ms per symbol for 50 rules and 3.3 ms for 200 with ~43 firings.
+  rules may fire), about 0.3 ms per symbol for 50 rules and 1.6 ms for 200 with ~43 firings.
 - *plain Python*: the explanation evaluator over the same conditions, signals to a fixpoint.
 - All three fire the same rules for every symbol (`same fired`).
-- RSS is dominated by the loaded universe (5,000 x 30 validated fact models); it does not grow while
-  evaluating (sessions are deleted): the growth column is the evaluation loop's.
+- RSS is dominated by the loaded universe (5,000 x 30 validated fact models, ~45 KB per stock); it does
+  not grow while evaluating (sessions are deleted): the growth column is the evaluation loop's. Each
+  measured run is a freshly spawned process.
 
 ## Where the time goes, and what is left (see issue notes)
 
 Profiling the 200-rule pipeline (cProfile over 200 symbols): about 55% is the trace (formatting every
-comparison, blockers of rules not fired, pydantic result models), 30% durable_rules (its Python
-binding's JSON round trips for each action), the rest resolve and fact preparation. The targets of
+comparison, blockers of rules not fired, pydantic result models), 30% durable_rules and its Python
+binding (JSON round trips for each action), the rest resolve and fact preparation. The targets of
 2,000 symbols/s on 2 cores and pipeline <= 1.5x durable direct are not met: durable_rules alone,
-asserting each symbol as facts so that every rule can fire, does 300-1,400 symbols/s per process here.
+asserting each symbol as facts so that every rule may fire, does about 640 symbols/s per process at
+200 rules here, so 2,000/s on 2 cores needs another mode of use (measured first), and the trace must
+become lazy to approach the direct figure.
 """}
 
 if __name__ == "__main__":
