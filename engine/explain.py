@@ -57,9 +57,20 @@ def _produced(lr: LoadedRule) -> list[str]:
     return out
 
 
-def blockers(cond: expr.Node, env: expr.EvalEnv) -> list[str]:
-    """The leaves of a condition that are not true: what kept the rule from firing, with margins."""
+def blockers(cond: expr.Node, env: expr.EvalEnv, seen: list[expr.CmpResult] | None = None) -> list[str]:
+    """The leaves of a condition that are not true: what kept the rule from firing, with margins.
+
+    `seen` holds the comparisons of an evaluation of `cond` already made (reused, not redone)."""
     out: list[str] = []
+    known = {id(r.node): r for r in seen or []}
+
+    def cmp_result(node: expr.Cmp) -> expr.CmpResult:
+        r = known.get(id(node))
+        if r is None:
+            found: list[expr.CmpResult] = []
+            expr.truth(node, env, found)
+            r = found[0]
+        return r
 
     def leaf(node: expr.Node, negated: bool) -> None:
         if isinstance(node, expr.Not):
@@ -69,20 +80,22 @@ def blockers(cond: expr.Node, env: expr.EvalEnv) -> list[str]:
             for item in node.items:
                 leaf(item, negated)
             return
+        if isinstance(node, expr.Cmp):
+            r = cmp_result(node)
+            if r.holds is None:
+                missing = expr.missing_paths(node, env)
+                out.append(f"{expr.unparse(node)}: " + (f"missing {', '.join(missing)}" if missing
+                                                        else expr.describe_cmp(r)))
+            elif r.holds is negated:
+                out.append(("not " if negated else "") + expr.describe_cmp(r))
+            return
         t = expr.truth(node, env)
         if t is None:
-            seen: list[expr.CmpResult] = []
-            expr.truth(node, env, seen)
             missing = expr.missing_paths(node, env)
-            out.append(f"{expr.unparse(node)}: " + (f"missing {', '.join(missing)}" if missing else
-                                                    "; ".join(expr.describe_cmp(s) for s in seen) or "undecided"))
+            out.append(f"{expr.unparse(node)}: " + (f"missing {', '.join(missing)}" if missing else "undecided"))
         elif t is negated:
             if isinstance(node, expr.Truth) and isinstance(node.item, expr.SignalRef):
                 out.append(f"signal {node.item.name} is {'present' if t else 'absent'}")
-            elif isinstance(node, expr.Cmp):
-                seen = []
-                expr.truth(node, env, seen)
-                out.append(("not " if negated else "") + expr.describe_cmp(seen[0]))
             else:
                 out.append(f"{'not ' if negated else ''}{expr.unparse(node)} is {str(t).lower()}")
 
@@ -138,7 +151,7 @@ def trace(firings: list[Firing], rules: dict[str, LoadedRule], compiled: Compile
         # comparisons is kept for fired rules only (it is most of the cost of a trace).
         not_fired.append(NotFired(rule=rid, pack=lr.pack, file=lr.file, line=lr.line, status=status,
                                   missing=missing if status == "not_evaluable" else [],
-                                  blocked_by=blockers(lr.cond, env),
+                                  blocked_by=blockers(lr.cond, env, seen_by_rule[rid]),
                                   would_emit=[{"name": s.name, "score": s.score} for s in lr.rule.then.signals()]))
     not_fired.sort(key=lambda n: (n.status, n.file, n.line))
     return fired, not_fired, truths
