@@ -1,6 +1,6 @@
 """Concurrent writers on one audit log: N processes x M evaluations, then verify the chain.
 
-    python bench/audit_stress.py --db /tmp/audit.sqlite3 --procs 8 --runs 50
+    python bench/audit_stress.py --db audit-stress.sqlite3 --procs 8 --runs 50
 
 Each worker loads the bundled rules and facts once, then evaluates and records M times. The parent
 checks that every record landed, the hash chain is valid and no worker saw "database is locked".

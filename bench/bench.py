@@ -1,7 +1,7 @@
 """Benchmark: a seeded synthetic universe through verdict, through durable_rules alone, and in plain Python.
 
     python bench/bench.py                      # 5,000 symbols x 50 and 200 rules, writes bench/RESULTS.md
-    python bench/bench.py --symbols 500 --rules 50 --out /tmp/r.md     # a quick run
+    python bench/bench.py --symbols 500 --rules 50 --out quick.md     # a quick run
 
 For each rule count it measures: load + compile time; our pipeline (derive, durable_rules run, resolve,
 full trace) per symbol in one process and across processes; peak RSS and RSS growth from symbol 1,000
