@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import did_you_mean
-from .expr import Interval, fmt_num
+from .expr import Interval
 from .load import FactBase, StockFacts
 from .model import Catalog, ConflictPolicy, FactCheck, FactValue, Policy, Source
 
@@ -248,9 +248,6 @@ def _freshness(raw: dict[str, list[FactValue]], base: FactBase, policy: Policy, 
     return keep, notes
 
 
-OVERRIDE_SOURCE = "override"
-
-
 def given_value(value: Any, as_of: dt.date, source: str) -> FactValue:
     """A FactValue from a plain value or a bound mapping such as {gt: 80}, as tests and what-ifs give them."""
     if isinstance(value, dict):
@@ -284,12 +281,3 @@ def with_overrides(sf: SymbolFacts, catalog: Catalog, overrides: dict[str, FactV
         chosen[path] = Chosen(path, fv, derived="override")
     return SymbolFacts(sf.stock, chosen, [c for c in sf.conflicts if c.path not in overrides], sf.date, sf.notes,
                        [c for c in sf.checks if c.path not in overrides])
-
-
-def fact_text(fv: FactValue, unit: str) -> str:
-    text = fv.describe()
-    u = fv.unit or unit
-    return f"{text} {u}".strip() if u and u != "bool" else text
-
-
-__all__ = ["Chosen", "Conflict", "SymbolFacts", "choose", "disagree", "fact_text", "fmt_num", "symbol_facts"]

@@ -20,8 +20,6 @@ from collections.abc import Sequence
 
 Series = list[float | None]
 
-WARM_UP_BARS = 120  # below this, EMA/SMA-seeded values still carry their seed (MyTT's note: >= 120)
-
 
 def ema(xs: Sequence[float], n: int) -> list[float]:
     out: list[float] = []

@@ -16,12 +16,6 @@ from . import expr
 from .errors import FactError, Problem, RuleError
 from .load import LoadedRule, RuleBook
 
-RULE_CODES = {
-    "never-holds": "a condition that no facts can satisfy",
-    "signal-unused": "a signal with score 0 that no rule reads",
-    "override-conflict": "rating overrides of equal salience that contradict each other",
-}
-
 
 def lint(book: RuleBook) -> list[Problem]:
     out: list[Problem] = []

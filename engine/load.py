@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -700,14 +699,3 @@ def _check_rule(r: Rule, pack: str, doc: SourceDoc, loc: Loc, env: expr.TypeEnv,
 
 def _at(p: Problem, rule_id: str, prefix: str = "") -> Problem:
     return Problem(p.loc, p.code, prefix + p.message, p.hint, p.severity, rule_id)
-
-
-def load_all(rules_dir: Path, facts_dir: Path) -> tuple[RuleBook, FactBase]:
-    facts = load_facts(facts_dir)
-    return load_rules(rules_dir, facts.catalog), facts
-
-
-def iter_fact_values(facts: dict[str, list[FactValue]]) -> Iterable[tuple[str, FactValue]]:
-    for name, values in facts.items():
-        for v in values:
-            yield name, v

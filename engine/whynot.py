@@ -47,11 +47,20 @@ def why_not(ev: Evaluation) -> str:
 
     def gains(sign: int) -> tuple[list[str], list[str]]:
         """Rules that would move the score in direction `sign` by firing / by not firing."""
-        by_firing = sorted((n.rule for n in ev.not_fired
-                            if sign * sum(float(s["score"]) for s in n.would_emit) > 0),
-                           key=lambda r: r)
-        by_stopping = sorted((r for r, sc in emitted.items() if sign * -sc > 0), key=lambda r: r)
+        by_firing = sorted(n.rule for n in ev.not_fired if sign * sum(float(s["score"]) for s in n.would_emit) > 0)
+        by_stopping = sorted(r for r, sc in emitted.items() if sign * -sc > 0)
         return by_firing, by_stopping
+
+    def movers(sign: int, verb: str) -> list[str]:
+        by_firing, by_stopping = gains(sign)
+        out = []
+        if by_firing:
+            out.append(f"  would {verb} it had they fired:")
+            out += [missed_line(r) for r in by_firing]
+        if by_stopping:
+            out.append(f"  would {verb} it had they not fired:")
+            out += [fired_line(r, -emitted[r]) for r in by_stopping]
+        return out or [f"  no rule of this rule book could {verb} it on these facts."]
 
     if i == 0:
         lines.append(f"Why {ev.rating} and not higher: {ev.rating} is the top of the scale.")
@@ -60,15 +69,7 @@ def why_not(ev: Evaluation) -> str:
         need = (up.min_score or 0) - score
         lines.append(f"Why not {up.name} (needs score >= {fmt_num(up.min_score or 0)}; now {fmt_num(score)}, "
                      f"{fmt_num(need)} short):")
-        by_firing, by_stopping = gains(+1)
-        if by_firing:
-            lines.append("  would raise it had they fired:")
-            lines += [missed_line(r) for r in by_firing]
-        if by_stopping:
-            lines.append("  would raise it had they not fired:")
-            lines += [fired_line(r, -emitted[r]) for r in by_stopping]
-        if not by_firing and not by_stopping:
-            lines.append("  no rule of this rule book could raise it on these facts.")
+        lines += movers(+1, "raise")
     if i == len(bands) - 1:
         lines.append(f"Why {ev.rating} and not lower: {ev.rating} is the bottom of the scale.")
     else:
@@ -76,13 +77,5 @@ def why_not(ev: Evaluation) -> str:
         edge = bands[i].min_score or 0
         lines.append(f"Why not {down.name} (needs score < {fmt_num(edge)}; now {fmt_num(score)}, "
                      f"{fmt_num(score - edge)} above the edge):")
-        by_firing, by_stopping = gains(-1)
-        if by_firing:
-            lines.append("  would lower it had they fired:")
-            lines += [missed_line(r) for r in by_firing]
-        if by_stopping:
-            lines.append("  would lower it had they not fired:")
-            lines += [fired_line(r, -emitted[r]) for r in by_stopping]
-        if not by_firing and not by_stopping:
-            lines.append("  no rule of this rule book could lower it on these facts.")
+        lines += movers(-1, "lower")
     return "\n".join(lines) + "\n"
