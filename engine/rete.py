@@ -1,24 +1,38 @@
 """Stage 4, run: the only module that imports durable_rules.
 
-Every known quirk of durable_rules 2.0.28 is handled here and nowhere else:
-- one Host per process, its two dispatch timer threads cancelled at once (they race the caller);
-- rulesets registered once per content hash (durable cannot redefine a name);
+We drive durable's C engine (`durable_rules_engine`) directly rather than through its Python Host:
+the Host runs every action through a closure, a JSON round trip of the session state and a state
+update that is matched again through the network, which cost about four times what the matching
+does. Every known quirk of durable_rules 2.0.28 is handled here and nowhere else:
+- rulesets are registered once per content hash (durable cannot redefine a name), with no Host
+  and so none of its dispatch timer threads (they race the caller);
 - one session per evaluation, always deleted (1,024 live sessions at most, ~0.7 MB each);
-- facts serialised by us: finite numbers only, no `1e-05` forms (durable rejects them);
-- actions never raise into durable (it swallows exceptions silently): failures are collected
-  and raised as EngineFault after the run, together with any error durable stored in the state;
+- each session's ~0.7 MB is allocated and cleared on creation and freed on deletion: glibc serves
+  blocks that size with mmap and returns them on free, unless an earlier free happened to raise its
+  dynamic threshold. Whether it had was down to memory layout: the same run went at 430 or 2,300
+  symbols/s from one process start to the next, the slow runs spending their time in page faults.
+  The engine pins the thresholds (`mallopt`) so the heap keeps that memory and reuses it;
+- facts serialised by us, once per evaluation however many rulesets read them: finite numbers
+  only, no `1e-05` forms (durable rejects them);
+- firings are read back by us in a loop (start action, complete and start the next); nothing
+  runs inside durable, so no exception can be swallowed there;
 - a rule fires its effects once per session, extra matches are recorded but not re-emitted;
+- derived signals are asserted in one batch per ruleset, and the run goes to quiescence before
+  each negation phase marker;
 - delete_state frees two pointers that only an action initialises: deleting a session in which
   no action ever ran frees garbage (a crash, or worse, a corrupted heap). Before deleting, every
-  session that saw no action gets a `close__` fact whose no-op rule runs one.
+  session that saw no action gets a `close__` fact whose no-op rule is started and completed.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
+import sys
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from .compile import CLOSE_KEY, Compiled
@@ -31,23 +45,30 @@ _ENGINE_ERRORS = {
     303: "a fact met more condition nodes than the engine's stack holds (64)",
     307: "the engine lost track of a session",
 }
+_NOT_HANDLED, _OBSERVED = 1, 2
 
 
 @dataclass
 class Firing:
-    """One rule that fired, with the facts exactly as durable matched them."""
+    """One rule that fired, with the facts exactly as durable matched them (its own JSON, parsed on use)."""
 
     rule: str
     seq: int
     shard: str
-    matched: dict[str, dict[str, Any]]
+    message: str = field(repr=False)
     extra_matches: int = 0
+
+    @cached_property
+    def matched(self) -> dict[str, dict[str, Any]]:
+        """alias -> fact as durable matched it (without the session id)."""
+        body: dict[str, Any] = next(iter(json.loads(self.message).values()), {})
+        return {alias: {k: v for k, v in fact.items() if k != "sid"}
+                for alias, fact in body.items() if isinstance(fact, dict)}
 
 
 @dataclass
 class RunResult:
     firings: list[Firing] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
 
     def fired_ids(self) -> set[str]:
         return {f.rule for f in self.firings}
@@ -88,150 +109,159 @@ def encode_fact(fact: dict[str, Any]) -> str:
     return "{" + ",".join(parts) + "}"
 
 
+def _rule_key(message: str) -> str:
+    """The rule name of an action message `{"KEY":{...}}` (our keys are plain identifiers)."""
+    return message[2:message.index('"', 2)]
+
+
 # ----------------------------------------------------------------------------- engine
 
 
-class _Context:
-    def __init__(self, compiled: Compiled, sid: str) -> None:
-        self.compiled = compiled
-        self.sid = sid
-        self.result = RunResult()
-        self.by_rule: dict[str, Firing] = {}
-        self.touched: dict[str, None] = {}
-        self.acted: set[str] = set()
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_session_memory() -> bool:
+    """Make glibc serve and keep durable's per-session blocks from the heap (see the module note)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, 16 * 2**20)) and bool(mallopt(_M_TRIM_THRESHOLD, 128 * 2**20))
 
 
 class Rete:
-    """One durable_rules Host for this process, driven from one thread."""
+    """durable_rules' engine for this process, driven from one thread."""
 
     def __init__(self) -> None:
-        from durable import engine as durable_engine
+        import durable_rules_engine
 
-        self._durable = durable_engine
-        self._host = durable_engine.Host()
-        # The host's timer threads call into the same C handles as we do: stop them now.
-        self._host._d_timer.cancel()
-        self._host._t_timer.cancel()
-        self._registered: set[str] = set()
-        self._ctx: _Context | None = None
+        keep_session_memory()
+        self._c = durable_rules_engine
+        self._handles: dict[str, int] = {}
+        self._emits: dict[str, dict[str, list[str]]] = {}  # digest -> rule id -> encoded signal facts
+        self._busy = False
         self._thread = threading.get_ident()
 
     def ensure(self, compiled: Compiled) -> None:
         """Register the compiled shards once; names carry the content hash, so edits get new names."""
-        if all(name in self._registered for name in compiled.shards):
-            return
-        todo = {name: d for name, d in compiled.definitions().items() if name not in self._registered}
-        for name, rules in todo.items():
-            for key, definition in rules.items():
-                definition["run"] = self._action(name, key)
-        self._host.set_rulesets(todo)
-        self._registered.update(todo)
-
-    def _action(self, shard: str, key: str) -> Any:
-        # durable inspects __code__ and wants exactly one parameter: a closure, not a partial.
-        def action(c: Any) -> None:
-            ctx = self._ctx
-            if ctx is None:  # pragma: no cover - only if durable dispatches outside run()
-                return
-            ctx.acted.add(shard)
-            if key == CLOSE_KEY:
-                return
-            try:
-                self._on_fire(ctx, shard, key, c)
-            except BaseException as exc:  # durable would swallow it: keep it for the caller
-                ctx.result.errors.append(f"action of {ctx.compiled.by_key.get((shard, key), key)} failed: "
-                                         f"{type(exc).__name__}: {exc}")
-
-        return action
-
-    def _on_fire(self, ctx: _Context, shard: str, key: str, c: Any) -> None:
-        rule_id = ctx.compiled.by_key[(shard, key)]
-        matched = {alias: {k: v for k, v in fact.items() if k != "sid"}
-                   for alias, fact in (c._m or {}).items() if isinstance(fact, dict)}
-        previous = ctx.by_rule.get(rule_id)
-        if previous is not None:
-            previous.extra_matches += 1
-            return
-        firing = Firing(rule_id, len(ctx.result.firings) + 1, shard, matched)
-        ctx.by_rule[rule_id] = firing
-        ctx.result.firings.append(firing)
-        for emit in ctx.compiled.rules[rule_id].emits:
-            for target in ctx.compiled.consumers.get(emit["name"], []):
-                ctx.touched[target] = None
-                fact = {**emit, "sid": ctx.sid}
-                try:
-                    if target == shard:
-                        c.assert_fact(fact)
-                    else:
-                        self._host.assert_fact(target, fact)
-                except self._durable.MessageNotHandledException:
-                    pass
+        for name, definition in compiled.shards.items():
+            if name not in self._handles:
+                self._handles[name] = self._c.create_ruleset(name, json.dumps(definition, ensure_ascii=False))
+        if compiled.digest not in self._emits:
+            self._emits[compiled.digest] = {rid: [encode_fact(e) for e in cr.emits]
+                                            for rid, cr in compiled.rules.items()}
 
     def run(self, compiled: Compiled, facts: dict[str, dict[str, Any]], sid: str) -> RunResult:
         """Assert one symbol's facts into a fresh session per shard, run to quiescence, read back."""
         if threading.get_ident() != self._thread:
-            raise RuntimeError("durable_rules must be driven from the thread that created the host")
-        if self._ctx is not None:
+            raise RuntimeError("durable_rules must be driven from the thread that created the engine")
+        if self._busy:
             raise RuntimeError("re-entrant run: durable_rules sessions are evaluated one at a time")
         self.ensure(compiled)
-        ctx = _Context(compiled, sid)
-        self._ctx = ctx
-        touched = ctx.touched
+        self._busy = True
+        result = RunResult()
+        by_rule: dict[str, Firing] = {}
+        touched: dict[str, None] = {}
+        acted: set[str] = set()
+        sid_json = json.dumps(sid, ensure_ascii=False)
+        pending: dict[str, list[str]] = {}
         try:
+            bodies = {kind: encode_fact({"kind": kind, **facts[kind]}) for kind in ("stock", "sector", "commodity")
+                      if kind in facts}
             for shard, kinds in compiled.kinds.items():
-                for kind in ("stock", "sector", "commodity"):
-                    if kind in kinds and kind in facts:
-                        touched[shard] = None
-                        self._assert(shard, {"sid": sid, "kind": kind, **facts[kind]})
+                for kind, body in bodies.items():
+                    if kind in kinds:
+                        pending.setdefault(shard, []).append(body)
+            self._settle(compiled, sid_json, pending, result, by_rule, touched, acted)
             for stratum, shards in compiled.phases:
+                marker = f'{{"kind":"phase","n":{stratum}}}'
                 for shard in shards:
-                    touched[shard] = None
-                    self._assert(shard, {"sid": sid, "kind": "phase", "n": stratum})
-            for shard in touched:
-                state = self._host.get_state(shard, sid)
-                if isinstance(state, dict) and state.get("exception"):
-                    ctx.result.errors.append(f"durable_rules reported: {state['exception']}")
+                    pending.setdefault(shard, []).append(marker)
+                self._settle(compiled, sid_json, pending, result, by_rule, touched, acted)
         finally:
             try:
-                for shard in list(touched):
-                    if shard not in ctx.acted:
-                        self._assert(shard, {"sid": sid, "kind": "close__"})
-            finally:
-                self._ctx = None
                 for shard in touched:
-                    self._host.delete_state(shard, sid)
-        if ctx.result.errors:
-            raise EngineFault([Problem(Location(), "engine-fault", e,
-                                       "This is a defect in verdict or its rule engine; run with --debug "
-                                       "and report it with the rule and fact files.") for e in ctx.result.errors],
-                              exit_code=3)
-        return ctx.result
+                    if shard not in acted:
+                        handle = self._handles[shard]
+                        _, state = self._c.assert_fact(handle, _with_sid('{"kind":"close__"}', sid_json))
+                        if self._c.start_action_for_state(handle, state):
+                            self._c.complete_and_start_action(handle, state)
+            finally:
+                self._busy = False
+                for shard in touched:
+                    self._c.delete_state(self._handles[shard], sid)
+        return result
 
-    def _assert(self, shard: str, fact: dict[str, Any]) -> None:
-        import durable_rules_engine
+    def _settle(self, compiled: Compiled, sid_json: str, pending: dict[str, list[str]], result: RunResult,
+                by_rule: dict[str, Firing], touched: dict[str, None], acted: set[str]) -> None:
+        """Assert what is pending, shard by shard, and follow the signals fired until nothing is left."""
+        while pending:
+            shard = next(iter(pending))
+            bodies = pending.pop(shard)
+            handle = self._handles[shard]
+            touched[shard] = None
+            texts = [_with_sid(b, sid_json) for b in bodies]
+            try:
+                if len(texts) == 1:
+                    code, state = self._c.assert_fact(handle, texts[0])
+                else:
+                    code, state = self._c.assert_facts(handle, "[" + ",".join(texts) + "]")
+            except self._c.error as exc:
+                raise _refused(exc, bodies) from exc
+            if code == _NOT_HANDLED and len(texts) == 1:
+                continue  # no rule of this shard tests this fact's values: nothing to do
+            try:
+                started = self._c.start_action_for_state(handle, state)
+            except self._c.error as exc:
+                raise _failed(exc) from exc
+            if not started:
+                continue
+            acted.add(shard)
+            message: str | None = started[1]
+            while message:
+                key = _rule_key(message)
+                if key != CLOSE_KEY:
+                    self._fired(compiled, shard, key, message, result, by_rule, pending)
+                try:
+                    message = self._c.complete_and_start_action(handle, state)
+                except self._c.error as exc:
+                    raise _failed(exc) from exc
 
-        ruleset = self._host.get_ruleset(shard)
-        text = encode_fact(fact)
-        try:
-            state = ruleset._handle_result(durable_rules_engine.assert_fact(ruleset._handle, text), fact)
-        except self._durable.MessageNotHandledException:
-            return  # no rule of this shard tests this fact's values: nothing to do
-        except durable_rules_engine.error as exc:
-            code = _code(exc)
-            raise EngineFault([Problem(Location(), "engine-error",
-                                       f"durable_rules refused a {fact.get('kind')} fact (error {code}: "
-                                       f"{_ENGINE_ERRORS.get(code, 'unknown error')}).",
-                                       "Nothing was evaluated for this symbol. Run `verdict rules check` and "
-                                       "report the fact file if it passes.")], exit_code=3) from exc
-        outcome: list[Any] = [None]
+    def _fired(self, compiled: Compiled, shard: str, key: str, message: str, result: RunResult,
+               by_rule: dict[str, Firing], pending: dict[str, list[str]]) -> None:
+        rule_id = compiled.by_key[(shard, key)]
+        previous = by_rule.get(rule_id)
+        if previous is not None:
+            previous.extra_matches += 1
+            return
+        firing = Firing(rule_id, len(result.firings) + 1, shard, message)
+        by_rule[rule_id] = firing
+        result.firings.append(firing)
+        for emit, body in zip(compiled.rules[rule_id].emits, self._emits[compiled.digest][rule_id], strict=True):
+            for target in compiled.consumers.get(emit["name"], []):
+                pending.setdefault(target, []).append(body)
 
-        def done(error: Any, _state: Any) -> None:
-            outcome[0] = error
 
-        ruleset.do_actions(state, done)
-        if outcome[0]:
-            raise EngineFault([Problem(Location(), "engine-error", f"durable_rules failed while firing rules: "
-                                                                   f"{outcome[0]}")], exit_code=3)
+def _with_sid(body: str, sid_json: str) -> str:
+    return f'{{"sid":{sid_json},{body[1:]}'
+
+
+def _refused(exc: Exception, bodies: list[str]) -> EngineFault:
+    code = _code(exc)
+    kinds = sorted({json.loads(b).get("kind", "?") for b in bodies})
+    return EngineFault([Problem(Location(), "engine-error",
+                                f"durable_rules refused a {'/'.join(kinds)} fact (error {code}: "
+                                f"{_ENGINE_ERRORS.get(code, 'unknown error')}).",
+                                "Nothing was evaluated for this symbol. Run `verdict rules check` and "
+                                "report the fact file if it passes.")], exit_code=3)
+
+
+def _failed(exc: Exception) -> EngineFault:
+    return EngineFault([Problem(Location(), "engine-error", f"durable_rules failed while firing rules: {exc}",
+                                "This is a defect in verdict or its rule engine; run with --debug "
+                                "and report it with the rule and fact files.")], exit_code=3)
 
 
 def _code(exc: Exception) -> int:
@@ -244,7 +274,7 @@ _instance: Rete | None = None
 
 
 def engine() -> Rete:
-    """The process-wide engine (durable_rules keeps global state per host: one per process)."""
+    """The process-wide engine (durable_rules keeps its rulesets in global state: one per process)."""
     global _instance
     if _instance is None:
         _instance = Rete()
