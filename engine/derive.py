@@ -122,6 +122,8 @@ def _cite(fv: FactValue, sources: dict[str, Source]) -> str:
 
 def choose(path: str, values: list[FactValue], policy: ConflictPolicy, sources: dict[str, Source],
            label: str) -> tuple[Chosen, Conflict | None]:
+    if len(values) == 1:  # the common case: one statement, nothing to rank or compare
+        return Chosen(path, values[0], (), False), None
     ranked = sorted(enumerate(values), key=lambda iv: _rank_key(iv[1], policy, iv[0]))
     best = ranked[0][1]
     others = [v for _, v in ranked[1:]]
@@ -147,18 +149,11 @@ def symbol_facts(base: FactBase, stock: StockFacts, policy: Policy | ConflictPol
     conflict_policy: ConflictPolicy = policy.conflicts if isinstance(policy, Policy) else policy
     day = base.evaluation_date(as_of)
     raw: dict[str, list[FactValue]] = {}
-
-    def visible(vals: list[FactValue]) -> list[FactValue]:
-        return [v for v in vals if day is None or v.as_of <= day]
-
-    for name, vals in base.commodities.items():
-        raw[f"commodity.{name}"] = visible(vals)
     sector = base.sectors.get(stock.file.sector)
-    if sector:
-        for name, vals in sector.facts.items():
-            raw[f"sector.{name}"] = visible(vals)
-    for name, vals in stock.facts.items():
-        raw[f"stock.{name}"] = visible(vals)
+    for ns, facts in (("commodity", base.commodities), ("sector", sector.facts if sector else {}),
+                      ("stock", stock.facts)):
+        for name, vals in facts.items():
+            raw[f"{ns}.{name}"] = vals if day is None else [v for v in vals if v.as_of <= day]
     notes: list[Note] = []
     how: dict[str, str] = {}
     if stock.series is not None and full is not None:
@@ -172,17 +167,17 @@ def symbol_facts(base: FactBase, stock: StockFacts, policy: Policy | ConflictPol
                 continue
             raw[d.path] = [d.value, *raw.get(d.path, [])]
             how[d.path] = d.how
-    if full is not None and day is not None:
+    if full is not None and day is not None and full.freshness.max_age_days:
         raw, stale = _freshness(raw, base, full, day)
         notes += stale
     raw = {p: vs for p, vs in raw.items() if vs}
     chosen: dict[str, Chosen] = {}
     conflicts: list[Conflict] = []
-    dates = [v.as_of for vals in raw.values() for v in vals if vals]
-    header_date = day or (max(dates) if dates else dt.date(1970, 1, 1))
     for name in IDENTITY_FACTS:
         path = f"stock.{name}"
         if base.catalog.spec(path) is not None and name not in stock.facts:
+            dates = [v.as_of for vals in raw.values() for v in vals]
+            header_date = day or (max(dates) if dates else dt.date(1970, 1, 1))
             fv = FactValue(value=getattr(stock.file, name), as_of=header_date, source=FILE_SOURCE)
             chosen[path] = Chosen(path, fv, derived=f"header of {stock.path}")
     checks: list[FactCheck] = []

@@ -499,6 +499,26 @@ class LoadedRule:
         return expr.fact_paths(self.cond)
 
     @cached_property
+    def reads_signals(self) -> bool:
+        return bool(expr.signal_refs(self.cond))
+
+    @cached_property
+    def emitted(self) -> tuple[tuple[str, float], ...]:
+        """(name, score) of each signal it emits."""
+        return tuple((s.name, float(s.score)) for s in self.rule.then.signals())
+
+    @cached_property
+    def has_outputs(self) -> bool:
+        """Whether firing it sets a target, an entry, a warning or a rating override (beyond signals)."""
+        then = self.rule.then
+        return bool(then.target or then.rating or then.entries() or then.warnings())
+
+    @cached_property
+    def salience_key(self) -> tuple[int, str, int]:
+        """Order of precedence among fired rules: salience, then file and line."""
+        return (-self.rule.salience, self.file, self.line)
+
+    @cached_property
     def then_paths(self) -> list[str]:
         """Fact paths its messages, entry and target values read."""
         nodes = list(self.values.values()) + [p.node for parts in self.templates.values() for p in parts

@@ -2,6 +2,13 @@
 
 `Workspace.open(rules, facts)` loads and compiles once; `evaluate(symbol)` runs one isolated
 durable_rules session per call. The CLI is a thin shell over this; so are the tests.
+
+`run(symbol)` stops before explain: the outcome (rating, target, entries, warnings, signals) and
+the trace as captured (every firing in order, with the facts durable matched, on the resolved facts
+and their sources). `Run.evaluation()` renders that trace: the comparisons of every rule, what
+blocked each rule that did not fire, and the cross-check of durable against the evaluator. A
+screen of thousands of symbols that prints a table needs only the first; rendering costs several
+times the matching at 200 rules, so it is done for what is shown or recorded.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ from .derive import SymbolFacts, symbol_facts
 from .explain import cross_check, fact_uses, trace
 from .load import FactBase, LoadedRule, RuleBook, load_facts, load_rules
 from .model import Evaluation, WarningOut
-from .resolve import SEVERITY_ORDER, resolve, signal_env
+from .resolve import SEVERITY_ORDER, Resolution, resolve, signal_env
+from .rete import Firing
 
 
 def engine_version() -> str:
@@ -81,6 +89,10 @@ class Workspace:
     def evaluate(self, query: str, run_id: str | None = None, as_of: dt.date | None = None) -> Evaluation:
         return self.evaluate_facts(self.symbol_facts(query, as_of), run_id)
 
+    def run(self, query: str, run_id: str | None = None, as_of: dt.date | None = None) -> Run:
+        """The outcome and the captured trace, not yet rendered (see the module note)."""
+        return self.run_facts(self.symbol_facts(query, as_of), run_id)
+
     def rate(self, sf: SymbolFacts) -> tuple[str, float]:
         """Only the rating and score (no trace): for searches that re-evaluate many times."""
         from . import rete
@@ -90,29 +102,59 @@ class Workspace:
         rating, _, score, _ = rate(result.firings, self.rules, self.book.policy)
         return rating, score
 
-    def evaluate_facts(self, sf: SymbolFacts, run_id: str | None = None) -> Evaluation:
-        """Evaluate prepared facts (a symbol's, with overrides, or a test case's)."""
+    def run_facts(self, sf: SymbolFacts, run_id: str | None = None) -> Run:
+        """Run prepared facts (a symbol's, with overrides, or a test case's) through durable and resolve."""
         from . import rete
 
-        stock = sf.stock
-        policy = self.book.policy
         run_id = run_id or uuid.uuid4().hex
-        result = rete.engine().run(self.compiled, durable_facts(sf, self.compiled), f"{run_id}:{stock.file.symbol}")
-        res = resolve(result.firings, self.rules, policy, sf)
+        result = rete.engine().run(self.compiled, durable_facts(sf, self.compiled), f"{run_id}:{sf.stock.file.symbol}")
+        return Run(self, sf, result.firings, resolve(result.firings, self.rules, self.book.policy, sf), run_id)
+
+    def evaluate_facts(self, sf: SymbolFacts, run_id: str | None = None) -> Evaluation:
+        """Evaluate prepared facts, with the trace rendered."""
+        return self.run_facts(sf, run_id).evaluation()
+
+    def evaluate_all(self, as_of: dt.date | None = None) -> list[Evaluation]:
+        return [self.evaluate(s, as_of=as_of) for s in self.symbols()]
+
+
+@dataclass
+class Run:
+    """One evaluation as it ran: the resolved outcome and the trace as captured, unrendered."""
+
+    workspace: Workspace
+    facts: SymbolFacts
+    firings: list[Firing]
+    resolution: Resolution
+    run_id: str
+
+    @property
+    def symbol(self) -> str:
+        return self.facts.stock.file.symbol
+
+    @property
+    def rating(self) -> str:
+        return self.resolution.rating.name
+
+    @property
+    def score(self) -> float:
+        return self.resolution.score
+
+    def evaluation(self) -> Evaluation:
+        """Render the trace and cross-check durable's decisions: the full, recordable evaluation."""
+        ws, sf, res = self.workspace, self.facts, self.resolution
+        stock = sf.stock
         env = expr.EvalEnv(sf.values(), signal_env(res.signals))
-        fired, not_fired, truths = trace(result.firings, self.rules, self.compiled, env)
+        fired, not_fired, truths = trace(self.firings, ws.rules, ws.compiled, env)
         warnings = list(res.warnings)
-        for msg in cross_check(result.firings, truths):
+        for msg in cross_check(self.firings, truths):
             warnings.append(WarningOut(rule="engine.cross-check", severity="high", message=msg))
         warnings.sort(key=lambda w: (SEVERITY_ORDER[w.severity], w.rule))
         return Evaluation(
             symbol=stock.file.symbol, name=stock.file.name, sector=stock.file.sector, as_of=sf.as_of,
             rating=res.rating.name, score=res.score, rating_info=res.rating, target=res.target,
-            entries=res.entries, warnings=warnings, signals=res.signals, fired=fired, not_fired=not_fired,
-            facts=fact_uses(sf, self.facts), fact_checks=sf.checks, run_id=run_id, ruleset_hash=self.compiled.digest,
-            facts_hash=sf.digest(self.facts.sources), engine_version=engine_version(),
-            disclaimer=policy.disclaimer,
+            entries=res.entries, warnings=warnings, signals=[s.out() for s in res.signals], fired=fired,
+            not_fired=not_fired, facts=fact_uses(sf, ws.facts), fact_checks=sf.checks, run_id=self.run_id,
+            ruleset_hash=ws.compiled.digest, facts_hash=sf.digest(ws.facts.sources), engine_version=engine_version(),
+            disclaimer=ws.book.policy.disclaimer,
         )
-
-    def evaluate_all(self, as_of: dt.date | None = None) -> list[Evaluation]:
-        return [self.evaluate(s, as_of=as_of) for s in self.symbols()]

@@ -8,6 +8,7 @@ bounds can be computed from the symbol's facts. Pure: no engine, no clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import expr
 from .derive import SymbolFacts
@@ -19,6 +20,18 @@ SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
 HORIZONS = ("short", "medium", "long")
 
 
+class Signal(NamedTuple):
+    """A signal a fired rule emitted (a plain tuple: a screen makes ~45 per symbol at 200 rules)."""
+
+    name: str
+    score: float
+    rule: str
+    sources: list[str]  # the rules whose signals the emitting rule consumed
+
+    def out(self) -> SignalOut:
+        return SignalOut.model_construct(name=self.name, score=self.score, rule=self.rule, sources=self.sources)
+
+
 @dataclass
 class Resolution:
     rating: RatingOut
@@ -26,20 +39,19 @@ class Resolution:
     target: TargetOut | None
     entries: list[EntryOut]
     warnings: list[WarningOut]
-    signals: list[SignalOut]
+    signals: list[Signal]
 
 
-def signals_of(firings: list[Firing], rules: dict[str, LoadedRule]) -> list[SignalOut]:
-    out: list[SignalOut] = []
+def signals_of(firings: list[Firing], rules: dict[str, LoadedRule]) -> list[Signal]:
+    out: list[Signal] = []
     for f in firings:
-        sources = sorted({m["by"] for alias, m in f.matched.items()
-                          if m.get("kind") == "signal" and "by" in m})
-        for s in rules[f.rule].rule.then.signals():
-            out.append(SignalOut(name=s.name, score=s.score, rule=f.rule, sources=sources))
+        lr = rules[f.rule]
+        for name, score in lr.emitted:
+            out.append(Signal(name, score, f.rule, f.signal_sources if lr.reads_signals else []))
     return out
 
 
-def signal_env(signals: list[SignalOut]) -> dict[str, list[float]]:
+def signal_env(signals: list[Signal]) -> dict[str, list[float]]:
     env: dict[str, list[float]] = {}
     for s in signals:
         env.setdefault(s.name, []).append(s.score)
@@ -56,13 +68,13 @@ def band(policy: Policy, score: float) -> tuple[str, str]:
     return last.name, "lowest band"
 
 
-def _sal(rules: dict[str, LoadedRule], rule_id: str) -> tuple[int, str, int]:
-    r = rules[rule_id]
-    return (-r.rule.salience, r.file, r.line)
+def _by_salience(firings: list[Firing], rules: dict[str, LoadedRule]) -> list[str]:
+    """Fired rules that set more than signals, highest salience first (the order precedence takes)."""
+    return sorted((f.rule for f in firings if rules[f.rule].has_outputs), key=lambda rid: rules[rid].salience_key)
 
 
 def rate(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy
-         ) -> tuple[str, str, float, list[SignalOut]]:
+         ) -> tuple[str, str, float, list[Signal]]:
     """The rating alone: (rating, what decided it, score, signals). resolve() adds the rest."""
     signals = signals_of(firings, rules)
     score = round(sum(s.score for s in signals), 6)
@@ -70,8 +82,8 @@ def rate(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy
     rating, decided_by = band(policy, score)
     decided_by = f"{decided_by} (sum of {len(signals)} signal scores)"
 
-    fired = sorted((f.rule for f in firings), key=lambda rid: _sal(rules, rid))
-    overrides = [(rid, rules[rid].rule.then.rating) for rid in fired if rules[rid].rule.then.rating]
+    overrides = [(rid, rules[rid].rule.then.rating) for rid in _by_salience(firings, rules)
+                 if rules[rid].rule.then.rating]
     sets = [(rid, o) for rid, o in overrides if o is not None and o.mode == "set"]
     if sets:
         first, chosen = sets[0]
@@ -90,12 +102,12 @@ def rate(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy
 def resolve(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy, facts: SymbolFacts,
             ) -> Resolution:
     rating, decided_by, score, signals = rate(firings, rules, policy)
-    env = expr.EvalEnv(facts.values(), signal_env(signals))
-    fired = sorted((f.rule for f in firings), key=lambda rid: _sal(rules, rid))
+    fired = _by_salience(firings, rules)
+    env = expr.EvalEnv(facts.values(), signal_env(signals)) if fired else expr.EvalEnv({}, {})
     meaning = next(b.meaning for b in policy.scale.ratings if b.name == rating)
-    rating_out = RatingOut(name=rating, meaning=meaning, scale=policy.scale.name,
-                           benchmark=policy.scale.benchmark, horizon=policy.scale.horizon, decided_by=decided_by,
-                           bands=[BandOut(name=b.name, min_score=b.min_score) for b in policy.scale.ratings])
+    rating_out = RatingOut.model_construct(name=rating, meaning=meaning, scale=policy.scale.name,
+                                           benchmark=policy.scale.benchmark, horizon=policy.scale.horizon,
+                                           decided_by=decided_by, bands=_bands(policy))
 
     target = None
     for rid in fired:
@@ -139,6 +151,10 @@ def resolve(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy,
         warnings.append(WarningOut.model_validate({"rule": n.rule, "severity": n.severity, "message": n.message}))
     warnings.sort(key=lambda w: (SEVERITY_ORDER[w.severity], w.rule))
     return Resolution(rating_out, score, target, [entries[h] for h in HORIZONS if h in entries], warnings, signals)
+
+
+def _bands(policy: Policy) -> list[BandOut]:
+    return [BandOut.model_construct(name=b.name, min_score=b.min_score) for b in policy.scale.ratings]
 
 
 def _num(lr: LoadedRule, key: str, env: expr.EvalEnv) -> float | None:

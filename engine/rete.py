@@ -29,6 +29,7 @@ from __future__ import annotations
 import ctypes
 import json
 import math
+import re
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -66,6 +67,16 @@ class Firing:
                 for alias, fact in body.items() if isinstance(fact, dict)}
 
 
+    @cached_property
+    def signal_sources(self) -> list[str]:
+        """The rules whose signal facts this firing matched, read off durable's message without parsing
+        all of it: signal facts are written by `encode_fact` with their fields in a fixed order."""
+        return sorted({by[1:-1] if "\\" not in by else json.loads(by) for by in _SIGNAL_BY.findall(self.message)})
+
+
+_SIGNAL_BY = re.compile(r'"kind":"signal","name":"(?:[^"\\]|\\.)*","score":[-+0-9.eE]+,"by":("(?:[^"\\]|\\.)*")')
+
+
 @dataclass
 class RunResult:
     firings: list[Firing] = field(default_factory=list)
@@ -92,20 +103,29 @@ def _number(v: float | int) -> str:
 
 
 def encode_fact(fact: dict[str, Any]) -> str:
-    """JSON for one flat fact, with numbers written as durable can read them."""
+    """JSON for one flat fact (None fields left out), with numbers written as durable can read them."""
+    plain = {k: v for k, v in fact.items() if v is not None}
+    for k, v in plain.items():
+        if isinstance(v, float):
+            if not math.isfinite(v):
+                raise ValueError(f"fact field {k!r} is not finite")
+            if v and not 1e-4 <= abs(v) < 1e16:  # where repr() switches to exponent notation
+                return _encode_slow(plain)
+        elif not isinstance(v, (str, int)):  # bool is an int
+            raise TypeError(f"fact field {k!r} has unsupported type {type(v).__name__}")
+    return json.dumps(plain, ensure_ascii=False, separators=(",", ":"))
+
+
+def _encode_slow(fact: dict[str, Any]) -> str:
     parts = []
     for k, v in fact.items():
-        if v is None:
-            continue
         if isinstance(v, bool):
             text = "true" if v else "false"
         elif isinstance(v, (int, float)):
             text = _number(v)
-        elif isinstance(v, str):
-            text = json.dumps(v, ensure_ascii=False)
         else:
-            raise TypeError(f"fact field {k!r} has unsupported type {type(v).__name__}")
-        parts.append(f"{json.dumps(k)}:{text}")
+            text = json.dumps(v, ensure_ascii=False)
+        parts.append(f"{json.dumps(k, ensure_ascii=False)}:{text}")
     return "{" + ",".join(parts) + "}"
 
 

@@ -5,6 +5,7 @@ If an upgrade changes any of these, the adapter's workarounds must be revisited 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 durable_engine = pytest.importorskip("durable.engine")
 
@@ -201,3 +204,44 @@ def test_a_failing_run_still_deletes_its_sessions() -> None:
         with pytest.raises(KeyError):
             engine().run(broken, {"stock": {"x": 5}}, f"f{i}")
     assert engine().run(broken, {"stock": {"x": 0}}, "after").firings == []
+
+
+_ENCODE_RULESET: dict[str, int] = {}
+
+
+def _accepts(text: str) -> bool:
+    import durable_rules_engine
+
+    if "h" not in _ENCODE_RULESET:
+        _ENCODE_RULESET["h"] = durable_rules_engine.create_ruleset(
+            f"encode_{uuid.uuid4().hex[:8]}", '{"r": {"all": [{"m": {"$gt": {"x": -100000000}}}]}}')
+    handle = _ENCODE_RULESET["h"]
+    code, state = durable_rules_engine.assert_fact(handle, text)
+    try:
+        started = durable_rules_engine.start_action_for_state(handle, state)
+        if started:
+            durable_rules_engine.complete_and_start_action(handle, state)
+        return code == 0 and bool(started)
+    finally:
+        durable_rules_engine.delete_state(handle, "e")
+
+
+@settings(max_examples=300, deadline=None)
+@given(x=st.floats(min_value=-1e7, max_value=1e300, allow_nan=False, allow_infinity=False),
+       label=st.text(max_size=12), flag=st.booleans(), n=st.integers(-10**12, 10**12))
+def test_encoded_facts_read_back_exactly_and_durable_accepts_them(x: float, label: str, flag: bool, n: int) -> None:
+    from engine.rete import encode_fact
+
+    fact = {"sid": "e", "kind": "stock", "x": x, "label": label, "flag": flag, "n": n, "gone": None}
+    text = encode_fact(fact)
+    assert json.loads(text) == {k: v for k, v in fact.items() if v is not None}
+    assert _accepts(text), text  # exponent forms such as 1e-05 would be refused (error 204)
+
+
+def test_encoding_refuses_what_durable_cannot_hold() -> None:
+    from engine.rete import encode_fact
+
+    with pytest.raises(ValueError, match="not finite"):
+        encode_fact({"x": float("nan")})
+    with pytest.raises(TypeError, match="unsupported type"):
+        encode_fact({"x": [1, 2]})

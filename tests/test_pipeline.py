@@ -76,3 +76,19 @@ def test_a_fact_edit_changes_the_facts_hash_and_result(workdir):
     after = ws2.evaluate("300748")
     assert after.facts_hash != before.facts_hash and after.ruleset_hash == before.ruleset_hash
     assert after.score == before.score - 1
+
+
+def test_signal_sources_read_off_the_message_match_the_parsed_match(ws):
+    for symbol in ws.symbols():
+        sf = ws.symbol_facts(symbol)
+        for f in rete.engine().run(ws.compiled, durable_facts(sf, ws.compiled), f"src:{symbol}").firings:
+            parsed = sorted({m["by"] for m in f.matched.values() if m.get("kind") == "signal"})
+            assert f.signal_sources == parsed, (symbol, f.rule)
+
+
+def test_a_run_renders_into_the_same_evaluation(ws):
+    run = ws.run("600111", run_id="same")
+    ev = ws.evaluate("600111", run_id="same")
+    assert (run.rating, run.score) == (ev.rating, ev.score)
+    assert run.evaluation().model_dump() == ev.model_dump()
+    assert [f.rule for f in run.firings] == [f.rule for f in ev.fired]
