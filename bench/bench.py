@@ -108,7 +108,8 @@ def write_universe(root: Path, n_symbols: int, n_rules: int, seed: int) -> None:
 # ------------------------------------------------------------------------------ three ways
 
 
-def run_pipeline(root: str, symbols: list[str], collect: bool) -> dict[str, Any]:
+def run_pipeline(root: str, symbols: list[str], collect: bool, render: int = 0) -> dict[str, Any]:
+    """`Workspace.run` per symbol (outcome + captured trace), then `evaluate` (trace rendered) on `render` symbols."""
     from engine.pipeline import Workspace
 
     t0 = time.perf_counter()
@@ -118,35 +119,119 @@ def run_pipeline(root: str, symbols: list[str], collect: bool) -> dict[str, Any]
     t1 = time.perf_counter()
     for i, s in enumerate(symbols, 1):
         a = time.perf_counter()
-        ev = ws.evaluate(s, run_id="bench")
+        run = ws.run(s, run_id="bench")
         lat.append(time.perf_counter() - a)
         if collect:
-            fired[s] = sorted(f.rule for f in ev.fired)
+            fired[s] = sorted(f.rule for f in run.firings)
         if i in (1000, len(symbols)):
             rss_at[i] = rss_mb()
-    return {"open_s": opened, "eval_s": time.perf_counter() - t1, "lat": lat, "fired": fired, "rss_at": rss_at,
-            "peak_rss": peak_rss_mb(), "n": len(symbols)}
+    eval_s = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    for s in symbols[:render]:
+        ws.evaluate(s, run_id="bench").model_dump_json()
+    render_s = time.perf_counter() - t2
+    return {"open_s": opened, "eval_s": eval_s, "lat": lat, "fired": fired, "rss_at": rss_at,
+            "peak_rss": peak_rss_mb(), "n": len(symbols), "render_s": render_s, "rendered": min(render, len(symbols))}
 
 
-def _chunk(args: tuple[str, list[str]]) -> dict[str, Any]:
-    root, symbols = args
-    r = run_pipeline(root, symbols, collect=False)
-    r.pop("lat")
-    return r
+_forked: dict[str, Any] = {}
+
+
+def _chunk(symbols: list[str]) -> dict[str, Any]:
+    ws = _forked["ws"]
+    t0 = time.perf_counter()
+    for s in symbols:
+        ws.run(s, run_id="bench")
+    return {"eval_s": time.perf_counter() - t0, "peak_rss": peak_rss_mb()}
 
 
 def run_parallel(root: str, symbols: list[str], procs: int) -> dict[str, Any]:
-    chunks = [symbols[i::procs] for i in range(procs)]
+    """As `verdict evaluate --all` runs a screen: load once, fork one worker per core, split the symbols."""
+    from engine.pipeline import Workspace
+
     t0 = time.perf_counter()
-    with mp.get_context("spawn").Pool(procs) as pool:
-        parts = pool.map(_chunk, [(root, c) for c in chunks])
-    wall = time.perf_counter() - t0
-    return {"wall_s": wall, "eval_s": max(p["eval_s"] for p in parts), "open_s": max(p["open_s"] for p in parts),
+    _forked["ws"] = Workspace.open(Path(root) / "rules", Path(root) / "facts")
+    opened = time.perf_counter() - t0
+    chunks = [symbols[i::procs] for i in range(procs)]
+    t1 = time.perf_counter()
+    with mp.get_context("fork").Pool(procs) as pool:
+        parts = pool.map(_chunk, chunks)
+    wall = time.perf_counter() - t1
+    return {"wall_s": wall, "eval_s": max(p["eval_s"] for p in parts), "open_s": opened,
             "peak_rss": max(p["peak_rss"] for p in parts)}
 
 
 def run_durable_direct(root: str, symbols: list[str]) -> dict[str, Any]:
-    """The same compiled rulesets on a bare durable_rules host: record the firing, forward signals; no trace."""
+    """The same compiled rulesets driven on durable_rules' engine directly, no trace: assert the facts,
+    take each firing's rule name, forward its signals, delete the session. Written apart from
+    engine/rete.py on purpose, so that `same fired` checks one against the other."""
+    import durable_rules_engine as dre
+
+    from engine.pipeline import Workspace, durable_facts
+
+    ws = Workspace.open(Path(root) / "rules", Path(root) / "facts")
+    comp = ws.compiled
+    prepared = {s: durable_facts(ws.symbol_facts(s), comp) for s in symbols}
+    from engine.rete import keep_session_memory
+
+    keep_session_memory()
+    handles = {name: dre.create_ruleset(name + "_direct", json.dumps(rules)) for name, rules in comp.shards.items()}
+    emits = {rid: [json.dumps(e) for e in cr.emits] for rid, cr in comp.rules.items()}
+    fired: dict[str, list[str]] = {}
+    t0 = time.perf_counter()
+    for n, s in enumerate(symbols):
+        fired[s] = sorted(_direct_one(dre, handles, comp, emits, f"d{n}", prepared[s]))
+    return {"eval_s": time.perf_counter() - t0, "fired": fired}
+
+
+def _direct_one(dre: Any, handles: dict[str, int], comp: Any, emits: dict[str, list[str]], sid: str,
+                facts: dict[str, dict[str, Any]]) -> set[str]:
+    head = f'{{"sid":"{sid}",'
+    done: set[str] = set()
+    touched: set[str] = set()
+    acted: set[str] = set()
+    pending: dict[str, list[str]] = {}
+    for kind, values in facts.items():
+        text = json.dumps({"kind": kind, **values})
+        for shard, kinds in comp.kinds.items():
+            if kind in kinds:
+                pending.setdefault(shard, []).append(text)
+    phases = [(f'{{"kind":"phase","n":{stratum}}}', shards) for stratum, shards in comp.phases]
+    while True:
+        while pending:
+            shard = next(iter(pending))
+            texts = [head + t[1:] for t in pending.pop(shard)]
+            touched.add(shard)
+            h = handles[shard]
+            _, state = dre.assert_facts(h, "[" + ",".join(texts) + "]")
+            started = dre.start_action_for_state(h, state)
+            message = started[1] if started else None
+            if message:
+                acted.add(shard)
+            while message:
+                rule_id = comp.by_key.get((shard, message[2:message.index('"', 2)]))
+                if rule_id and rule_id not in done:
+                    done.add(rule_id)
+                    for e, text in zip(comp.rules[rule_id].emits, emits[rule_id], strict=True):
+                        for target in comp.consumers.get(e["name"], []):
+                            pending.setdefault(target, []).append(text)
+                message = dre.complete_and_start_action(h, state)
+        if not phases:
+            break
+        marker, shards = phases.pop(0)
+        for shard in shards:
+            pending.setdefault(shard, []).append(marker)
+    for shard in touched:
+        if shard not in acted:  # durable frees garbage when deleting a session no action ran in
+            _, state = dre.assert_fact(handles[shard], head + '"kind":"close__"}')
+            if dre.start_action_for_state(handles[shard], state):
+                dre.complete_and_start_action(handles[shard], state)
+        dre.delete_state(handles[shard], sid)
+    return done
+
+
+def run_durable_host(root: str, symbols: list[str]) -> dict[str, Any]:
+    """For reference: the same through durable's Python Host API (an action closure per firing)."""
     from durable import engine as durable_engine
 
     from engine.pipeline import Workspace, durable_facts
@@ -177,10 +262,9 @@ def run_durable_direct(root: str, symbols: list[str]) -> dict[str, Any]:
 
             d["run"] = (lambda f: (lambda c: f(c)))(action)
     host.set_rulesets(definitions)
-    fired: dict[str, list[str]] = {}
     t0 = time.perf_counter()
     for n, s in enumerate(symbols):
-        sid = f"d{n}"
+        sid = f"h{n}"
         state["sid"], state["fired"] = sid, set()
         touched = []
         for shard, kinds in comp.kinds.items():
@@ -197,8 +281,7 @@ def run_durable_direct(root: str, symbols: list[str]) -> dict[str, Any]:
         for shard in dict.fromkeys(touched):
             host.assert_fact(shard, {"sid": sid, "kind": "close__"})
             host.delete_state(shard, sid)
-        fired[s] = sorted(state["fired"])
-    return {"eval_s": time.perf_counter() - t0, "fired": fired}
+    return {"eval_s": time.perf_counter() - t0}
 
 
 def run_plain_python(root: str, symbols: list[str]) -> dict[str, Any]:
@@ -244,6 +327,21 @@ def time_sensitivity(root: str, symbol: str) -> tuple[float, int, int]:
 # ------------------------------------------------------------------------------ report
 
 
+def _call(queue: Any, func: Any, args: tuple[Any, ...]) -> None:
+    queue.put(func(*args))
+
+
+def fresh(func: Any, *args: Any) -> Any:
+    """func(*args) in a freshly spawned process (clean RSS figures; free to fork workers of its own)."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_call, args=(queue, func, args))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -256,7 +354,8 @@ def machine() -> str:
            f"Python {platform.python_version()}"
 
 
-def bench_one(n_symbols: int, n_rules: int, procs: int, seed: int) -> dict[str, Any]:
+def bench_one(n_symbols: int, n_rules: int, procs: int, seed: int, render_n: int = 1000, host_n: int = 1000
+              ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="verdict-bench-") as tmp:
         t0 = time.perf_counter()
         write_universe(Path(tmp), n_symbols, n_rules, seed)
@@ -272,13 +371,12 @@ def bench_one(n_symbols: int, n_rules: int, procs: int, seed: int) -> dict[str, 
         compile_s = time.perf_counter() - t0
         shards = len(ws.compiled.shards)
         del ws
-        with mp.get_context("spawn").Pool(1) as pool:  # a fresh process: clean RSS figures
-            single = pool.apply(run_pipeline, (tmp, symbols, True))
-        parallel = run_parallel(tmp, symbols, procs)
-        with mp.get_context("spawn").Pool(1) as pool:
-            direct = pool.apply(run_durable_direct, (tmp, symbols))
-            plain = pool.apply(run_plain_python, (tmp, symbols))
-            sens = pool.apply(time_sensitivity, (tmp, symbols[0]))
+        single = fresh(run_pipeline, tmp, symbols, True, min(render_n, len(symbols)))
+        parallel = fresh(run_parallel, tmp, symbols, procs)
+        direct = fresh(run_durable_direct, tmp, symbols)
+        host = fresh(run_durable_host, tmp, symbols[:host_n])
+        plain = fresh(run_plain_python, tmp, symbols)
+        sens = fresh(time_sensitivity, tmp, symbols[0])
     same = sum(1 for s in symbols if single["fired"][s] == direct["fired"][s] == plain["fired"][s])
     lat = sorted(single["lat"])
     fired_per_symbol = statistics.fmean(len(v) for v in single["fired"].values())
@@ -286,10 +384,13 @@ def bench_one(n_symbols: int, n_rules: int, procs: int, seed: int) -> dict[str, 
         "symbols": n_symbols, "rules": n_rules, "shards": shards, "generate_s": gen_s, "compile_s": compile_s,
         "open_s": single["open_s"], "single_per_s": n_symbols / single["eval_s"],
         "lat_p50_ms": lat[len(lat) // 2] * 1000, "lat_p95_ms": lat[int(len(lat) * 0.95)] * 1000,
+        "rendered": single["rendered"], "rendered_per_s": single["rendered"] / single["render_s"],
         "parallel_per_s": n_symbols / parallel["eval_s"], "parallel_wall_per_s": n_symbols / parallel["wall_s"],
+        "parallel_open_s": parallel["open_s"],
         "procs": procs, "peak_rss_mb": single["peak_rss"], "parallel_peak_rss_mb": parallel["peak_rss"],
         "rss_1000_mb": single["rss_at"].get(1000), "rss_last_mb": single["rss_at"].get(n_symbols),
-        "direct_per_s": n_symbols / direct["eval_s"], "plain_per_s": n_symbols / plain["eval_s"],
+        "direct_per_s": n_symbols / direct["eval_s"], "host_per_s": min(host_n, n_symbols) / host["eval_s"],
+        "plain_per_s": n_symbols / plain["eval_s"],
         "overhead_vs_direct": (single["eval_s"]) / direct["eval_s"],
         "same_fired": same, "fired_per_symbol": fired_per_symbol,
         "sensitivity_s": sens[0], "sensitivity_evals": sens[1], "sensitivity_facts": sens[2],
@@ -301,21 +402,24 @@ def render(results: list[dict[str, Any]], command: str) -> str:
            "Synthetic universe (seeded): ~30 numeric facts per symbol (5% missing), 10 sectors; rules in packs "
            "of 25, each a two-field threshold test, 30% consuming an earlier rule's signal (chains up to 3 deep), "
            "15% joining a sector fact.", "",
-           "| rules | symbols | rulesets | compile | load | pipeline 1 proc | p50 / p95 latency | pipeline "
-           "procs | durable direct | plain Python | pipeline / direct | peak RSS | RSS @1000 -> last | same fired "
-           "| fired/symbol | sensitivity (1 symbol) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| rules | symbols | rulesets | fired/symbol | compile | load | pipeline, 1 proc | p50 / p95 latency "
+           "| pipeline, all cores | durable direct | pipeline / direct | trace rendered, 1 proc | durable Host API "
+           "| plain Python | peak RSS | RSS @1000 -> last | same fired | sensitivity (1 symbol) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         growth = ""
         if r["rss_1000_mb"] and r["rss_last_mb"]:
             growth = f"{r['rss_1000_mb']:.0f} -> {r['rss_last_mb']:.0f} MB " \
                      f"({(r['rss_last_mb'] / r['rss_1000_mb'] - 1) * 100:+.1f}%)"
         out.append(
-            f"| {r['rules']} | {r['symbols']} | {r['shards']} | {r['compile_s'] * 1000:.0f} ms | {r['open_s']:.1f} s "
+            f"| {r['rules']} | {r['symbols']} | {r['shards']} | {r['fired_per_symbol']:.1f} "
+            f"| {r['compile_s'] * 1000:.0f} ms | {r['open_s']:.1f} s "
             f"| {r['single_per_s']:.0f} /s | {r['lat_p50_ms']:.2f} / {r['lat_p95_ms']:.2f} ms "
-            f"| {r['parallel_per_s']:.0f} /s ({r['procs']} procs; {r['parallel_wall_per_s']:.0f} /s with load) "
-            f"| {r['direct_per_s']:.0f} /s | {r['plain_per_s']:.0f} /s | {r['overhead_vs_direct']:.2f}x "
-            f"| {r['peak_rss_mb']:.0f} MB | {growth} | {r['same_fired']}/{r['symbols']} | {r['fired_per_symbol']:.1f} "
+            f"| **{r['parallel_per_s']:.0f} /s** ({r['procs']} procs; {r['parallel_wall_per_s']:.0f} /s with fork "
+            f"and collection) | {r['direct_per_s']:.0f} /s | **{r['overhead_vs_direct']:.2f}x** "
+            f"| {r['rendered_per_s']:.0f} /s ({r['rendered']} symbols) | {r['host_per_s']:.0f} /s "
+            f"| {r['plain_per_s']:.0f} /s | {r['peak_rss_mb']:.0f} MB ({r['parallel_peak_rss_mb']:.0f} MB per worker) "
+            f"| {growth} | {r['same_fired']}/{r['symbols']} "
             f"| {r['sensitivity_s']:.2f} s ({r['sensitivity_evals']} evaluations) |")
     return "\n".join(out) + "\n"
 

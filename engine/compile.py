@@ -69,6 +69,11 @@ class Compiled:
         """Every fact path some condition reads: the only fields asserted into durable."""
         return frozenset(p for cr in self.rules.values() for p in cr.reads)
 
+    @cached_property
+    def read_fields(self) -> tuple[tuple[str, str, str], ...]:
+        """(path, namespace, name) of each read path, in a fixed order."""
+        return tuple((p, *p.split(".", 1)) for p in sorted(self.read_paths))  # type: ignore[misc]
+
     def definitions(self) -> dict[str, dict[str, Any]]:
         """A deep copy for durable (set_rulesets consumes what it is given)."""
         return json.loads(json.dumps(self.shards))

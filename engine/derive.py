@@ -182,6 +182,9 @@ def symbol_facts(base: FactBase, stock: StockFacts, policy: Policy | ConflictPol
             chosen[path] = Chosen(path, fv, derived=f"header of {stock.path}")
     checks: list[FactCheck] = []
     for path, vals in raw.items():
+        if len(vals) == 1 and path not in how:  # one statement: nothing to rank, compare or check
+            chosen[path] = Chosen(path, vals[0], (), False)
+            continue
         spec = base.catalog.spec(path)
         c, conflict = choose(path, vals, conflict_policy, base.sources, spec.label if spec else path)
         if path in how and c.value.source == vals[0].source == _derived_source():
@@ -222,6 +225,9 @@ def _freshness(raw: dict[str, list[FactValue]], base: FactBase, policy: Policy, 
     for path, vals in raw.items():
         spec = base.catalog.spec(path)
         limit = limits.get(spec.family) if spec else None
+        if limit is None:
+            keep[path] = vals
+            continue
         fresh = []
         for v in vals:
             if limit is not None and (day - v.as_of).days > limit:

@@ -8,6 +8,7 @@ Schema of the files comes from these models too.
 from __future__ import annotations
 
 import datetime as dt
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -49,8 +50,11 @@ class Catalog(Strict):
     namespaces: dict[Literal["stock", "sector", "commodity"], dict[str, FactSpec]]
 
     def spec(self, path: str) -> FactSpec | None:
-        ns, _, name = path.partition(".")
-        return self.namespaces.get(ns, {}).get(name)  # type: ignore[call-overload]
+        return self._specs.get(path)
+
+    @cached_property
+    def _specs(self) -> dict[str, FactSpec]:
+        return {f"{ns}.{name}": spec for ns, fields in self.namespaces.items() for name, spec in fields.items()}
 
     def paths(self) -> list[str]:
         return [f"{ns}.{name}" for ns, fields in self.namespaces.items() for name in fields]
@@ -295,6 +299,11 @@ class Scale(Strict):
         if mins != sorted(mins, reverse=True):  # type: ignore[type-var]
             raise ValueError("bands must be listed best first, with falling min_score")
         return self
+
+    @cached_property
+    def bands_out(self) -> tuple[BandOut, ...]:
+        """The bands as output models, made once (every evaluation's rating carries them)."""
+        return tuple(BandOut(name=b.name, min_score=b.min_score) for b in self.ratings)
 
     def names(self) -> list[str]:
         return [b.name for b in self.ratings]

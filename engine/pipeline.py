@@ -38,13 +38,11 @@ def engine_version() -> str:
 
 def durable_facts(facts: SymbolFacts, compiled: Compiled) -> dict[str, dict[str, Any]]:
     """The stock/sector/commodity facts durable sees: only fields some rule reads, bounds as fields."""
-    reads = compiled.read_paths
     out: dict[str, dict[str, Any]] = {}
-    for path in sorted(reads):
+    for path, ns, name in compiled.read_fields:
         chosen = facts.chosen.get(path)
         if chosen is None:
             continue
-        ns, _, name = path.partition(".")
         fv = chosen.value
         slot = out.setdefault(ns, {})
         if fv.is_point:
@@ -99,7 +97,7 @@ class Workspace:
         from .resolve import rate
 
         result = rete.engine().run(self.compiled, durable_facts(sf, self.compiled), f"rate:{sf.stock.file.symbol}")
-        rating, _, score, _ = rate(result.firings, self.rules, self.book.policy)
+        rating, _, score = rate(result.firings, self.rules, self.book.policy)
         return rating, score
 
     def run_facts(self, sf: SymbolFacts, run_id: str | None = None) -> Run:

@@ -8,12 +8,13 @@ bounds can be computed from the symbol's facts. Pure: no engine, no clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 from . import expr
 from .derive import SymbolFacts
 from .load import LoadedRule
-from .model import BandOut, EntryOut, Policy, RatingOut, SignalOut, TargetOut, WarningOut
+from .model import EntryOut, Policy, RatingOut, SignalOut, TargetOut, WarningOut
 from .rete import Firing
 
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
@@ -39,7 +40,13 @@ class Resolution:
     target: TargetOut | None
     entries: list[EntryOut]
     warnings: list[WarningOut]
-    signals: list[Signal]
+    firings: list[Firing]
+    rules: dict[str, LoadedRule]
+
+    @cached_property
+    def signals(self) -> list[Signal]:
+        """Every signal emitted, in firing order (built when asked: a screen needs only the score)."""
+        return signals_of(self.firings, self.rules)
 
 
 def signals_of(firings: list[Firing], rules: dict[str, LoadedRule]) -> list[Signal]:
@@ -73,14 +80,17 @@ def _by_salience(firings: list[Firing], rules: dict[str, LoadedRule]) -> list[st
     return sorted((f.rule for f in firings if rules[f.rule].has_outputs), key=lambda rid: rules[rid].salience_key)
 
 
-def rate(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy
-         ) -> tuple[str, str, float, list[Signal]]:
-    """The rating alone: (rating, what decided it, score, signals). resolve() adds the rest."""
-    signals = signals_of(firings, rules)
-    score = round(sum(s.score for s in signals), 6)
+def rate(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy) -> tuple[str, str, float]:
+    """The rating alone: (rating, what decided it, score). resolve() adds the rest."""
+    total, count = 0.0, 0
+    for f in firings:
+        for _, signal_score in rules[f.rule].emitted:
+            total += signal_score
+            count += 1
+    score = round(total, 6)
     names = policy.scale.names()
     rating, decided_by = band(policy, score)
-    decided_by = f"{decided_by} (sum of {len(signals)} signal scores)"
+    decided_by = f"{decided_by} (sum of {count} signal scores)"
 
     overrides = [(rid, rules[rid].rule.then.rating) for rid in _by_salience(firings, rules)
                  if rules[rid].rule.then.rating]
@@ -96,18 +106,18 @@ def rate(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy
             rating, decided_by = o.value, f"capped at {o.value} by {rid}"
         elif o.mode == "floor" and idx > lim:
             rating, decided_by = o.value, f"raised to {o.value} by {rid}"
-    return rating, decided_by, score, signals
+    return rating, decided_by, score
 
 
 def resolve(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy, facts: SymbolFacts,
             ) -> Resolution:
-    rating, decided_by, score, signals = rate(firings, rules, policy)
+    rating, decided_by, score = rate(firings, rules, policy)
     fired = _by_salience(firings, rules)
-    env = expr.EvalEnv(facts.values(), signal_env(signals)) if fired else expr.EvalEnv({}, {})
+    env = expr.EvalEnv(facts.values(), signal_env(signals_of(firings, rules))) if fired else expr.EvalEnv({}, {})
     meaning = next(b.meaning for b in policy.scale.ratings if b.name == rating)
     rating_out = RatingOut.model_construct(name=rating, meaning=meaning, scale=policy.scale.name,
                                            benchmark=policy.scale.benchmark, horizon=policy.scale.horizon,
-                                           decided_by=decided_by, bands=_bands(policy))
+                                           decided_by=decided_by, bands=list(policy.scale.bands_out))
 
     target = None
     for rid in fired:
@@ -150,11 +160,8 @@ def resolve(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy,
     for n in facts.notes:
         warnings.append(WarningOut.model_validate({"rule": n.rule, "severity": n.severity, "message": n.message}))
     warnings.sort(key=lambda w: (SEVERITY_ORDER[w.severity], w.rule))
-    return Resolution(rating_out, score, target, [entries[h] for h in HORIZONS if h in entries], warnings, signals)
-
-
-def _bands(policy: Policy) -> list[BandOut]:
-    return [BandOut.model_construct(name=b.name, min_score=b.min_score) for b in policy.scale.ratings]
+    return Resolution(rating_out, score, target, [entries[h] for h in HORIZONS if h in entries], warnings,
+                      firings, rules)
 
 
 def _num(lr: LoadedRule, key: str, env: expr.EvalEnv) -> float | None:

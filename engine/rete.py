@@ -129,11 +129,6 @@ def _encode_slow(fact: dict[str, Any]) -> str:
     return "{" + ",".join(parts) + "}"
 
 
-def _rule_key(message: str) -> str:
-    """The rule name of an action message `{"KEY":{...}}` (our keys are plain identifiers)."""
-    return message[2:message.index('"', 2)]
-
-
 # ----------------------------------------------------------------------------- engine
 
 
@@ -240,28 +235,26 @@ class Rete:
                 continue
             acted.add(shard)
             message: str | None = started[1]
+            by_key, rules, consumers, emits = compiled.by_key, compiled.rules, compiled.consumers, \
+                self._emits[compiled.digest]
             while message:
-                key = _rule_key(message)
+                key = message[2:message.index('"', 2)]  # `{"KEY":{...}}`: our keys are plain identifiers
                 if key != CLOSE_KEY:
-                    self._fired(compiled, shard, key, message, result, by_rule, pending)
+                    rule_id = by_key[(shard, key)]
+                    previous = by_rule.get(rule_id)
+                    if previous is not None:
+                        previous.extra_matches += 1
+                    else:
+                        firing = Firing(rule_id, len(result.firings) + 1, shard, message)
+                        by_rule[rule_id] = firing
+                        result.firings.append(firing)
+                        for emit, body in zip(rules[rule_id].emits, emits[rule_id], strict=True):
+                            for target in consumers.get(emit["name"], ()):
+                                pending.setdefault(target, []).append(body)
                 try:
                     message = self._c.complete_and_start_action(handle, state)
                 except self._c.error as exc:
                     raise _failed(exc) from exc
-
-    def _fired(self, compiled: Compiled, shard: str, key: str, message: str, result: RunResult,
-               by_rule: dict[str, Firing], pending: dict[str, list[str]]) -> None:
-        rule_id = compiled.by_key[(shard, key)]
-        previous = by_rule.get(rule_id)
-        if previous is not None:
-            previous.extra_matches += 1
-            return
-        firing = Firing(rule_id, len(result.firings) + 1, shard, message)
-        by_rule[rule_id] = firing
-        result.firings.append(firing)
-        for emit, body in zip(compiled.rules[rule_id].emits, self._emits[compiled.digest][rule_id], strict=True):
-            for target in compiled.consumers.get(emit["name"], []):
-                pending.setdefault(target, []).append(body)
 
 
 def _with_sid(body: str, sid_json: str) -> str:
