@@ -150,10 +150,12 @@ def symbol_facts(base: FactBase, stock: StockFacts, policy: Policy | ConflictPol
     day = base.evaluation_date(as_of)
     raw: dict[str, list[FactValue]] = {}
     sector = base.sectors.get(stock.file.sector)
-    for ns, facts in (("commodity", base.commodities), ("sector", sector.facts if sector else {}),
-                      ("stock", stock.facts)):
+    for ns, facts, newest in (("commodity", base.commodities, None),
+                              ("sector", sector.facts if sector else {}, sector.newest if sector else None),
+                              ("stock", stock.facts, stock.newest)):
+        everything = day is None or (newest is not None and newest <= day)
         for name, vals in facts.items():
-            raw[f"{ns}.{name}"] = vals if day is None else [v for v in vals if v.as_of <= day]
+            raw[f"{ns}.{name}"] = vals if everything else [v for v in vals if v.as_of <= day]
     notes: list[Note] = []
     how: dict[str, str] = {}
     if stock.series is not None and full is not None:

@@ -186,12 +186,21 @@ class StockFacts:
     doc: SourceDoc | None
     series: PriceSeries | None = None
 
+    @cached_property
+    def newest(self) -> dt.date | None:
+        """The latest as-of date of its facts: evaluated on or after it, nothing needs filtering."""
+        return max((v.as_of for vs in self.facts.values() for v in vs), default=None)
+
 
 @dataclass
 class SectorFacts:
     file: SectorFile
     path: str
     facts: dict[str, list[FactValue]]
+
+    @cached_property
+    def newest(self) -> dt.date | None:
+        return max((v.as_of for vs in self.facts.values() for v in vs), default=None)
 
 
 @dataclass

@@ -96,7 +96,7 @@ class Workspace:
         from . import rete
         from .resolve import rate
 
-        result = rete.engine().run(self.compiled, durable_facts(sf, self.compiled), f"rate:{sf.stock.file.symbol}")
+        result = rete.engine().run(self.compiled, durable_facts(sf, self.compiled))
         rating, _, score = rate(result.firings, self.rules, self.book.policy)
         return rating, score
 
@@ -105,7 +105,7 @@ class Workspace:
         from . import rete
 
         run_id = run_id or uuid.uuid4().hex
-        result = rete.engine().run(self.compiled, durable_facts(sf, self.compiled), f"{run_id}:{sf.stock.file.symbol}")
+        result = rete.engine().run(self.compiled, durable_facts(sf, self.compiled))
         return Run(self, sf, result.firings, resolve(result.firings, self.rules, self.book.policy, sf), run_id)
 
     def evaluate_facts(self, sf: SymbolFacts, run_id: str | None = None) -> Evaluation:

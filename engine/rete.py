@@ -157,6 +157,7 @@ class Rete:
         self._handles: dict[str, int] = {}
         self._emits: dict[str, dict[str, list[str]]] = {}  # digest -> rule id -> encoded signal facts
         self._busy = False
+        self._runs = 0
         self._thread = threading.get_ident()
 
     def ensure(self, compiled: Compiled) -> None:
@@ -168,13 +169,19 @@ class Rete:
             self._emits[compiled.digest] = {rid: [encode_fact(e) for e in cr.emits]
                                             for rid, cr in compiled.rules.items()}
 
-    def run(self, compiled: Compiled, facts: dict[str, dict[str, Any]], sid: str) -> RunResult:
-        """Assert one symbol's facts into a fresh session per shard, run to quiescence, read back."""
+    def run(self, compiled: Compiled, facts: dict[str, dict[str, Any]], sid: str | None = None) -> RunResult:
+        """Assert one symbol's facts into a fresh session per shard, run to quiescence, read back.
+
+        `sid` names the sessions; it only has to differ from any live one, and every fact carries
+        it, so by default it is a short counter."""
         if threading.get_ident() != self._thread:
             raise RuntimeError("durable_rules must be driven from the thread that created the engine")
         if self._busy:
             raise RuntimeError("re-entrant run: durable_rules sessions are evaluated one at a time")
         self.ensure(compiled)
+        if sid is None:
+            self._runs += 1
+            sid = f"s{self._runs}"
         self._busy = True
         result = RunResult()
         by_rule: dict[str, Firing] = {}
