@@ -153,9 +153,12 @@ def symbol_facts(base: FactBase, stock: StockFacts, policy: Policy | ConflictPol
     for ns, facts, newest in (("commodity", base.commodities, None),
                               ("sector", sector.facts if sector else {}, sector.newest if sector else None),
                               ("stock", stock.facts, stock.newest)):
-        everything = day is None or (newest is not None and newest <= day)
+        if day is None or (newest is not None and newest <= day):
+            raw.update((f"{ns}.{name}", vals) for name, vals in facts.items())
+            continue
+        cutoff = day
         for name, vals in facts.items():
-            raw[f"{ns}.{name}"] = vals if everything else [v for v in vals if v.as_of <= day]
+            raw[f"{ns}.{name}"] = [v for v in vals if v.as_of <= cutoff]
     notes: list[Note] = []
     how: dict[str, str] = {}
     if stock.series is not None and full is not None:
