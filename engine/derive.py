@@ -224,18 +224,19 @@ def _freshness(raw: dict[str, list[FactValue]], base: FactBase, policy: Policy, 
                ) -> tuple[dict[str, list[FactValue]], list[Note]]:
     """Drop (or keep, by policy) values older than their family's limit; one note per family."""
     limits = policy.freshness.max_age_days
+    oldest_fresh = {family: day - dt.timedelta(days=limit) for family, limit in limits.items()}
     exclude = policy.freshness.stale == "exclude"
     keep: dict[str, list[FactValue]] = {}
     stale: dict[str, list[tuple[str, FactValue]]] = {}
     for path, vals in raw.items():
         spec = base.catalog.spec(path)
-        limit = limits.get(spec.family) if spec else None
-        if limit is None:
+        cutoff = oldest_fresh.get(spec.family) if spec else None
+        if cutoff is None or (len(vals) == 1 and vals[0].as_of >= cutoff):
             keep[path] = vals
             continue
         fresh = []
         for v in vals:
-            if limit is not None and (day - v.as_of).days > limit:
+            if v.as_of < cutoff:
                 stale.setdefault(spec.family if spec else "", []).append((path, v))
                 if exclude:
                     continue

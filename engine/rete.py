@@ -155,7 +155,8 @@ class Rete:
         keep_session_memory()
         self._c = durable_rules_engine
         self._handles: dict[str, int] = {}
-        self._emits: dict[str, dict[str, list[str]]] = {}  # digest -> rule id -> encoded signal facts
+        # digest -> rule id -> (ruleset reading the signal, the signal fact encoded) for each signal it emits
+        self._routes: dict[str, dict[str, list[tuple[str, str]]]] = {}
         self._busy = False
         self._runs = 0
         self._thread = threading.get_ident()
@@ -165,9 +166,10 @@ class Rete:
         for name, definition in compiled.shards.items():
             if name not in self._handles:
                 self._handles[name] = self._c.create_ruleset(name, json.dumps(definition, ensure_ascii=False))
-        if compiled.digest not in self._emits:
-            self._emits[compiled.digest] = {rid: [encode_fact(e) for e in cr.emits]
-                                            for rid, cr in compiled.rules.items()}
+        if compiled.digest not in self._routes:
+            self._routes[compiled.digest] = {
+                rid: [(target, encode_fact(e)) for e in cr.emits for target in compiled.consumers.get(e["name"], ())]
+                for rid, cr in compiled.rules.items()}
 
     def run(self, compiled: Compiled, facts: dict[str, dict[str, Any]], sid: str | None = None) -> RunResult:
         """Assert one symbol's facts into a fresh session per shard, run to quiescence, read back.
@@ -219,12 +221,14 @@ class Rete:
     def _settle(self, compiled: Compiled, sid_json: str, pending: dict[str, list[str]], result: RunResult,
                 by_rule: dict[str, Firing], touched: dict[str, None], acted: set[str]) -> None:
         """Assert what is pending, shard by shard, and follow the signals fired until nothing is left."""
+        head = '{"sid":' + sid_json + ","
+        by_key, routes = compiled.by_key, self._routes[compiled.digest]
         while pending:
             shard = next(iter(pending))
             bodies = pending.pop(shard)
             handle = self._handles[shard]
             touched[shard] = None
-            texts = [_with_sid(b, sid_json) for b in bodies]
+            texts = [head + b[1:] for b in bodies]
             try:
                 if len(texts) == 1:
                     code, state = self._c.assert_fact(handle, texts[0])
@@ -242,8 +246,6 @@ class Rete:
                 continue
             acted.add(shard)
             message: str | None = started[1]
-            by_key, rules, consumers, emits = compiled.by_key, compiled.rules, compiled.consumers, \
-                self._emits[compiled.digest]
             while message:
                 key = message[2:message.index('"', 2)]  # `{"KEY":{...}}`: our keys are plain identifiers
                 if key != CLOSE_KEY:
@@ -255,9 +257,8 @@ class Rete:
                         firing = Firing(rule_id, len(result.firings) + 1, shard, message)
                         by_rule[rule_id] = firing
                         result.firings.append(firing)
-                        for emit, body in zip(rules[rule_id].emits, emits[rule_id], strict=True):
-                            for target in consumers.get(emit["name"], ()):
-                                pending.setdefault(target, []).append(body)
+                        for target, body in routes[rule_id]:
+                            pending.setdefault(target, []).append(body)
                 try:
                     message = self._c.complete_and_start_action(handle, state)
                 except self._c.error as exc:
