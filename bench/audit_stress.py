@@ -13,6 +13,8 @@ import argparse
 import multiprocessing as mp
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,8 +47,16 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=50)
     args = ap.parse_args()
     start = time.perf_counter()
-    with mp.get_context("spawn").Pool(args.procs) as pool:
-        errors = [e for e in pool.starmap(worker, [(args.db, args.runs, i) for i in range(args.procs)]) if e]
+    # A worker that dies (a crash, the OOM killer) breaks the executor at once; a Pool would wait forever.
+    with ProcessPoolExecutor(args.procs, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(worker, args.db, args.runs, i) for i in range(args.procs)]
+        errors = []
+        for i, future in enumerate(futures):
+            try:
+                errors.append(future.result())
+            except BrokenProcessPool as exc:
+                errors.append(f"worker {i}: died ({exc})")
+        errors = [e for e in errors if e]
     elapsed = time.perf_counter() - start
     sys.path.insert(0, str(ROOT))
     from engine.audit import AuditLog

@@ -118,7 +118,9 @@ def evaluate(
                                              f"the universe file '{universe}' does not exist.",
                                              "Give a text file with one symbol per line.")])
             names = read_universe(universe)
-        ws, evs, failures, skipped = _batch(rules, facts, None if all_ else names, jobs, day, format)
+        # The trace is rendered only where it is shown or recorded: a table or CSV screen gets summaries.
+        full = not no_record or format not in (Format.table, Format.csv) or explain
+        ws, evs, failures, skipped = _batch(rules, facts, None if all_ else names, jobs, day, format, full)
     ranks = {name: i for i, name in enumerate(ws.book.policy.scale.names())}
     keys = {Sort.rating: lambda e: (ranks.get(e.rating, len(ranks)), -e.score, e.symbol),
             Sort.score: lambda e: (-e.score, e.symbol), Sort.symbol: lambda e: e.symbol}
@@ -137,19 +139,19 @@ def evaluate(
 
 
 def _batch(rules: Path, facts: Path, names: list[str] | None, jobs: int, day: dt.date | None,
-           format: Format) -> tuple[Any, list[Evaluation], list[Any], list[Problem]]:
+           format: Format, full: bool) -> tuple[Any, list[Any], list[Any], list[Problem]]:
     from .batch import evaluate_many
 
-    console = _console()
     show = format is Format.table and sys.stderr.isatty()
     if not show:
-        r = evaluate_many(rules, facts, names, jobs=jobs, as_of=day)
+        r = evaluate_many(rules, facts, names, jobs=jobs, as_of=day, full=full)
         return r.workspace, r.evaluations, r.failures, r.skipped
+    from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(transient=True, console=console) as bar:  # type: ignore[arg-type]
+    with Progress(transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task("evaluating", total=None)
-        r = evaluate_many(rules, facts, names, jobs=jobs, as_of=day,
+        r = evaluate_many(rules, facts, names, jobs=jobs, as_of=day, full=full,
                           progress=lambda done, total: bar.update(task, completed=done, total=total))
     return r.workspace, r.evaluations, r.failures, r.skipped
 

@@ -475,6 +475,28 @@ class Evaluation(BaseModel):
     disclaimer: str
 
 
+class Summary(BaseModel):
+    """A screened symbol: the outcome of an evaluation without its rendered trace.
+
+    What a screen prints (table, CSV). `fired` names the rules that fired, in firing order; the full
+    explanation is `verdict evaluate SYMBOL` (or a screen with --format jsonl, or one that records)."""
+
+    symbol: str
+    name: str
+    sector: str
+    as_of: dt.date | None
+    rating: str
+    score: float
+    rating_info: RatingOut
+    target: TargetOut | None
+    entries: list[EntryOut]
+    warnings: list[WarningOut]
+    fired: list[str]
+    run_id: str
+    ruleset_hash: str
+    disclaimer: str
+
+
 # ----------------------------------------------------------------------------------- rule tests
 
 

@@ -25,7 +25,7 @@ from .compile import Compiled, compile_rules
 from .derive import SymbolFacts, symbol_facts
 from .explain import cross_check, fact_uses, trace
 from .load import FactBase, LoadedRule, RuleBook, load_facts, load_rules
-from .model import Evaluation, WarningOut
+from .model import Evaluation, Summary, WarningOut
 from .resolve import SEVERITY_ORDER, Resolution, resolve, signal_env
 from .rete import Firing
 
@@ -156,3 +156,12 @@ class Run:
             ruleset_hash=ws.compiled.digest, facts_hash=sf.digest(ws.facts.sources), engine_version=engine_version(),
             disclaimer=ws.book.policy.disclaimer,
         )
+
+    def summary(self) -> Summary:
+        """The outcome alone, for a screen's table or CSV (no trace rendered, no cross-check)."""
+        res, file = self.resolution, self.facts.stock.file
+        return Summary.model_construct(
+            symbol=file.symbol, name=file.name, sector=file.sector, as_of=self.facts.as_of, rating=res.rating.name,
+            score=res.score, rating_info=res.rating, target=res.target, entries=res.entries, warnings=res.warnings,
+            fired=[f.rule for f in self.firings], run_id=self.run_id, ruleset_hash=self.workspace.compiled.digest,
+            disclaimer=self.workspace.book.policy.disclaimer)

@@ -117,7 +117,7 @@ def test_a_tampered_snapshot_is_detected(verdict, db):
 
 def test_eight_concurrent_writers_fifty_runs_each(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "audit_stress.py"), "--db", str(tmp_path / "a.db"),
-                          "--procs", "8", "--runs", "50"], capture_output=True, text=True, timeout=600)
+                          "--procs", "8", "--runs", "50"], capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "records=400 expected=400 chain_valid=True errors=0" in out.stdout
     assert "locked" not in out.stdout + out.stderr

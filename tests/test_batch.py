@@ -50,3 +50,36 @@ def test_a_bad_facts_file_is_reported_and_skipped(workdir: Path, verdict) -> Non
 def test_symbol_sources_are_exclusive(verdict) -> None:  # type: ignore[no-untyped-def]
     out = verdict("evaluate", "600111", "--all")
     assert out.returncode == 2 and "one of them" in out.stderr
+
+
+def test_a_screen_summary_agrees_with_the_full_evaluation(verdict) -> None:  # type: ignore[no-untyped-def]
+    summary = verdict("evaluate", "--all", "--jobs", "2", "--format", "csv", "--no-record")
+    full = verdict("evaluate", "--all", "--jobs", "2", "--format", "jsonl", "--no-record")
+    assert summary.returncode == 0 and full.returncode == 0, summary.stderr + full.stderr
+    rows = {r["symbol"]: r for r in csv.DictReader(io.StringIO(summary.stdout))}
+    for ev in (json.loads(line) for line in full.stdout.splitlines()):
+        row = rows[ev["symbol"]]
+        assert (row["rating"], float(row["score"]), int(row["warnings"])) == \
+            (ev["rating"], ev["score"], len(ev["warnings"]))
+        assert row["target_low"] == (str(ev["target"]["low"]) if ev["target"] else "")
+
+
+def test_a_worker_that_dies_is_reported_not_waited_for(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    from engine import batch
+    from engine.pipeline import Workspace
+
+    root = Path(__file__).resolve().parent.parent
+    real_run = Workspace.run
+
+    def run(self, query, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if query == "300127":  # as a crash in native code would: the process is simply gone
+            os._exit(9)
+        return real_run(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(Workspace, "run", run)  # forked workers inherit the patch
+    result = batch.evaluate_many(root / "rules", root / "facts", ["600111", "300127", "000831"], jobs=2, full=False)
+    failed = {f.symbol: f.message for f in result.failures}
+    assert "300127" in failed and "died" in failed["300127"]
+    assert len(result.failures) + len(result.evaluations) == 3
