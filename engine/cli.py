@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -189,11 +190,8 @@ def _emit(evs: list[Evaluation], single: bool, format: Format, explain: bool, re
         for ev in evs:
             typer.echo(render_markdown(ev))
         return
-    console = _console()
-    if single:
-        render_table(evs[0], console)
-    else:
-        render_rows(evs, console)
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 160  # piped: long lines fold at 160
+    typer.echo(render_table(evs[0], width) if single else render_rows(evs, width))
 
 
 @rules_app.command("check")

@@ -310,58 +310,82 @@ def render_markdown(ev: Evaluation) -> str:
     return "\n".join(out)
 
 
-def render_table(ev: Evaluation, console: Any) -> None:
-    from rich.panel import Panel
-    from rich.table import Table
+def text_table(title: str, header: list[str], rows: list[list[str]], *, fold: int | None = None,
+               right: frozenset[int] = frozenset(), width: int | None = None) -> str:
+    """A plain aligned table: the same text on a terminal, in a pipe or in a file, and no terminal
+    library to import (rich cost a single evaluation ~55 ms, a sixth of its run).
 
+    Column `fold` is wrapped so that lines fit `width`, when a width is given."""
+    import textwrap
+
+    widths = [max([_cells(h), *(_cells(r[i]) for r in rows)]) for i, h in enumerate(header)]
+    if fold is not None and width:
+        others = sum(w for i, w in enumerate(widths) if i != fold) + 2 * len(widths) + 2
+        widths[fold] = max(24, min(widths[fold], width - others))
+
+    def line(cells: list[str]) -> list[str]:
+        parts = [(textwrap.wrap(c, widths[i]) or [""]) if i == fold else [c] for i, c in enumerate(cells)]
+        out = []
+        for n in range(max(len(p) for p in parts)):
+            texts = [p[n] if n < len(p) else "" for p in parts]
+            out.append(("  " + "  ".join(_pad(t, widths[i], i in right) for i, t in enumerate(texts))).rstrip())
+        return out
+
+    lines = [title, *line(header), "  " + "  ".join("-" * w for w in widths)]
+    for r in rows:
+        lines += line(r)
+    return "\n".join(lines)
+
+
+def _cells(text: str) -> int:
+    """Terminal columns a text takes: CJK characters (stock names, the disclaimer) take two."""
+    if text.isascii():
+        return len(text)
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int, right: bool) -> str:
+    fill = " " * max(0, width - _cells(text))
+    return fill + text if right else text + fill
+
+
+def render_table(ev: Any, width: int | None = None) -> str:
+    """One evaluation as people read it at a terminal: rating, target, entries, warnings, signals."""
     r = ev.rating_info
-    head = (f"[bold]{ev.rating}[/bold]  score {expr.fmt_num(ev.score)}   facts as of {ev.as_of}\n"
-            f"{ev.rating} = {r.meaning}\n[dim]{r.scale}; benchmark {r.benchmark}; horizon {r.horizon}; "
-            f"{r.decided_by}[/dim]")
+    out = [f"{ev.name} ({ev.symbol})",
+           f"  {ev.rating}  score {expr.fmt_num(ev.score)}   facts as of {ev.as_of}",
+           f"  {ev.rating} = {r.meaning}",
+           f"  {r.scale}; benchmark {r.benchmark}; horizon {r.horizon}; {r.decided_by}"]
     if ev.target:
-        head += f"\nTarget: {money(ev.target.low, ev.target.currency)} - {ev.target.high:,.2f}  " \
-                f"[dim]{ev.target.rule}[/dim]"
-    console.print(Panel(head, title=f"{ev.name} ({ev.symbol})", expand=False))
+        out.append(f"  Target: {money(ev.target.low, ev.target.currency)} - {ev.target.high:,.2f}  "
+                   f"({ev.target.rule})")
     if ev.entries:
-        t = Table(title="Entries", show_lines=False)
-        for col in ("horizon", "advice", "range", "note", "rule"):
-            t.add_column(col)
-        for e in ev.entries:
-            rng = "" if e.low is None and e.high is None else \
-                f"{'' if e.low is None else f'{e.low:.2f}'} - {'' if e.high is None else f'{e.high:.2f}'}"
-            t.add_row(e.horizon, e.advice, rng, e.note, e.rule)
-        console.print(t)
+        rows = [[e.horizon, e.advice, "" if e.low is None and e.high is None else
+                 f"{'' if e.low is None else f'{e.low:.2f}'} - {'' if e.high is None else f'{e.high:.2f}'}",
+                 e.note, e.rule] for e in ev.entries]
+        out += ["", text_table("Entries", ["horizon", "advice", "range", "note", "rule"], rows, fold=3, width=width)]
     if ev.warnings:
-        t = Table(title="Warnings")
-        t.add_column("severity")
-        t.add_column("message", overflow="fold")
-        t.add_column("rule")
-        for w in ev.warnings:
-            t.add_row(w.severity, w.message, w.rule)
-        console.print(t)
-    t = Table(title=f"Signals ({len(ev.fired)} rules fired, "
-                    f"{sum(1 for n in ev.not_fired if n.status == 'not_evaluable')} not evaluable)")
-    t.add_column("score", justify="right")
-    t.add_column("signal")
-    t.add_column("rule")
-    for s in sorted(ev.signals, key=lambda s: (-s.score, s.name)):
-        t.add_row(f"{s.score:+g}", s.name, s.rule)
-    console.print(t)
-    console.print(f"[dim]{ev.disclaimer}  Use --explain for the derivation tree.[/dim]")
+        rows = [[w.severity, w.message, w.rule] for w in ev.warnings]
+        out += ["", text_table("Warnings", ["severity", "message", "rule"], rows, fold=1, width=width)]
+    rows = [[f"{s.score:+g}", s.name, s.rule] for s in sorted(ev.signals, key=lambda s: (-s.score, s.name))]
+    not_evaluable = sum(1 for n in ev.not_fired if n.status == "not_evaluable")
+    out += ["", text_table(f"Signals ({len(ev.fired)} rules fired, {not_evaluable} not evaluable)",
+                           ["score", "signal", "rule"], rows, right=frozenset({0}), width=width)]
+    out += ["", f"{ev.disclaimer}  Use --explain for the derivation tree."]
+    return "\n".join(out)
 
 
-def render_rows(evs: list[Evaluation], console: Any) -> None:
-    from rich.table import Table
-
-    t = Table(title="verdict: all symbols")
-    for col in ("symbol", "name", "rating", "score", "target", "warnings", "as of"):
-        t.add_column(col)
-    for ev in evs:
-        tgt = f"{ev.target.low:.2f}-{ev.target.high:.2f}" if ev.target else ""
-        t.add_row(ev.symbol, ev.name, ev.rating, expr.fmt_num(ev.score), tgt, str(len(ev.warnings)),
-                  str(ev.as_of))
-    console.print(t)
+def render_rows(evs: list[Any], width: int | None = None) -> str:
+    """A screen: one line per symbol (Evaluation or Summary)."""
+    rows = [[ev.symbol, ev.name, ev.rating, expr.fmt_num(ev.score),
+             f"{ev.target.low:.2f}-{ev.target.high:.2f}" if ev.target else "", str(len(ev.warnings)), str(ev.as_of)]
+            for ev in evs]
+    out = [text_table(f"verdict: {len(evs)} symbol(s)", ["symbol", "name", "rating", "score", "target", "warnings",
+                                                         "as of"], rows, right=frozenset({3, 5}), width=width)]
     if evs:
         r = evs[0].rating_info
-        console.print(f"[dim]Ratings on the {r.scale} (benchmark {r.benchmark}, horizon {r.horizon}). "
-                      f"{evs[0].disclaimer}[/dim]")
+        out.append(f"Ratings on the {r.scale} (benchmark {r.benchmark}, horizon {r.horizon}). {evs[0].disclaimer}")
+    return "\n".join(out)
+
