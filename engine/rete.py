@@ -6,12 +6,13 @@ update that is matched again through the network, which cost about four times wh
 does. Every known quirk of durable_rules 2.0.28 is handled here and nowhere else:
 - rulesets are registered once per content hash (durable cannot redefine a name), with no Host
   and so none of its dispatch timer threads (they race the caller);
-- one session per evaluation, always deleted (1,024 live sessions at most, ~0.7 MB each);
-- each session's ~0.7 MB is allocated and cleared on creation and freed on deletion: glibc serves
-  blocks that size with mmap and returns them on free, unless an earlier free happened to raise its
-  dynamic threshold. Whether it had was down to memory layout: the same run went at 430 or 2,300
-  symbols/s from one process start to the next, the slow runs spending their time in page faults.
-  The engine pins the thresholds (`mallopt`) so the heap keeps that memory and reuses it;
+- one session per evaluation and ruleset, always deleted (1,024 live sessions at most per ruleset);
+- each session's state (~0.5 MB for 25 rules with joins) is allocated and cleared on creation and
+  freed on deletion: glibc serves blocks that size with mmap and returns them on free, unless an
+  earlier free happened to raise its dynamic threshold. Whether it had was down to memory layout:
+  the same run went at 430 or 2,300 symbols/s from one process start to the next, the slow runs
+  spending their time in page faults. The engine pins the thresholds (`mallopt`) so the heap keeps
+  that memory and reuses it;
 - facts serialised by us, once per evaluation however many rulesets read them: finite numbers
   only, no `1e-05` forms (durable rejects them);
 - firings are read back by us in a loop (start action, complete and start the next); nothing
@@ -46,7 +47,7 @@ _ENGINE_ERRORS = {
     303: "a fact met more condition nodes than the engine's stack holds (64)",
     307: "the engine lost track of a session",
 }
-_NOT_HANDLED, _OBSERVED = 1, 2
+_NOT_HANDLED = 1  # assert result: no rule of the ruleset tests this fact
 
 
 @dataclass
