@@ -97,6 +97,17 @@ class Record:
 
 
 @dataclass
+class Entry:
+    """What one evaluation puts in the log; the rest of its record is filled in on append."""
+
+    run_id: str
+    symbol: str
+    rating: str
+    output: str
+    engine_version: str
+
+
+@dataclass
 class VerifyResult:
     records: int
     problem: str = ""
@@ -197,21 +208,35 @@ class AuditLog:
     def append(self, *, run_id: str, symbol: str, rating: str, output: str, engine_version: str,
                rules_files: dict[str, bytes], facts_files: dict[str, bytes], rules_name: str = "rules",
                facts_name: str = "facts", now: dt.datetime | None = None) -> Record:
-        created = (now or dt.datetime.now(dt.UTC)).isoformat(timespec="microseconds")
+        return self.append_many([Entry(run_id, symbol, rating, output, engine_version)], rules_files=rules_files,
+                                facts_files=facts_files, rules_name=rules_name, facts_name=facts_name, now=now)[0]
+
+    def append_many(self, entries: list[Entry], *, rules_files: dict[str, bytes], facts_files: dict[str, bytes],
+                    rules_name: str = "rules", facts_name: str = "facts", now: dt.datetime | None = None
+                    ) -> list[Record]:
+        """Records of one batch (one workspace) in one transaction: the snapshots are hashed and stored
+        once, not once per record (a 5,000-symbol screen would hash its 5,000 files 5,000 times)."""
+        out: list[Record] = []
         with self._write():
             rules_snap = self._store_snapshot({f"{rules_name}/{k}": v for k, v in rules_files.items()})
             facts_snap = self._store_snapshot({f"{facts_name}/{k}": v for k, v in facts_files.items()})
             last = self.db.execute("SELECT seq, record_hash FROM runs ORDER BY seq DESC LIMIT 1").fetchone()
-            seq = (last[0] + 1) if last else 1
-            fields: dict[str, Any] = {"seq": seq, "run_id": run_id, "created_utc": created, "os_user": _user(),
-                      "engine_version": engine_version, "symbol": symbol, "rating": rating,
-                      "rules_snapshot": rules_snap, "facts_snapshot": facts_snap, "output": output,
-                      "prev_hash": last[1] if last else GENESIS}
-            rh = record_hash(fields)
-            self.db.execute(f"INSERT INTO runs ({', '.join(RECORD_FIELDS)}, record_hash) "
-                            f"VALUES ({', '.join('?' * (len(RECORD_FIELDS) + 1))})",
-                            (*(fields[k] for k in RECORD_FIELDS), rh))
-        return Record(**fields, record_hash=rh)
+            seq, prev = (last[0], last[1]) if last else (0, GENESIS)
+            user = _user()
+            for e in entries:
+                seq += 1
+                created = (now or dt.datetime.now(dt.UTC)).isoformat(timespec="microseconds")
+                fields: dict[str, Any] = {"seq": seq, "run_id": e.run_id, "created_utc": created, "os_user": user,
+                                          "engine_version": e.engine_version, "symbol": e.symbol,
+                                          "rating": e.rating, "rules_snapshot": rules_snap,
+                                          "facts_snapshot": facts_snap, "output": e.output, "prev_hash": prev}
+                rh = record_hash(fields)
+                self.db.execute(f"INSERT INTO runs ({', '.join(RECORD_FIELDS)}, record_hash) "
+                                f"VALUES ({', '.join('?' * (len(RECORD_FIELDS) + 1))})",
+                                (*(fields[k] for k in RECORD_FIELDS), rh))
+                out.append(Record(**fields, record_hash=rh))
+                prev = rh
+        return out
 
     def _rows(self, where: str = "", args: tuple[Any, ...] = ()) -> list[Record]:
         cols = ", ".join((*RECORD_FIELDS, "record_hash"))

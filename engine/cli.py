@@ -24,7 +24,6 @@ from .errors import Location, LookupFailure, Problem, VerdictError
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 if TYPE_CHECKING:
-    from .model import Evaluation
     from .pipeline import Workspace
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -104,10 +103,11 @@ def evaluate(
     day = _date_option("--as-of", as_of)
     single = len(names) == 1 and not all_ and universe is None
     if single:
+        from .batch import Outcome
         from .pipeline import Workspace
 
         ws = Workspace.open(rules, facts)
-        evs = [ws.evaluate(names[0], as_of=day)]
+        outcomes = [Outcome.of(ws.evaluate(names[0], as_of=day))]
         failures: list[Any] = []
         skipped: list[Problem] = []
     else:
@@ -121,20 +121,20 @@ def evaluate(
             names = read_universe(universe)
         # The trace is rendered only where it is shown or recorded: a table or CSV screen gets summaries.
         full = not no_record or format not in (Format.table, Format.csv) or explain
-        ws, evs, failures, skipped = _batch(rules, facts, None if all_ else names, jobs, day, format, full)
+        ws, outcomes, failures, skipped = _batch(rules, facts, None if all_ else names, jobs, day, format, full)
     ranks = {name: i for i, name in enumerate(ws.book.policy.scale.names())}
     keys = {Sort.rating: lambda e: (ranks.get(e.rating, len(ranks)), -e.score, e.symbol),
             Sort.score: lambda e: (-e.score, e.symbol), Sort.symbol: lambda e: e.symbol}
-    evs.sort(key=keys[sort])
+    outcomes.sort(key=lambda o: keys[sort](o.summary))
     if not no_record:
-        _record(ws, evs, audit_db)
-    _emit(evs, single, format, explain, render_markdown, render_rows, render_table, render_tree)
+        _record(ws, outcomes, audit_db)
+    _emit(outcomes, single, format, explain, render_markdown, render_rows, render_table, render_tree)
     for p in skipped:
         sys.stderr.write(f"skipped: {p.render()}\n")
     for f in failures:
         sys.stderr.write(f"failed: {f.symbol}: {f.message}\n")
     if skipped or failures:
-        sys.stderr.write(f"{len(evs)} evaluated, {len(failures)} failed, {len(skipped)} problem(s) in skipped "
+        sys.stderr.write(f"{len(outcomes)} evaluated, {len(failures)} failed, {len(skipped)} problem(s) in skipped "
                          "fact files.\n")
         raise typer.Exit(1)
 
@@ -146,7 +146,7 @@ def _batch(rules: Path, facts: Path, names: list[str] | None, jobs: int, day: dt
     show = format is Format.table and sys.stderr.isatty()
     if not show:
         r = evaluate_many(rules, facts, names, jobs=jobs, as_of=day, full=full)
-        return r.workspace, r.evaluations, r.failures, r.skipped
+        return r.workspace, r.outcomes, r.failures, r.skipped
     from rich.console import Console
     from rich.progress import Progress
 
@@ -154,19 +154,20 @@ def _batch(rules: Path, facts: Path, names: list[str] | None, jobs: int, day: dt
         task = bar.add_task("evaluating", total=None)
         r = evaluate_many(rules, facts, names, jobs=jobs, as_of=day, full=full,
                           progress=lambda done, total: bar.update(task, completed=done, total=total))
-    return r.workspace, r.evaluations, r.failures, r.skipped
+    return r.workspace, r.outcomes, r.failures, r.skipped
 
 
-def _emit(evs: list[Evaluation], single: bool, format: Format, explain: bool, render_markdown: Any,
+def _emit(outcomes: list[Any], single: bool, format: Format, explain: bool, render_markdown: Any,
           render_rows: Any, render_table: Any, render_tree: Any) -> None:
     if format is Format.json:
-        payload = [e.model_dump(mode="json") for e in evs]
+        payload = [json.loads(o.json()) for o in outcomes]
         typer.echo(json.dumps(payload[0] if single else payload, ensure_ascii=False, indent=2))
         return
     if format is Format.jsonl:
-        for e in evs:
-            typer.echo(e.model_dump_json())
+        for o in outcomes:
+            typer.echo(o.json())
         return
+    evs = [o.summary for o in outcomes]
     if format is Format.csv:
         import csv
         import io
@@ -183,15 +184,15 @@ def _emit(evs: list[Evaluation], single: bool, format: Format, explain: bool, re
         typer.echo(buf.getvalue(), nl=False)
         return
     if explain:
-        for ev in evs:
-            typer.echo(render_tree(ev))
+        for o in outcomes:
+            typer.echo(render_tree(o.evaluation()))
         return
     if format is Format.markdown:
-        for ev in evs:
-            typer.echo(render_markdown(ev))
+        for o in outcomes:
+            typer.echo(render_markdown(o.evaluation()))
         return
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 160  # piped: long lines fold at 160
-    typer.echo(render_table(evs[0], width) if single else render_rows(evs, width))
+    typer.echo(render_table(outcomes[0].evaluation(), width) if single else render_rows(evs, width))
 
 
 @rules_app.command("check")
@@ -443,15 +444,15 @@ def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v:+.2f}"
 
 
-def _record(ws: Workspace, evs: list[Evaluation], audit_db: Path | None) -> None:
-    from .audit import AuditLog
+def _record(ws: Workspace, outcomes: list[Any], audit_db: Path | None) -> None:
+    from .audit import AuditLog, Entry
 
     log = AuditLog(audit_db)
     try:
-        for ev in evs:
-            log.append(run_id=ev.run_id, symbol=ev.symbol, rating=ev.rating, engine_version=ev.engine_version,
-                       output=ev.model_dump_json(), rules_files=ws.book.files, facts_files=ws.facts.files,
-                       rules_name=ws.rules_dir.resolve().name, facts_name=ws.facts_dir.resolve().name)
+        log.append_many([Entry(o.summary.run_id, o.summary.symbol, o.summary.rating, o.json(), o.summary.engine_version)
+                         for o in outcomes],
+                        rules_files=ws.book.files, facts_files=ws.facts.files,
+                        rules_name=ws.rules_dir.resolve().name, facts_name=ws.facts_dir.resolve().name)
     finally:
         log.close()
 

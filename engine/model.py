@@ -494,7 +494,17 @@ class Summary(BaseModel):
     fired: list[str]
     run_id: str
     ruleset_hash: str
+    engine_version: str
     disclaimer: str
+
+    @classmethod
+    def of(cls, ev: Evaluation) -> Summary:
+        """The summary of a full evaluation (its warnings include the cross-check's, if any)."""
+        return cls.model_construct(
+            symbol=ev.symbol, name=ev.name, sector=ev.sector, as_of=ev.as_of, rating=ev.rating, score=ev.score,
+            rating_info=ev.rating_info, target=ev.target, entries=ev.entries, warnings=ev.warnings,
+            fired=[f.rule for f in ev.fired], run_id=ev.run_id, ruleset_hash=ev.ruleset_hash,
+            engine_version=ev.engine_version, disclaimer=ev.disclaimer)
 
 
 # ----------------------------------------------------------------------------------- rule tests

@@ -164,4 +164,4 @@ class Run:
             symbol=file.symbol, name=file.name, sector=file.sector, as_of=self.facts.as_of, rating=res.rating.name,
             score=res.score, rating_info=res.rating, target=res.target, entries=res.entries, warnings=res.warnings,
             fired=[f.rule for f in self.firings], run_id=self.run_id, ruleset_hash=self.workspace.compiled.digest,
-            disclaimer=self.workspace.book.policy.disclaimer)
+            engine_version=engine_version(), disclaimer=self.workspace.book.policy.disclaimer)

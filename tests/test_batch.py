@@ -82,4 +82,25 @@ def test_a_worker_that_dies_is_reported_not_waited_for(monkeypatch) -> None:  # 
     result = batch.evaluate_many(root / "rules", root / "facts", ["600111", "300127", "000831"], jobs=2, full=False)
     failed = {f.symbol: f.message for f in result.failures}
     assert "300127" in failed and "died" in failed["300127"]
-    assert len(result.failures) + len(result.evaluations) == 3
+    assert len(result.failures) + len(result.outcomes) == 3
+
+
+def test_a_recorded_screen_stores_each_full_evaluation_once_per_symbol(verdict, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from engine.audit import AuditLog
+
+    db = tmp_path / "audit.db"
+    out = verdict("evaluate", "--all", "--jobs", "2", "--audit-db", str(db))
+    assert out.returncode == 0, out.stderr
+    assert "verdict: 5 symbol(s)" in out.stdout
+    log = AuditLog(db)
+    try:
+        records = log.list()
+        assert log.verify().ok and len(records) == 5
+        assert len({(r.rules_snapshot, r.facts_snapshot) for r in records}) == 1  # one snapshot for the batch
+        single = json.loads(verdict("evaluate", "600111", "--format", "json", "--no-record").stdout)
+        stored = next(r.evaluation for r in records if r.symbol == "600111.SH")
+        for volatile in ("run_id",):
+            stored.pop(volatile), single.pop(volatile)
+        assert stored == single  # the screen recorded the full trace, as a single evaluation gives it
+    finally:
+        log.close()
