@@ -31,6 +31,7 @@ from .model import (
     SourceList,
     StockFile,
 )
+from .parsecache import ParseCache
 from .prices import PriceSeries, check_gaps, load_series
 from .yamlsrc import Loc, SourceDoc, fast_load, read_yaml
 
@@ -50,6 +51,8 @@ def display_path(path: Path, root: Path | None = None) -> str:
     an audit snapshot reproduces it byte for byte); paths outside a root are shown as given.
     """
     if root is not None:
+        if path.is_relative_to(root):  # found under the root: no need to resolve links (it costs a stat each)
+            return str(Path(root.name) / path.relative_to(root))
         try:
             return str(Path(root.name) / path.resolve().relative_to(root.resolve()))
         except ValueError:
@@ -249,12 +252,13 @@ class FactBase:
 
 def _load_stock(path: Path, doc_of: Any, catalog: Catalog | None, sources: dict[str, Source],
                 sectors: dict[str, SectorFacts], stocks: dict[str, StockFacts], problems: list[Problem],
-                root: Path | None = None, files: dict[str, bytes] | None = None) -> None:
+                root: Path | None = None, files: dict[str, bytes] | None = None,
+                cache: ParseCache | None = None) -> None:
     """One stock file. A universe has thousands: they are read first without position maps, and only
     a file with a problem is read again with them, so every problem still has its line and column."""
     if root is not None and files is not None and path.is_file():
         content = path.read_bytes()
-        data = fast_load(content.decode("utf-8", errors="replace"))
+        data = cache.parse(content, fast_load) if cache else fast_load(content.decode("utf-8", errors="replace"))
         if isinstance(data, dict):
             start = len(problems)
             snapshot = dict(stocks)
@@ -419,12 +423,14 @@ def load_facts(root: Path, partial: bool = False) -> FactBase:
             owned.setdefault(key, []).extend(problems[start:])
             del problems[start:]
 
+    cache = ParseCache(root)
     for path in sorted((root / "stocks").glob("*.yaml")):
         start = len(problems)
         try:
-            _load_stock(path, doc_of, catalog, sources, sectors, stocks, problems, root, files)
+            _load_stock(path, doc_of, catalog, sources, sectors, stocks, problems, root, files, cache)
         finally:
             own(display_path(path, root), start)
+    cache.save()
 
     base_as_of = None
     bdoc = doc_of(root / BASE_FILE, required=False)

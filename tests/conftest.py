@@ -16,6 +16,13 @@ RULES = ROOT / "rules"
 FACTS = ROOT / "facts"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Tests (and the commands they run) keep the parse cache to themselves, never in the user's home.
+    import tempfile
+
+    os.environ["VERDICT_CACHE_DIR"] = tempfile.mkdtemp(prefix="verdict-test-cache-")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true", help="rewrite golden files from current output")
 
