@@ -1,7 +1,7 @@
 """Stage 7, record: an append-only SQLite audit log of every evaluation, replayable and tamper-evident.
 
 Each record holds the run id, UTC time, OS user, engine version, symbol, the full output (with its
-trace) and content-addressed snapshots of the exact rule and fact files used (each file stored once
+trace, stored compressed) and content-addressed snapshots of the exact rule and fact files used (each file stored once
 per content hash). Records form a hash chain: each carries the hash of the one before, so an edited,
 removed or reordered record is found by `verify`. Appends run in one IMMEDIATE transaction, in WAL
 mode with a busy timeout and retries, so concurrent processes queue instead of failing, and a
@@ -231,9 +231,10 @@ class AuditLog:
                                           "rating": e.rating, "rules_snapshot": rules_snap,
                                           "facts_snapshot": facts_snap, "output": e.output, "prev_hash": prev}
                 rh = record_hash(fields)
+                stored = {**fields, "output": pack_output(e.output)}
                 self.db.execute(f"INSERT INTO runs ({', '.join(RECORD_FIELDS)}, record_hash) "
                                 f"VALUES ({', '.join('?' * (len(RECORD_FIELDS) + 1))})",
-                                (*(fields[k] for k in RECORD_FIELDS), rh))
+                                (*(stored[k] for k in RECORD_FIELDS), rh))
                 out.append(Record(**fields, record_hash=rh))
                 prev = rh
         return out
@@ -241,7 +242,13 @@ class AuditLog:
     def _rows(self, where: str = "", args: tuple[Any, ...] = ()) -> list[Record]:
         cols = ", ".join((*RECORD_FIELDS, "record_hash"))
         rows = self.db.execute(f"SELECT {cols} FROM runs {where}", args).fetchall()
-        return [Record(*r) for r in rows]
+        names = (*RECORD_FIELDS, "record_hash")
+        out = []
+        for r in rows:
+            values: dict[str, Any] = dict(zip(names, r, strict=True))
+            values["output"] = unpack_output(values["output"])
+            out.append(Record(**values))
+        return out
 
     def list(self, symbol: str | None = None, since: dt.date | None = None) -> list[Record]:
         clauses, args = [], []
@@ -309,6 +316,24 @@ class AuditLog:
             if blob is None or _unpack(blob[0]) is None or hashlib.sha256(_unpack(blob[0]) or b"").hexdigest() != h:
                 return f"stored file {name} of snapshot {snap[:12]} is missing or altered."
         return ""
+
+
+def pack_output(text: str) -> bytes:
+    """An output as stored: zlib-compressed UTF-8 (a 200-rule trace is ~60 KB of JSON, ~7 KB packed).
+    The record hash is over the text, so packing changes nothing `verify` checks."""
+    return zlib.compress(text.encode("utf-8"), 1)
+
+
+def unpack_output(stored: str | bytes) -> str:
+    """The output text of a stored record; logs written before packing hold the text itself. Bytes
+    that do not unpack come back as a marker, and the record's hash then fails `verify`."""
+    if isinstance(stored, str):
+        return stored
+    raw = _unpack(stored)
+    try:
+        return raw.decode("utf-8") if raw is not None else "<output does not unpack>"
+    except UnicodeDecodeError:
+        return "<output is not UTF-8>"
 
 
 def _unpack(content: bytes) -> bytes | None:

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
+from engine.audit import pack_output, unpack_output
+
 
 @pytest.fixture()
 def db(tmp_path: Path) -> dict[str, str]:
@@ -52,9 +54,9 @@ def test_replay_reports_a_difference(verdict, db, tmp_path):
     assert verdict("evaluate", "600111", env_extra=db).returncode == 0
     (run,) = _runs(verdict, db)
     con = sqlite3.connect(db["VERDICT_AUDIT_DB"])
-    output = json.loads(con.execute("SELECT output FROM runs").fetchone()[0])
+    output = json.loads(unpack_output(con.execute("SELECT output FROM runs").fetchone()[0]))
     output["score"] = 5.0
-    con.execute("UPDATE runs SET output = ?", (json.dumps(output),))
+    con.execute("UPDATE runs SET output = ?", (pack_output(json.dumps(output)),))
     con.commit()
     con.close()
     replay = verdict("audit", "replay", run["run_id"], env_extra=db)
@@ -72,14 +74,30 @@ def test_changing_one_byte_is_detected(verdict, db):
     runs = _evaluate_n(verdict, db, 4)
     assert verdict("audit", "verify", env_extra=db).stdout.startswith("chain valid: 4 record(s)")
     con = sqlite3.connect(db["VERDICT_AUDIT_DB"])
-    out = con.execute("SELECT output FROM runs WHERE seq = 3").fetchone()[0]
+    stored = con.execute("SELECT output FROM runs WHERE seq = 3").fetchone()[0]
+    out = unpack_output(stored)
     i = out.index('"rating":"') + len('"rating":"')
-    con.execute("UPDATE runs SET output = ? WHERE seq = 3", (out[:i] + "X" + out[i + 1:],))
+    con.execute("UPDATE runs SET output = ? WHERE seq = 3", (pack_output(out[:i] + "X" + out[i + 1:]),))
     con.commit()
-    con.close()
     res = verdict("audit", "verify", env_extra=db)
     assert res.returncode == 1
     assert f"record seq 3 (run {runs[2]['run_id']}" in res.stderr and "was altered" in res.stderr
+    # a flipped byte in the stored (compressed) form is found too
+    con.execute("UPDATE runs SET output = ? WHERE seq = 3", (stored[:20] + bytes([stored[20] ^ 1]) + stored[21:],))
+    con.commit()
+    con.close()
+    res = verdict("audit", "verify", env_extra=db)
+    assert res.returncode == 1 and "record seq 3" in res.stderr and "was altered" in res.stderr
+
+
+def test_logs_written_before_outputs_were_packed_still_read_and_verify(verdict, db):
+    _evaluate_n(verdict, db, 2)
+    con = sqlite3.connect(db["VERDICT_AUDIT_DB"])
+    for seq, stored in con.execute("SELECT seq, output FROM runs").fetchall():
+        con.execute("UPDATE runs SET output = ? WHERE seq = ?", (unpack_output(stored), seq))  # as text
+    con.commit()
+    con.close()
+    assert verdict("audit", "verify", env_extra=db).stdout.startswith("chain valid: 2 record(s)")
 
 
 def test_removed_and_reordered_records_are_detected(verdict, db):
