@@ -430,7 +430,6 @@ def load_facts(root: Path, partial: bool = False) -> FactBase:
             _load_stock(path, doc_of, catalog, sources, sectors, stocks, problems, root, files, cache)
         finally:
             own(display_path(path, root), start)
-    cache.save()
 
     base_as_of = None
     bdoc = doc_of(root / BASE_FILE, required=False)
@@ -455,10 +454,11 @@ def load_facts(root: Path, partial: bool = False) -> FactBase:
             if seg_path.is_file():
                 files[seg.file] = seg_path.read_bytes()
         try:
-            s.series = load_series(s.file.symbol, spec, root, root.name, s.path)
+            s.series = load_series(s.file.symbol, spec, root, root.name, s.path, cache)
         except FactError as exc:
             problems.extend(exc.problems)
         own(s.path, start)
+    cache.save()
     # Trading days: the union of every bundled series' dates (all are SSE/SZSE trading days).
     calendar = sorted({b.date for s in stocks.values() if s.series for b in s.series.bars})
     for s in stocks.values():

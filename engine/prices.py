@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import FactError, Problem, problem
 from .model import PriceSeriesSpec
+from .parsecache import ParseCache
 
 REQUIRED = ("date", "open", "high", "low", "close", "volume")
 OVERLAP_TOLERANCE = 0.0051  # two sources rounding to 0.01 can differ by one tick
@@ -59,61 +61,80 @@ def _date(text: str) -> dt.date:
     return dt.date.fromisoformat(text)
 
 
-def read_csv(path: Path, shown: str, problems: list[Problem]) -> list[tuple[int, Bar]]:
-    """Rows of one file with their line numbers; every bad row becomes a problem."""
-    out: list[tuple[int, Bar]] = []
+def read_csv(path: Path, shown: str, problems: list[Problem], cache: ParseCache | None = None
+             ) -> list[tuple[int, Bar]]:
+    """Rows of one file with their line numbers; every bad row becomes a problem. A file that parsed
+    without problems before (same bytes) comes from the parse cache."""
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        content = path.read_bytes()
     except OSError as exc:
         problems.append(problem(shown, 0, 0, "missing-file", f"cannot read price file: {exc.strerror}.",
                                 "Fix the `file:` of this segment in the stock's prices."))
+        return []
+    if cache is not None:
+        rows = cache.parse(content, _clean_rows)
+        if rows is not None:
+            return [(r[0], Bar(*r[1:])) for r in rows]
+    return parse_rows(content.decode("utf-8", errors="replace"), shown, problems)
+
+
+def _clean_rows(text: str) -> list[tuple[object, ...]] | None:
+    """Plain tuples of a file with no problem (what the cache keeps), else None."""
+    problems: list[Problem] = []
+    rows = parse_rows(text, "", problems)
+    if problems:
+        return None
+    return [(n, b.date, b.open, b.high, b.low, b.close, b.volume) for n, b in rows]
+
+
+def parse_rows(text: str, shown: str, problems: list[Problem]) -> list[tuple[int, Bar]]:
+    out: list[tuple[int, Bar]] = []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    cols = [c.strip().lower() for c in next(reader, [])]
+    missing = [c for c in REQUIRED if c not in cols]
+    if missing:
+        problems.append(problem(shown, 1, 1, "price-columns", f"missing column(s): {', '.join(missing)}.",
+                                f"A price file needs the columns {', '.join(REQUIRED)}."))
         return out
-    with handle:
-        reader = csv.reader(handle)
-        cols = [c.strip().lower() for c in next(reader, [])]
-        missing = [c for c in REQUIRED if c not in cols]
-        if missing:
-            problems.append(problem(shown, 1, 1, "price-columns", f"missing column(s): {', '.join(missing)}.",
-                                    f"A price file needs the columns {', '.join(REQUIRED)}."))
-            return out
-        i_date, i_open, i_high, i_low, i_close, i_vol = (cols.index(c) for c in REQUIRED)
-        prev: dt.date | None = None
-        for lineno, row in enumerate(reader, start=2):
-            try:
-                bar = Bar(_date(row[i_date]), float(row[i_open]), float(row[i_high]), float(row[i_low]),
-                          float(row[i_close]), float(row[i_vol]))
-            except (ValueError, IndexError) as exc:
-                problems.append(problem(shown, lineno, 1, "price-row", f"unreadable row ({exc}).",
-                                        "Dates as YYYY-MM-DD, prices and volume as numbers."))
-                continue
-            bad = []
-            if prev is not None and bar.date <= prev:
-                bad.append(f"date {bar.date} is not after the previous row's {prev}")
-            if bar.high < max(bar.open, bar.close) or bar.high < bar.low:
-                bad.append(f"high {bar.high} is below open/close/low")
-            if bar.low > min(bar.open, bar.close):
-                bad.append(f"low {bar.low} is above open/close")
-            if bar.volume < 0:
-                bad.append(f"volume {bar.volume} is negative")
-            if min(bar.open, bar.high, bar.low, bar.close) <= 0:
-                bad.append("prices must be positive")
-            if bad:
-                problems.append(problem(shown, lineno, 1, "price-row", "; ".join(bad) + ".",
-                                        "Correct the row from the data source; rows are never dropped silently."))
-                continue
-            prev = bar.date
-            out.append((lineno, bar))
+    i_date, i_open, i_high, i_low, i_close, i_vol = (cols.index(c) for c in REQUIRED)
+    prev: dt.date | None = None
+    for lineno, row in enumerate(reader, start=2):
+        try:
+            bar = Bar(_date(row[i_date]), float(row[i_open]), float(row[i_high]), float(row[i_low]),
+                      float(row[i_close]), float(row[i_vol]))
+        except (ValueError, IndexError) as exc:
+            problems.append(problem(shown, lineno, 1, "price-row", f"unreadable row ({exc}).",
+                                    "Dates as YYYY-MM-DD, prices and volume as numbers."))
+            continue
+        bad = []
+        if prev is not None and bar.date <= prev:
+            bad.append(f"date {bar.date} is not after the previous row's {prev}")
+        if bar.high < max(bar.open, bar.close) or bar.high < bar.low:
+            bad.append(f"high {bar.high} is below open/close/low")
+        if bar.low > min(bar.open, bar.close):
+            bad.append(f"low {bar.low} is above open/close")
+        if bar.volume < 0:
+            bad.append(f"volume {bar.volume} is negative")
+        if min(bar.open, bar.high, bar.low, bar.close) <= 0:
+            bad.append("prices must be positive")
+        if bad:
+            problems.append(problem(shown, lineno, 1, "price-row", "; ".join(bad) + ".",
+                                    "Correct the row from the data source; rows are never dropped silently."))
+            continue
+        prev = bar.date
+        out.append((lineno, bar))
     return out
 
 
-def load_series(symbol: str, spec: PriceSeriesSpec, root: Path, shown_root: str, where: str) -> PriceSeries:
+def load_series(symbol: str, spec: PriceSeriesSpec, root: Path, shown_root: str, where: str,
+                cache: ParseCache | None = None) -> PriceSeries:
     """Join the segments of one symbol's series; raise FactError with every problem found."""
     problems: list[Problem] = []
     merged: dict[dt.date, Bar] = {}
     origin: dict[dt.date, str] = {}
     for seg in spec.segments:
         shown = f"{shown_root}/{seg.file}"
-        rows = read_csv(root / seg.file, shown, problems)
+        rows = read_csv(root / seg.file, shown, problems, cache)
         ratios = []
         for lineno, bar in rows:
             old = merged.get(bar.date)

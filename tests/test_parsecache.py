@@ -20,7 +20,11 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_a_second_load_parses_nothing_and_an_edit_is_seen(workdir: Path, cache_dir: Path) -> None:
     first = load_facts(workdir / "facts")
     cache = ParseCache(workdir / "facts")
-    assert len(cache.entries) == len(first.stocks) == 5
+    csv_files = {f for s in first.stocks.values() if s.series for f in s.series.files}
+    assert len(cache.entries) == len(first.stocks) + len(csv_files) == 5 + 9  # stock files and price files
+    again_cold = load_facts(workdir / "facts")
+    assert [b for s in again_cold.stocks.values() if s.series for b in s.series.bars] == \
+        [b for s in first.stocks.values() if s.series for b in s.series.bars]  # prices from the cache, equal
     stock = workdir / "facts" / "stocks" / "600111.yaml"
     stock.write_text(stock.read_text(encoding="utf-8").replace("name: Northern Rare Earth",
                                                                "name: Northern Rare Earth Group"), encoding="utf-8")
@@ -28,7 +32,7 @@ def test_a_second_load_parses_nothing_and_an_edit_is_seen(workdir: Path, cache_d
     assert again.find("600111").file.name == "Northern Rare Earth Group"
     assert {s: f.file.name for s, f in again.stocks.items() if s != "600111.SH"} == \
         {s: f.file.name for s, f in first.stocks.items() if s != "600111.SH"}
-    assert len(ParseCache(workdir / "facts").entries) == 5  # the old version of the file dropped out
+    assert len(ParseCache(workdir / "facts").entries) == 5 + 9  # the old version of the file dropped out
 
 
 def test_a_corrupt_or_hostile_cache_is_ignored(workdir: Path, cache_dir: Path) -> None:
