@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Problem, VerdictError
-from .model import Evaluation, Summary
+from .model import Outcome, Summary
 
 _worker: dict[str, Any] = {}
 
@@ -32,30 +32,6 @@ _worker: dict[str, Any] = {}
 class Failure:
     symbol: str
     message: str
-
-
-@dataclass
-class Outcome:
-    """One symbol of a screen: its summary, and its full evaluation when the trace was rendered
-    (as the JSON a worker wrote: pickling the model tree back was most of a recorded screen)."""
-
-    summary: Summary
-    document: str | None = None
-    full: Evaluation | None = None
-
-    def evaluation(self) -> Evaluation:
-        if self.full is None:
-            if self.document is None:
-                raise ValueError(f"{self.summary.symbol} was screened without its trace")
-            self.full = Evaluation.model_validate_json(self.document)
-        return self.full
-
-    def json(self) -> str:
-        return self.document if self.document is not None else self.evaluation().model_dump_json()
-
-    @classmethod
-    def of(cls, ev: Evaluation) -> Outcome:
-        return cls(Summary.of(ev), None, ev)
 
 
 @dataclass

@@ -103,7 +103,7 @@ def evaluate(
     day = _date_option("--as-of", as_of)
     single = len(names) == 1 and not all_ and universe is None
     if single:
-        from .batch import Outcome
+        from .model import Outcome
         from .pipeline import Workspace
 
         ws = Workspace.open(rules, facts)

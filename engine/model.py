@@ -8,6 +8,7 @@ Schema of the files comes from these models too.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
@@ -505,6 +506,31 @@ class Summary(BaseModel):
             rating_info=ev.rating_info, target=ev.target, entries=ev.entries, warnings=ev.warnings,
             fired=[f.rule for f in ev.fired], run_id=ev.run_id, ruleset_hash=ev.ruleset_hash,
             engine_version=ev.engine_version, disclaimer=ev.disclaimer)
+
+
+@dataclass
+class Outcome:
+    """One symbol of a screen: its summary, and its full evaluation when the trace was rendered
+    (as the JSON a worker wrote: pickling the model tree back was most of a recorded screen)."""
+
+    summary: Summary
+    document: str | None = None
+    full: Evaluation | None = None
+
+    def evaluation(self) -> Evaluation:
+        if self.full is None:
+            if self.document is None:
+                raise ValueError(f"{self.summary.symbol} was screened without its trace")
+            self.full = Evaluation.model_validate_json(self.document)
+        return self.full
+
+    def json(self) -> str:
+        return self.document if self.document is not None else self.evaluation().model_dump_json()
+
+    @classmethod
+    def of(cls, ev: Evaluation) -> Outcome:
+        return cls(Summary.of(ev), None, ev)
+
 
 
 # ----------------------------------------------------------------------------------- rule tests
