@@ -450,7 +450,7 @@ def render(results: list[dict[str, Any]], command: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def time_cli(runs: int) -> str:
+def time_cli(runs: int) -> tuple[str, dict[str, float]]:
     """Wall time of `verdict evaluate 600111` on the bundled rules and facts, start to finish."""
     import shutil
     import subprocess
@@ -458,6 +458,7 @@ def time_cli(runs: int) -> str:
     exe = Path(sys.executable).with_name("verdict")
     verdict = [str(exe)] if exe.exists() else [shutil.which("verdict") or "verdict"]
     rows = []
+    medians: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="verdict-cli-") as tmp:
         cases = [("default: table, recorded in the audit log", ["--audit-db", str(Path(tmp) / "a.db")]),
                  ("`--format json --no-record`", ["--format", "json", "--no-record"])]
@@ -469,6 +470,7 @@ def time_cli(runs: int) -> str:
                                stdout=subprocess.DEVNULL)
                 times.append(time.perf_counter() - t0)
             times.sort()
+            medians[label] = statistics.median(times)
             rows.append(f"| {label} | {runs} | **{statistics.median(times):.3f} s** | {times[0]:.3f} s "
                         f"| {times[int(len(times) * 0.9)]:.3f} s |")
     compiled = any((ROOT / "engine" / "__pycache__").glob("*.pyc"))
@@ -477,7 +479,47 @@ def time_cli(runs: int) -> str:
         "Start to finish, each run a new process, on the bundled rules and facts (5 stocks with 5 years of "
         "prices). Bytecode of the engine " + ("compiled beforehand (the README's set-up does it)."
                                               if compiled else "NOT compiled: run `python -m compileall engine`."),
-        "", "| command | runs | median | fastest | p90 |", "|---|---|---|---|---|", *rows, ""])
+        "", "| command | runs | median | fastest | p90 |", "|---|---|---|---|---|", *rows, ""]), medians
+
+
+HISTORY = ROOT / "bench" / "history.jsonl"
+
+
+def append_history(path: Path, results: list[dict[str, Any]], cli: dict[str, float], before: float,
+                   after: float) -> None:
+    """One line per full run (5,000 symbols): when, which commit, how fast the machine was, the key figures."""
+    import subprocess
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    line = {"utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "commit": commit,
+            "loop_s": [round(before, 3), round(after, 3)],
+            "cli_median_s": {k.split(":")[0].strip("`"): round(v, 3) for k, v in cli.items()},
+            "rules": {str(r["rules"]): {"one_proc": round(r["single_per_s"]), "all_cores": round(r["parallel_per_s"]),
+                                        "direct": round(r["direct_per_s"]),
+                                        "ratio": round(r["overhead_vs_direct"], 2),
+                                        "peak_rss_mb": round(r["peak_rss_mb"])} for r in results}}
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def render_history(path: Path) -> str:
+    if not path.exists():
+        return ""
+    out = ["", "## Runs so far (200 rules; every full run of this command appends one line to bench/history.jsonl)",
+           "", "| UTC | commit | loop before / after | pipeline 1 proc | all cores | direct | pipeline / direct "
+           "| peak RSS | `verdict evaluate 600111` median |", "|---|---|---|---|---|---|---|---|---|"]
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        h = json.loads(raw)
+        r = h["rules"].get("200")
+        if not r:
+            continue
+        loop = " / ".join(f"{x:.3f} s" for x in h["loop_s"]) if h.get("loop_s") else "-"
+        cli = h.get("cli_median_s", {}).get("default")
+        out.append(f"| {h['utc']} | {h['commit']} | {loop} | {r['one_proc']} /s | {r['all_cores']} /s "
+                   f"| {r['direct']} /s | {r['ratio']:.2f}x | {r['peak_rss_mb']} MB "
+                   f"| {f'{cli:.3f} s' if cli else '-'} |")
+    return "\n".join(out) + "\n"
 
 
 def calibrate() -> float:
@@ -509,10 +551,15 @@ def main() -> int:
         print(json.dumps(r, indent=1), flush=True)
         results.append(r)
     command = "python bench/bench.py " + " ".join(sys.argv[1:])
-    text = render(results, command.strip()) + "\n" + time_cli(args.cli_runs)
+    cli_text, cli = time_cli(args.cli_runs)
+    after = calibrate()
+    text = render(results, command.strip()) + "\n" + cli_text
     text += (f"\nMachine speed while measuring (a fixed 3-million-step Python loop, best of 3): {before:.3f} s "
-             f"before, {calibrate():.3f} s after. On this shared machine the loop has taken from 0.31 s (quiet) "
-             "to 0.50 s (busy host); every figure above scales with it.\n")
+             f"before, {after:.3f} s after: a slower loop after means the shared host got busier during the "
+             "run, and every figure above moves with it. Earlier runs, on the same scale, are below.\n")
+    if args.symbols == 5000 and args.out.name == "RESULTS.md":
+        append_history(HISTORY, results, cli, before, after)
+    text += render_history(HISTORY)
     args.out.write_text(text + _NOTES.get(args.out.name, ""), encoding="utf-8")
     print(text)
     return 0
