@@ -220,21 +220,37 @@ def _derived_source() -> str:
     return DERIVED_SOURCE
 
 
+_CUTOFFS: dict[tuple[int, tuple[tuple[str, int], ...], dt.date], tuple[Catalog, dict[str, dt.date]]] = {}
+
+
+def _cutoffs(catalog: Catalog, limits: tuple[tuple[str, int], ...], day: dt.date) -> dict[str, dt.date]:
+    """The oldest as-of date still fresh on `day`, per fact path (the same for every symbol of a screen)."""
+    key = (id(catalog), limits, day)
+    hit = _CUTOFFS.get(key)
+    if hit is None or hit[0] is not catalog:
+        if len(_CUTOFFS) > 256:
+            _CUTOFFS.clear()
+        oldest = {family: day - dt.timedelta(days=limit) for family, limit in limits}
+        hit = _CUTOFFS[key] = (catalog, {path: oldest[spec.family] for path in catalog.paths()
+                                         if (spec := catalog.spec(path)) is not None and spec.family in oldest})
+    return hit[1]
+
+
 def _freshness(raw: dict[str, list[FactValue]], base: FactBase, policy: Policy, day: dt.date
                ) -> tuple[dict[str, list[FactValue]], list[Note]]:
     """Drop (or keep, by policy) values older than their family's limit; one note per family."""
     limits = policy.freshness.max_age_days
-    oldest_fresh = {family: day - dt.timedelta(days=limit) for family, limit in limits.items()}
+    cutoffs = _cutoffs(base.catalog, tuple(sorted(limits.items())), day)
     exclude = policy.freshness.stale == "exclude"
     keep: dict[str, list[FactValue]] = {}
     stale: dict[str, list[tuple[str, FactValue]]] = {}
     for path, vals in raw.items():
-        spec = base.catalog.spec(path)
-        cutoff = oldest_fresh.get(spec.family) if spec else None
+        cutoff = cutoffs.get(path)
         if cutoff is None or (len(vals) == 1 and vals[0].as_of >= cutoff):
             keep[path] = vals
             continue
         fresh = []
+        spec = base.catalog.spec(path)
         for v in vals:
             if v.as_of < cutoff:
                 stale.setdefault(spec.family if spec else "", []).append((path, v))
