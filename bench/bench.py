@@ -507,6 +507,7 @@ def render_history(path: Path) -> str:
     if not path.exists():
         return ""
     out = ["", "## Runs so far (200 rules; every full run of this command appends one line to bench/history.jsonl)",
+           "", "Rows without a loop figure were entered from the logs of runs made before the bench measured it.",
            "", "| UTC | commit | loop before / after | pipeline 1 proc | all cores | direct | pipeline / direct "
            "| peak RSS | `verdict evaluate 600111` median |", "|---|---|---|---|---|---|---|---|---|"]
     for raw in path.read_text(encoding="utf-8").splitlines():
