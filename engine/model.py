@@ -453,7 +453,9 @@ class FactCheck(BaseModel):
     how: str
 
 
-class Evaluation(BaseModel):
+class Rated(BaseModel):
+    """What an evaluation concluded: the fields a full evaluation and a screen's summary share."""
+
     symbol: str
     name: str
     sector: str
@@ -464,6 +466,9 @@ class Evaluation(BaseModel):
     target: TargetOut | None
     entries: list[EntryOut]
     warnings: list[WarningOut]
+
+
+class Evaluation(Rated):
     signals: list[SignalOut]
     fired: list[Fired]
     not_fired: list[NotFired]
@@ -476,22 +481,12 @@ class Evaluation(BaseModel):
     disclaimer: str
 
 
-class Summary(BaseModel):
+class Summary(Rated):
     """A screened symbol: the outcome of an evaluation without its rendered trace.
 
     What a screen prints (table, CSV). `fired` names the rules that fired, in firing order; the full
     explanation is `verdict evaluate SYMBOL` (or a screen with --format jsonl, or one that records)."""
 
-    symbol: str
-    name: str
-    sector: str
-    as_of: dt.date | None
-    rating: str
-    score: float
-    rating_info: RatingOut
-    target: TargetOut | None
-    entries: list[EntryOut]
-    warnings: list[WarningOut]
     fired: list[str]
     run_id: str
     ruleset_hash: str
