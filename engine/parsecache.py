@@ -32,7 +32,10 @@ def cache_dir() -> Path | None:
     value = os.environ.get(ENV_VAR)
     if value is not None:
         return None if value.strip().lower() in ("", "off", "0", "no") else Path(value)
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    try:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except (RuntimeError, KeyError):  # no home directory (a bare container): no cache
+        return None
     return base / "verdict"
 
 

@@ -61,3 +61,17 @@ def test_files_with_problems_are_not_cached_and_off_means_off(workdir: Path, tmp
     monkeypatch.setenv("VERDICT_CACHE_DIR", "off")
     load_facts(workdir / "facts")
     assert ParseCache(workdir / "facts").path is None and not cache.exists()
+
+
+def test_no_home_directory_means_no_cache(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:
+    from engine import parsecache
+
+    monkeypatch.delenv("VERDICT_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(parsecache.Path, "home", staticmethod(no_home))
+    assert parsecache.cache_dir() is None
+    assert load_facts(workdir / "facts").find("600111").file.symbol == "600111.SH"
