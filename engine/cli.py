@@ -596,7 +596,34 @@ def audit_export(
 
 
 def main() -> None:
-    """Console entry point: map VerdictError to a clean message and exit code."""
+    """Console entry point: map VerdictError to a clean message and exit code, then leave at once."""
+    try:
+        _main_command()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if exc.code is not None and not isinstance(exc.code, int):
+            sys.stderr.write(f"{exc.code}\n")
+        _leave(code)
+    _leave(0)
+
+
+def _leave(code: int) -> None:
+    """Exit without tearing the interpreter down. By now every file and the audit log are closed and
+    worker processes joined; exit handlers still run (atexit). What is skipped is Python's own
+    finalisation, freeing every object of the loaded workspace one by one: ~40 ms of a 0.29 s
+    `verdict evaluate 600111`."""
+    import atexit
+
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, OSError):  # the reader went away (`| head`): nothing left to say
+        code = code or 1
+    atexit._run_exitfuncs()
+    os._exit(code)
+
+
+def _main_command() -> None:
     argv = sys.argv[1:]
     debug = "--debug" in argv
     try:

@@ -107,3 +107,23 @@ def test_duplicate_key_in_a_stock_file_is_reported_at_its_line(workdir, verdict)
     line = len(text.splitlines()) + 1
     _fails_cleanly(verdict("evaluate", "300127", "--no-record", cwd=workdir),
                    f"facts/stocks/300127.yaml:{line}:3:", "key 'pe_ttm' appears twice")
+
+
+def test_the_command_exits_fast_but_runs_exit_handlers_and_flushes() -> None:
+    import subprocess
+    import sys
+
+    script = ("import atexit, sys\n"
+              "atexit.register(lambda: print('exit handler ran'))\n"
+              "sys.argv = ['verdict', 'evaluate', '600111', '--no-record', '--format', 'json']\n"
+              "from engine.cli import main\n"
+              "main()\n"
+              "print('not reached')\n")
+    root = str(Path(__file__).resolve().parent.parent)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=root)
+    assert out.returncode == 0, out.stderr
+    body, _, tail = out.stdout.rpartition("}")
+    assert '"symbol": "600111.SH"' in body and tail.strip() == "exit handler ran"
+    bad = subprocess.run([sys.executable, "-c", script.replace("600111", "999999")], capture_output=True,
+                         text=True, timeout=120, cwd=root)
+    assert bad.returncode == 2 and "no facts for symbol '999999'" in bad.stderr
