@@ -55,15 +55,6 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks f
     _state["debug"] = debug
 
 
-def _console() -> object:
-    from rich.console import Console
-
-    console = Console(soft_wrap=False)
-    if not console.is_terminal:  # piped: do not wrap or truncate at a guessed 80 columns
-        console = Console(soft_wrap=False, width=200)
-    return console
-
-
 class Sort(StrEnum):
     rating = "rating"
     score = "score"

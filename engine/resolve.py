@@ -113,11 +113,14 @@ def resolve(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy,
             ) -> Resolution:
     rating, decided_by, score = rate(firings, rules, policy)
     fired = _by_salience(firings, rules)
-    env = expr.EvalEnv(facts.values(), signal_env(signals_of(firings, rules))) if fired else expr.EvalEnv({}, {})
     meaning = next(b.meaning for b in policy.scale.ratings if b.name == rating)
     rating_out = RatingOut.model_construct(name=rating, meaning=meaning, scale=policy.scale.name,
                                            benchmark=policy.scale.benchmark, horizon=policy.scale.horizon,
                                            decided_by=decided_by, bands=list(policy.scale.bands_out))
+    res = Resolution(rating_out, score, None, [], [], firings, rules)
+    # Signals are built only when a fired rule's values or messages may read them; once built, they are
+    # the resolution's own (a rendered evaluation uses the same list).
+    env = expr.EvalEnv(facts.values(), signal_env(res.signals)) if fired else expr.EvalEnv({}, {})
 
     target = None
     for rid in fired:
@@ -160,8 +163,8 @@ def resolve(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy,
     for n in facts.notes:
         warnings.append(WarningOut.model_validate({"rule": n.rule, "severity": n.severity, "message": n.message}))
     warnings.sort(key=lambda w: (SEVERITY_ORDER[w.severity], w.rule))
-    return Resolution(rating_out, score, target, [entries[h] for h in HORIZONS if h in entries], warnings,
-                      firings, rules)
+    res.target, res.entries, res.warnings = target, [entries[h] for h in HORIZONS if h in entries], warnings
+    return res
 
 
 def _num(lr: LoadedRule, key: str, env: expr.EvalEnv) -> float | None:

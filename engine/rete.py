@@ -83,9 +83,6 @@ _SIGNAL_BY = re.compile(r'"kind":"signal","name":"(?:[^"\\]|\\.)*","score":[-+0-
 class RunResult:
     firings: list[Firing] = field(default_factory=list)
 
-    def fired_ids(self) -> set[str]:
-        return {f.rule for f in self.firings}
-
 
 # ----------------------------------------------------------------------------- encoding
 
