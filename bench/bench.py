@@ -179,9 +179,10 @@ def run_durable_direct(root: str, symbols: list[str]) -> dict[str, Any]:
     """The same compiled rulesets driven on durable_rules' engine directly, no trace: assert the facts,
     take each firing's rule name, forward its signals, delete the session. Written apart from
     engine/rete.py on purpose, so that `same fired` checks one against the other."""
-    import durable_rules_engine as dre
-
     from engine.pipeline import Workspace, durable_facts
+    from engine.rete import load_durable
+
+    dre = load_durable()
 
     ws = Workspace.open(Path(root) / "rules", Path(root) / "facts")
     comp = ws.compiled
@@ -251,9 +252,11 @@ def _direct_one(dre: Any, handles: dict[str, int], comp: Any, emits: dict[str, l
 
 def run_durable_host(root: str, symbols: list[str]) -> dict[str, Any]:
     """For reference: the same through durable's Python Host API (an action closure per firing)."""
-    from durable import engine as durable_engine
-
     from engine.pipeline import Workspace, durable_facts
+    from engine.rete import load_durable
+
+    load_durable()
+    from durable import engine as durable_engine
 
     ws = Workspace.open(Path(root) / "rules", Path(root) / "facts")
     comp = ws.compiled

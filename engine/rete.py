@@ -152,12 +152,38 @@ def keep_session_memory() -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, 16 * 2**20)) and bool(mallopt(_M_TRIM_THRESHOLD, 128 * 2**20))
 
 
+def load_durable() -> Any:
+    """durable_rules' C extension, importable on every supported Python.
+
+    Python 3.13 removed `PyEval_CallObject`, which durable_rules 2.0.28's extension links against;
+    our own small extension (engine/_durable_compat.c, built at install on 3.13 and later) supplies
+    it, and must be loaded with RTLD_GLOBAL before durable's so the dynamic linker finds the symbol
+    there. Drop this once durable_rules ships a release built without it. Tests and the bench call
+    this before importing durable's Python package too."""
+    if sys.version_info >= (3, 13) and "durable_rules_engine" not in sys.modules:
+        import os
+
+        flags = sys.getdlopenflags()
+        sys.setdlopenflags(flags | os.RTLD_GLOBAL)
+        try:
+            from . import _durable_compat  # type: ignore[attr-defined]  # noqa: F401
+        except ImportError as exc:
+            raise ImportError(
+                "verdict's compatibility extension for durable_rules on Python 3.13 is missing "
+                "(engine/_durable_compat.c is compiled at install): reinstall with "
+                "`pip install -e .` and a C compiler present") from exc
+        finally:
+            sys.setdlopenflags(flags)
+    import durable_rules_engine
+
+    return durable_rules_engine
+
+
 class Rete:
     """durable_rules' engine for this process, driven from one thread."""
 
     def __init__(self) -> None:
-        import durable_rules_engine
-
+        durable_rules_engine = load_durable()
         keep_session_memory()
         self._c = durable_rules_engine
         self._handles: dict[str, int] = {}

@@ -16,7 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-durable_engine = pytest.importorskip("durable.engine")
+from engine.rete import load_durable
+
+load_durable()  # on Python 3.13, our compat extension must be loaded first (engine/_durable_compat.c)
+from durable import engine as durable_engine  # noqa: E402  (never skipped: these tests pin the engine we depend on)
 
 
 def _host() -> Any:
