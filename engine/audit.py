@@ -373,7 +373,8 @@ def replay(log: AuditLog, rec: Record) -> Replay:
         rules_dir = next(p for p in rules_root.iterdir() if p.is_dir())
         facts_dir = next(p for p in facts_root.iterdir() if p.is_dir())
         ws = Workspace.open(rules_dir, facts_dir)
-        ev = ws.evaluate(rec.symbol, run_id=rec.run_id)
+        recorded = json.loads(rec.output).get("as_of")  # the same point in time: what was known then
+        ev = ws.evaluate(rec.symbol, run_id=rec.run_id, as_of=dt.date.fromisoformat(recorded) if recorded else None)
     again = ev.model_dump_json()
     if again == rec.output:
         return Replay(rec.run_id, rec.symbol, True, "")

@@ -142,7 +142,8 @@ def symbol_facts(base: FactBase, stock: StockFacts, policy: Policy | ConflictPol
                  as_of: dt.date | None = None) -> SymbolFacts:
     """Resolve every fact the symbol can see on the evaluation date to one value each.
 
-    Only facts dated on or before that date, and only price bars up to it, are read (no look-ahead);
+    Only facts that describe no later day and were known by then (their source published), and only
+    price bars up to it, are read (no look-ahead);
     technical facts are derived from the price history; stale facts are dropped or flagged by policy.
     """
     full = policy if isinstance(policy, Policy) else None
@@ -156,9 +157,8 @@ def symbol_facts(base: FactBase, stock: StockFacts, policy: Policy | ConflictPol
         if day is None or (newest is not None and newest <= day):
             raw.update((f"{ns}.{name}", vals) for name, vals in facts.items())
             continue
-        cutoff = day
         for name, vals in facts.items():
-            raw[f"{ns}.{name}"] = [v for v in vals if v.as_of <= cutoff]
+            raw[f"{ns}.{name}"] = [v for v in vals if v.visible_on(day)]
     notes: list[Note] = []
     how: dict[str, str] = {}
     if stock.series is not None and full is not None:
@@ -204,13 +204,16 @@ def symbol_facts(base: FactBase, stock: StockFacts, policy: Policy | ConflictPol
                                     stated=[{"value": s.value if s.is_point else s.describe(), "source": s.source,
                                              "as_of": s.as_of.isoformat()} for s in stated]))
     close, price = chosen.get("stock.close"), chosen.get("stock.price")
-    if close is not None and price is not None and price.value.source != _derived_source() \
-            and close.value.as_of == price.value.as_of:
-        agree = not disagree(close.value, price.value, 0.5)
-        checks.append(FactCheck(path="stock.price", derived=close.value.value, agree=agree,
-                                how=f"last close of the price history ({close.value.basis}) vs the stated price",
-                                stated=[{"value": price.value.value, "source": price.value.source,
-                                         "as_of": price.value.as_of.isoformat()}]))
+    if close is not None and price is not None and price.value.source != _derived_source() and stock.series:
+        # a stated price is checked against the close of the day it describes, which may be before the last bar
+        bar = stock.series.bar_on(price.value.as_of)
+        if bar is not None:
+            agree = not disagree(close.value.model_copy(update={"value": bar.close}), price.value, 0.5)
+            which = "last close" if bar.date == close.value.as_of else f"close of {bar.date}"
+            checks.append(FactCheck(path="stock.price", derived=bar.close, agree=agree,
+                                    how=f"{which} of the price history ({close.value.basis}) vs the stated price",
+                                    stated=[{"value": price.value.value, "source": price.value.source,
+                                             "as_of": price.value.as_of.isoformat()}]))
     return SymbolFacts(stock, chosen, conflicts, day, notes, checks)
 
 

@@ -178,7 +178,7 @@ def fact_uses(facts: SymbolFacts, base: FactBase) -> list[FactUse]:
         cite = f"{src.publisher} {src.ref}".strip() if src else c.value.source
         out.append(FactUse(path=path, value=c.value.value if c.value.is_point else c.value.describe(),
                            unit=c.value.unit or (spec.unit if spec else ""), as_of=c.value.as_of,
-                           source=cite, derived=c.derived))
+                           known_at=c.value.known, source=cite, derived=c.derived))
     return out
 
 
@@ -218,7 +218,8 @@ def render_tree(ev: Evaluation) -> str:
         value = fu.value if not isinstance(fu.value, bool) else str(fu.value).lower()
         text = expr.show(float(value)) if isinstance(value, (int, float)) else str(value)
         eq = " " if text[:1] in "<>" else " = "
-        line = f"{indent}{path}{eq}{text}{unit} [{fu.source}, {fu.as_of}]"
+        known = f", known {fu.known_at}" if fu.known_at and fu.known_at != fu.as_of else ""
+        line = f"{indent}{path}{eq}{text}{unit} [{fu.source}, {fu.as_of}{known}]"
         if fu.derived and not fu.derived.startswith("header of"):
             line += f"\n{indent}    derived: {fu.derived}"
         return line

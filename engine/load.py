@@ -191,8 +191,9 @@ class StockFacts:
 
     @cached_property
     def newest(self) -> dt.date | None:
-        """The latest as-of date of its facts: evaluated on or after it, nothing needs filtering."""
-        return max((v.as_of for vs in self.facts.values() for v in vs), default=None)
+        """The latest day any of its facts describes or became known: evaluated on or after it, nothing
+        needs filtering."""
+        return newest_day(self.facts)
 
 
 @dataclass
@@ -203,7 +204,11 @@ class SectorFacts:
 
     @cached_property
     def newest(self) -> dt.date | None:
-        return max((v.as_of for vs in self.facts.values() for v in vs), default=None)
+        return newest_day(self.facts)
+
+
+def newest_day(facts: dict[str, list[FactValue]]) -> dt.date | None:
+    return max((max(v.as_of, v.known) for vs in facts.values() for v in vs), default=None)
 
 
 @dataclass
@@ -221,7 +226,7 @@ class FactBase:
     skipped: list[Problem] = field(default_factory=list)  # problems of stocks left out (partial loads)
 
     def latest_date(self) -> dt.date | None:
-        days = [v.as_of for s in self.stocks.values() for vs in s.facts.values() for v in vs]
+        days = [d for s in self.stocks.values() if (d := s.newest) is not None]
         days += [s.series.bars[-1].date for s in self.stocks.values() if s.series and s.series.bars]
         return max(days) if days else None
 
@@ -324,6 +329,9 @@ def _fact_entries(doc: SourceDoc, facts: Any, ns: str, catalog: Catalog | None, 
                                         did_you_mean(fv.source, list(sources)) or "Add it there with title, "
                                         "publisher, date and address."))
                 continue
+            published = sources[fv.source].date
+            if fv.known_at is None and published is not None and published > fv.as_of:
+                fv.known_at = published  # not known before its source was published
             if spec is not None:
                 bad = _type_problem(fv, spec.type, spec.bounds)
                 if bad:

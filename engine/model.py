@@ -66,7 +66,7 @@ class Source(Strict):
 
     title: str
     publisher: str
-    date: dt.date | None = None
+    date: dt.date | None = Field(None, description="publication date: nothing it states is known before it")
     url: str | None = None
     ref: str = Field("", description="how the report cites it, e.g. [1]")
     note: str = ""
@@ -84,7 +84,10 @@ class FactValue(Strict):
     gte: Number | None = None
     lt: Number | None = None
     lte: Number | None = None
-    as_of: dt.date
+    as_of: dt.date = Field(description="the day the value describes")
+    known_at: dt.date | None = Field(
+        None, description="the day it became known (a filing, a publication); default: the later of as_of and "
+                          "the cited source's date. An evaluation as of D reads only what was known on D")
     source: str
     unit: str = ""
     note: str = ""
@@ -106,6 +109,15 @@ class FactValue(Strict):
     @property
     def is_point(self) -> bool:
         return self.value is not None
+
+    @property
+    def known(self) -> dt.date:
+        """The day it became known (loading fills `known_at` from the source's date where not given)."""
+        return self.known_at or self.as_of
+
+    def visible_on(self, day: dt.date) -> bool:
+        """Whether an evaluation as of `day` may read it: it describes no later day and was known by then."""
+        return self.as_of <= day and (self.known_at is None or self.known_at <= day)
 
     def describe(self) -> str:
         if self.value is not None:
@@ -360,6 +372,7 @@ class FactUse(BaseModel):
     value: Any
     unit: str = ""
     as_of: dt.date | None = None
+    known_at: dt.date | None = Field(None, description="the day the value became known (publication, trading day)")
     source: str = ""
     derived: str = ""
 

@@ -8,6 +8,7 @@ overlap; adjusted prices from different anchors differ by a constant factor ther
 
 from __future__ import annotations
 
+import bisect
 import csv
 import datetime as dt
 import io
@@ -46,6 +47,11 @@ class PriceSeries:
         """Only the bars on or before `day`: nothing later may reach an as-of evaluation."""
         return PriceSeries(self.symbol, self.adjust, [b for b in self.bars if b.date <= day], self.sources,
                            self.files, self.anchor, self.suspensions)
+
+    def bar_on(self, day: dt.date) -> Bar | None:
+        """The bar of that trading day, if the series has one."""
+        i = bisect.bisect_left(self.bars, day, key=lambda b: b.date)
+        return self.bars[i] if i < len(self.bars) and self.bars[i].date == day else None
 
     @property
     def basis(self) -> str:

@@ -55,13 +55,13 @@ def test_replay_reports_a_difference(verdict, db, tmp_path):
     (run,) = _runs(verdict, db)
     con = sqlite3.connect(db["VERDICT_AUDIT_DB"])
     output = json.loads(unpack_output(con.execute("SELECT output FROM runs").fetchone()[0]))
-    output["score"] = 5.0
+    output["score"] = 7.0
     con.execute("UPDATE runs SET output = ?", (pack_output(json.dumps(output)),))
     con.commit()
     con.close()
     replay = verdict("audit", "replay", run["run_id"], env_extra=db)
     assert replay.returncode == 1 and "DIFFERENT" in replay.stdout
-    assert '-  "score": 5.0,' in replay.stdout and '+  "score": 4.0,' in replay.stdout
+    assert '-  "score": 7.0,' in replay.stdout and '+  "score": 5.0,' in replay.stdout
 
 
 def _evaluate_n(verdict, db, n: int) -> list[dict]:  # type: ignore[no-untyped-def]

@@ -31,13 +31,14 @@ def test_backtest_forward_returns_are_measured_from_prices(ws) -> None:  # type:
 
     from engine.backtest import backtest
 
-    r = backtest(ws, "600111", dt.date(2026, 1, 19), dt.date(2026, 1, 19), 1)
+    day = dt.date(2026, 1, 20)
+    r = backtest(ws, "600111", day, day, 1)
     (p,) = r.points
     bars = ws.facts.find("600111").series.bars
-    i = next(k for k, b in enumerate(bars) if b.date == dt.date(2026, 1, 19))
-    assert p.close == 51.07 and p.forward[20] == round((bars[i + 20].close / 51.07 - 1) * 100, 3)
+    i = next(k for k, b in enumerate(bars) if b.date == day)
+    assert p.close == 49.62 and p.forward[20] == round((bars[i + 20].close / 49.62 - 1) * 100, 3)
     assert p.forward[60] is None  # the history ends before 60 more bars
-    assert p.rating == ws.evaluate("600111").rating
+    assert p.rating == ws.evaluate("600111").rating == "Buy"
 
 
 def test_backtest_outside_the_history_is_a_clear_error(verdict) -> None:  # type: ignore[no-untyped-def]

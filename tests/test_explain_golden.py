@@ -22,7 +22,7 @@ def test_explain_tree_matches_golden(ws, update_golden, symbol, name):
 
 def test_explain_names_rules_facts_and_sources(ws):
     text = render_tree(ws.evaluate("600111"))
-    assert "decided by: score 4 >= 4" in text
+    assert "decided by: score 5 >= 4" in text
     assert "<- rating.sector-tailwind (rating, rules/rating.yaml:" in text
     assert "<- signal structural_shortage from supply_demand.gap-widening" in text
     assert "stock.pe_ttm = 86.26 x [Jinling AI [0], 2026-01-19]" in text
@@ -31,7 +31,7 @@ def test_explain_names_rules_facts_and_sources(ws):
 
 def test_cli_explain_prints_the_tree(verdict):
     out = verdict("evaluate", "600111", "--explain")
-    assert out.returncode == 0 and out.stdout.startswith("600111.SH Northern Rare Earth: Buy (score 4)")
+    assert out.returncode == 0 and out.stdout.startswith("600111.SH Northern Rare Earth: Buy (score 5)")
 
 
 def test_markdown_lists_fired_rules(ws):

@@ -15,6 +15,7 @@ Deliberate convention differences, converted before comparing:
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -129,6 +130,7 @@ def test_flat_window_rsv_is_neutral() -> None:
 
 
 GOLDEN = Path(__file__).parent / "golden" / "technicals_2026-01-19.json"
+REPORT_PRICE_DAY = dt.date(2026, 1, 19)  # the close the report quotes (51.07); it was published the day after
 
 
 def test_report_date_values_are_frozen(ws, update_golden) -> None:
@@ -138,7 +140,7 @@ def test_report_date_values_are_frozen(ws, update_golden) -> None:
     """
     out = {}
     for symbol in ws.symbols():
-        sf = ws.symbol_facts(symbol)
+        sf = ws.symbol_facts(symbol, as_of=REPORT_PRICE_DAY)
         out[symbol] = {p: c.value.value for p, c in sorted(sf.chosen.items())
                        if c.value.source == "prices"}
     if update_golden or not GOLDEN.exists():

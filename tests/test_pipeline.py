@@ -62,10 +62,10 @@ def test_changing_a_threshold_changes_the_next_run(workdir, verdict):
 
 
 def test_changing_the_policy_bands_changes_the_rating(workdir):
-    _set(workdir / "rules" / "policy.yaml", "min_score: 4\n", "min_score: 5\n")
+    _set(workdir / "rules" / "policy.yaml", "min_score: 4\n", "min_score: 6\n")
     ws = Workspace.open(workdir / "rules", workdir / "facts")
-    assert ws.evaluate("600111").rating == "Hold"
-    assert ws.evaluate("000831").rating == "Buy"
+    assert ws.evaluate("600111").rating == "Hold"  # score 5
+    assert ws.evaluate("000831").rating == "Buy"  # score 6
 
 
 def test_a_fact_edit_changes_the_facts_hash_and_result(workdir):

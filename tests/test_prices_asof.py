@@ -65,11 +65,14 @@ def test_derived_facts_show_indicator_parameters_and_last_date(ws: Workspace) ->
     ev = ws.evaluate("600111")
     facts = {f.path: f for f in ev.facts}
     kdj = facts["stock.kdj_j"]
-    assert kdj.source == "verdict (derived from prices)" and kdj.as_of.isoformat() == "2026-01-19"
-    assert "KDJ(9,3,3)" in kdj.derived and "980 qfq anchored 2026-04-07 daily bars to 2026-01-19" in kdj.derived
+    assert kdj.source == "verdict (derived from prices)" and kdj.as_of.isoformat() == "2026-01-20"
+    assert kdj.known_at == kdj.as_of  # a bar is known on its trading day
+    assert "KDJ(9,3,3)" in kdj.derived and "981 qfq anchored 2026-04-07 daily bars to 2026-01-20" in kdj.derived
     assert "MACD(12,26,9)" in facts["stock.macd_dif"].derived
     checks = {c.path: c for c in ev.fact_checks}
     assert checks["stock.range_low"].agree and checks["stock.resistance"].agree and checks["stock.price"].agree
+    # the stated price (51.07, as of 2026-01-19) is checked against that day's close, not the last one (49.62)
+    assert checks["stock.price"].derived == 51.07 and "close of 2026-01-19" in checks["stock.price"].how
     assert not checks["stock.kdj_j"].agree and not checks["stock.macd_near_zero_axis"].agree
     assert checks["stock.kdj_j"].stated[0]["value"] == "> 80"
 
@@ -103,6 +106,7 @@ def test_as_of_before_the_report_sees_only_what_existed(ws: Workspace) -> None:
     ev = ws.evaluate("600111", as_of=dt.date(2026, 1, 13))
     assert ev.as_of == dt.date(2026, 1, 13)
     assert all(f.as_of is None or f.as_of <= dt.date(2026, 1, 13) for f in ev.facts)
+    assert all(f.known_at is None or f.known_at <= dt.date(2026, 1, 13) for f in ev.facts)
     assert "stock.pe_ttm" not in {f.path for f in ev.facts}
     assert {f.path: f.value for f in ev.facts}["stock.close"] == 50.81
 
@@ -113,7 +117,7 @@ def test_stale_facts_warn_and_make_rules_not_evaluable(workdir: Path) -> None:
     ws = Workspace.open(workdir / "rules", workdir / "facts")
     ev = ws.evaluate("600111")
     stale = [w for w in ev.warnings if w.rule == "facts.stale"]
-    assert stale and "fundamentals fact value(s) are older than the 2-day limit on 2026-01-19" in stale[0].message
+    assert stale and "fundamentals fact value(s) are older than the 2-day limit on 2026-01-20" in stale[0].message
     assert "stock.earnings_growth_low_pct" in stale[0].message
     nf = {n.rule: n for n in ev.not_fired}
     assert nf["valuation.earnings-growth-strong"].status == "not_evaluable"

@@ -42,8 +42,10 @@ def test_northern_rare_earth_target_and_entries(ws):
     assert medium.low is not None and medium.high is not None
     assert overlaps((medium.low, medium.high), (45, 50))
     assert medium.high < 52
-    short = entries["short"]
-    assert short.advice == "wait" and "pullback" in short.note and "52" in short.note
+    # The report waits for a pullback from the 01-19 close (51.07, 2.7% below resistance 52.48). On
+    # 2026-01-20, its publication day, the stock closed at 49.62: 5.5% below resistance, inside the
+    # medium-term accumulation range, so the short-term wait no longer applies.
+    assert "short" not in entries and medium.low <= 49.62 <= medium.high
     assert entries["long"].advice == "accumulate"
 
 
@@ -55,7 +57,10 @@ def test_northern_rare_earth_warnings(ws):
     assert "historical average" in by_rule["valuation.pe-above-history-reported"][0].message
     dcf = by_rule["valuation.dcf-conservative-downside"][0]
     assert dcf.severity == "high" and "57.8%" in dcf.message and "51.07" in dcf.message
-    assert "overbought" in by_rule["technical.kdj-overbought"][0].message
+    # J was 80.8 on 01-13 and 31.9 on 01-20: the report's "J above 80" is shown as a conflict, no longer a signal
+    assert "technical.kdj-overbought" not in by_rule
+    kdj_conflict = [w for w in by_rule["facts.conflict"] if "stock.kdj_j" in w.message]
+    assert kdj_conflict and "31.8656" in kdj_conflict[0].message and "> 80" in kdj_conflict[0].message
     pe_conflict = [w for w in by_rule["facts.conflict"] if "stock.pe_ttm" in w.message]
     assert pe_conflict and "86.26" in pe_conflict[0].message and "42.5" in pe_conflict[0].message
 
@@ -90,8 +95,8 @@ def test_fired_items_name_rule_file_line_and_values(ws):
     assert gap.facts == {"sector.supply_gap_2030_t": 140000, "sector.supply_gap_2025_t": 10000}
     cmp = gap.comparisons[0]
     assert cmp.holds is True and cmp.left == 140000 and cmp.right == 10000 and cmp.margin_pct == 1300.0
-    kdj = next(f for f in ev.fired if f.rule == "technical.kdj-overbought")
-    assert kdj.facts == {"stock.kdj_j": 58.749537, "stock.kdj_j_max_recent": 80.816523}  # derived from prices
+    rng = next(f for f in ev.fired if f.rule == "technical.range-bound")
+    assert rng.facts == {"stock.close": 49.62, "stock.range_low": 48.71, "stock.range_high": 52.48}  # from prices
     sector = next(f for f in ev.fired if f.rule == "capital_flow.sector-margin-breadth")
     assert sector.facts["sector.margin_balance_change_pct"] == "> 10"  # a bound stays a bound: no invented value
 
