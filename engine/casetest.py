@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .derive import SymbolFacts, given_value, symbol_facts, with_overrides
-from .errors import Location, LookupFailure, Problem, RuleError, VerdictError
-from .load import SectorFacts, StockFacts, _read, display_path, validate
+from .derive import SymbolFacts, check_override, given_value, symbol_facts, with_overrides
+from .errors import Location, LookupFailure, Problem, RuleError, VerdictError, did_you_mean
+from .load import FactBase, RuleBook, SectorFacts, StockFacts, _read, display_path, validate
 from .model import (
     Case,
     CaseFile,
@@ -28,6 +28,7 @@ from .model import (
     StockFile,
 )
 from .pipeline import Workspace
+from .yamlsrc import SourceDoc
 
 TESTS_DIR = "tests"
 
@@ -62,12 +63,29 @@ class Coverage:
         return 100.0 * self.fired / self.total if self.total else 100.0
 
 
-def load_cases(rules_dir: Path) -> list[tuple[Case, Location, Path]]:
+@dataclass
+class LoadedCase:
+    """A case as read: where it is (for file:line:col), and the problems found before running it."""
+
+    case: Case
+    where: Location
+    path: Path
+    doc: SourceDoc
+    index: int
+    problems: list[Problem] = field(default_factory=list)
+
+
+# Warnings that come from the engine, not from a rule: a case may expect them by these ids.
+ENGINE_WARNINGS = ("facts.conflict", "facts.stale", "facts.history", "facts.check", "engine.cross-check")
+
+
+def read_cases(rules_dir: Path, *, required: bool = True) -> tuple[list[LoadedCase], list[Problem]]:
+    """Every case of every file in DIR/tests, and the files' YAML and schema problems."""
     problems: list[Problem] = []
-    out: list[tuple[Case, Location, Path]] = []
+    out: list[LoadedCase] = []
     folder = rules_dir / TESTS_DIR
     files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
-    if not files:
+    if not files and required:
         raise LookupFailure([Problem(Location(display_path(folder)), "no-tests",
                                      f"no rule tests found in {display_path(folder)}.",
                                      "Add YAML files with `cases:` there (see README, 'Rule tests').")])
@@ -75,12 +93,105 @@ def load_cases(rules_dir: Path) -> list[tuple[Case, Location, Path]]:
         doc = _read(path, rules_dir, problems)
         if doc is None:
             continue
-        cf, errs = validate(CaseFile, doc)
+        # The file and each case are validated on their own, so one bad case hides no other.
+        items = doc.data.get("cases")
+        _, errs = validate(CaseFile, doc, data={**doc.data, "cases": []})
         problems.extend(errs)
-        if cf:
-            out += [(c, doc.at(("cases", i)), path) for i, c in enumerate(cf.cases)]
+        if not isinstance(items, list):
+            where = doc.key_at(("cases",)) if "cases" in doc.data else doc.at(())
+            problems.append(Problem(where, "no-cases", "a test file needs `cases:`, a list of cases.",
+                                    "Add `cases:` with at least one case (see README, 'Rule tests')."))
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            case, errs = validate(Case, doc, ("cases", i), item)
+            problems.extend(errs)
+            if case is not None:
+                out.append(LoadedCase(case, doc.at(("cases", i)), path, doc, i))
+    return out, problems
+
+
+def load_cases(rules_dir: Path, book: RuleBook, facts: FactBase) -> list[LoadedCase]:
+    """The cases, each with the problems of what it names (unknown rules, signals, warnings, facts);
+    a file that is not valid YAML or does not fit the schema stops the run (RuleError)."""
+    cases, problems = read_cases(rules_dir)
     if problems:
         raise RuleError(problems)
+    for lc in cases:
+        lc.problems = case_problems(lc, book, facts)
+    return cases
+
+
+def check_cases(rules_dir: Path, book: RuleBook, facts: FactBase) -> list[Problem]:
+    """What `verdict rules check` reports about the test files: schema problems and unknown names."""
+    cases, problems = read_cases(rules_dir, required=False)
+    for lc in cases:
+        problems += case_problems(lc, book, facts)
+    return problems
+
+
+def case_problems(lc: LoadedCase, book: RuleBook, facts: FactBase) -> list[Problem]:
+    """Every name a case uses that cannot mean anything: an expectation about a rule that does not
+    exist passes for ever (`not_fired: [a.misspelt-id]`), so each is an error with a did-you-mean."""
+    case, doc, base = lc.case, lc.doc, ("cases", lc.index)
+    rules = book.by_id()
+    signals = sorted({s.name for r in book.rules for s in r.rule.then.signals()})
+    warners = sorted({r.id for r in book.rules if r.rule.then.warnings()} | set(ENGINE_WARNINGS))
+    out: list[Problem] = []
+
+    def at(*loc: str | int) -> Location:
+        return doc.at((*base, *loc))
+
+    def bad(where: Location, code: str, message: str, hint: str) -> None:
+        out.append(Problem(where, code, message, hint, rule=case.name))
+
+    x = case.expect
+    for key in ("fired", "not_fired", "not_evaluable"):
+        for j, rid in enumerate(getattr(x, key)):
+            if rid not in rules:
+                bad(at("expect", key, j), "unknown-rule", f"expect.{key}: rule '{rid}' does not exist, so this "
+                    "expectation can never tell anything.", did_you_mean(rid, list(rules)) or
+                    "Rule ids are pack-qualified, as `verdict rules check` lists them.")
+    for key in ("signals", "no_signals"):
+        for j, name in enumerate(getattr(x, key)):
+            if name not in signals:
+                bad(at("expect", key, j), "unknown-signal", f"expect.{key}: no rule emits a signal '{name}'.",
+                    did_you_mean(name, signals) or "Signals are the names in the rules' `then: signal:`.")
+    for key in ("warnings", "no_warnings"):
+        for j, rid in enumerate(getattr(x, key)):
+            if rid in warners:
+                continue
+            if rid in rules:
+                bad(at("expect", key, j), "never-warns", f"expect.{key}: rule '{rid}' raises no warning (its "
+                    "`then` has none), so this expectation can never tell anything.",
+                    "Name a rule with a `warning:`, or one of the engine's: " + ", ".join(ENGINE_WARNINGS) + ".")
+            else:
+                bad(at("expect", key, j), "unknown-rule", f"expect.{key}: no rule or engine check '{rid}' "
+                    "raises warnings.", did_you_mean(rid, warners) or "Warnings are named by the rule that "
+                    "raises them (or facts.conflict, facts.stale, ...).")
+    if book.policy is not None and x.rating is not None and x.rating not in book.policy.scale.names():
+        names = book.policy.scale.names()
+        bad(at("expect", "rating"), "unknown-rating", f"expect.rating: '{x.rating}' is not on the policy's scale.",
+            did_you_mean(x.rating, names) or f"The scale is: {', '.join(names)}.")
+    for path, value in case.set.items():
+        problem = check_override(facts.catalog, path, given_value(value, GivenFacts().as_of, "override"))
+        if problem:
+            bad(doc.key_at((*base, "set", path)), "bad-set", f"set: {problem}", "Fact paths are listed in "
+                "facts/catalog.yaml.")
+    if case.given is not None:
+        for ns in ("stock", "sector", "commodity"):
+            for name, value in getattr(case.given, ns).items():
+                problem = check_override(facts.catalog, f"{ns}.{name}",
+                                         given_value(value, case.given.as_of, "case"))
+                if problem:
+                    bad(doc.key_at((*base, "given", ns, name)), "bad-given", f"given.{ns}: {problem}",
+                        "Fact paths are listed in facts/catalog.yaml (give `name`, not `stock.name`, here).")
+    if case.symbol is not None:
+        try:
+            facts.find(case.symbol)
+        except LookupFailure as exc:
+            bad(at("symbol"), "unknown-symbol", exc.problems[0].message, exc.problems[0].hint)
+    if case.file is not None and not (lc.path.parent / case.file).is_file():
+        bad(at("file"), "missing-file", f"file: '{case.file}' does not exist (relative to {display_path(lc.path)}).",
+            "Give a stock fact file's path relative to the case file.")
     return out
 
 
@@ -108,8 +219,6 @@ def case_facts(ws: Workspace, case: Case, case_path: Path) -> SymbolFacts:
 
         def as_facts(values: Mapping[str, object]) -> dict[str, list[FactValue]]:
             return {k: [given_value(v, g.as_of, "case")] for k, v in values.items()}
-
-        from .load import FactBase
 
         base = FactBase(ws.facts.root, ws.facts.catalog, ws.facts.sources, {},
                         {"__case__": SectorFacts(SectorFile(sector="__case__", name="case"), "case",
@@ -147,7 +256,8 @@ def compare(case: Case, ev: Evaluation) -> list[str]:
     if x.rating is not None and ev.rating != x.rating:
         out.append(f"rating: expected {x.rating}, got {ev.rating} (score {ev.score:g}; {ev.rating_info.decided_by})")
     if x.score is not None and abs(ev.score - x.score) > 1e-9:
-        out.append(f"score: expected {x.score:g}, got {ev.score:g}")
+        out.append(f"score: expected {x.score:g}, got {ev.score:g} ({ev.score - x.score:+g})")
+        out += score_detail(x.score, ev)
     signals = {s.name for s in ev.signals}
     out += [f"signal {s}: expected, not emitted" for s in x.signals if s not in signals]
     out += [f"signal {s}: not expected, emitted by {next(g.rule for g in ev.signals if g.name == s)}"
@@ -178,6 +288,29 @@ def compare(case: Case, ev: Evaluation) -> list[str]:
     return out
 
 
+def score_detail(expected: float, ev: Evaluation, limit: int = 5) -> list[str]:
+    """The signals behind a score that missed: what was emitted, and the rules whose firing (or not
+    firing) would account for the difference, with what kept each."""
+    gap = round(expected - ev.score, 6)
+    emitted = [s for s in ev.signals if s.score]
+    out = ["  signals emitted: " + (", ".join(f"{s.score:+g} {s.name} ({s.rule})" for s in
+                                              sorted(emitted, key=lambda s: (-s.score, s.name))) or "none scoring")]
+    by_rule: dict[str, float] = {}
+    for s in ev.signals:
+        by_rule[s.rule] = by_rule.get(s.rule, 0.0) + s.score
+    missed = [(sum(float(w["score"]) for w in n.would_emit), n) for n in ev.not_fired]
+    exact = [(v, n) for v, n in missed if abs(v - gap) < 1e-9]
+    toward = exact or [(v, n) for v, n in missed if v * gap > 0]
+    for v, n in sorted(toward, key=lambda vn: (abs(vn[0] - gap), vn[1].rule))[:limit]:
+        why = "; ".join(n.blocked_by) or n.status.replace("_", " ")
+        out.append(f"  {'would make up' if abs(v - gap) < 1e-9 else 'toward it'}: {v:+g} from {n.rule} "
+                   f"({n.file}:{n.line}), which did not fire: {why}")
+    stopped = [(r, v) for r, v in by_rule.items() if abs(-v - gap) < 1e-9]
+    for r, v in sorted(stopped)[:limit]:
+        out.append(f"  would make up: {-v:+g} had {r} not fired (it emitted {v:+g})")
+    return out
+
+
 def _entry(horizon: str, got: EntryOut | None, exp: EntryExpect) -> list[str]:
     if exp.absent:
         return [f"entry {horizon}: expected none, got one from {got.rule}"] if got is not None else []
@@ -193,16 +326,17 @@ def _entry(horizon: str, got: EntryOut | None, exp: EntryExpect) -> list[str]:
 
 def run_cases(ws: Workspace) -> list[CaseResult]:
     results = []
-    for case, where, path in load_cases(ws.rules_dir):
+    for lc in load_cases(ws.rules_dir, ws.book, ws.facts):
+        case, where = lc.case, lc.where
+        if lc.problems:  # an expectation naming nothing real: the case fails without running
+            results.append(CaseResult(case, where, [], error="\n".join(p.render() for p in lc.problems)))
+            continue
         try:
-            sf = case_facts(ws, case, path)
+            sf = case_facts(ws, case, lc.path)
             ev = ws.evaluate_facts(sf, run_id="test")
         except (VerdictError, ValueError) as exc:
             msg = exc.render() if isinstance(exc, VerdictError) else str(exc)
             results.append(CaseResult(case, where, [], error=msg))
-            continue
-        if case.expect.rating is not None and case.expect.rating not in ws.book.policy.scale.names():
-            results.append(CaseResult(case, where, [], error=f"rating '{case.expect.rating}' is not on the scale"))
             continue
         results.append(CaseResult(case, where, compare(case, ev), {f.rule for f in ev.fired}))
     return results

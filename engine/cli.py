@@ -240,7 +240,7 @@ def rules_test(
     else:
         for r in results:
             typer.echo(f"{'PASS' if r.passed else 'FAIL'}  {r.where.file}:{r.where.line}  {r.case.name}")
-            for line in ([r.error] if r.error else r.failures):
+            for line in (r.error.splitlines() if r.error else r.failures):
                 typer.echo(f"      {line}")
         if coverage:
             typer.echo("")
@@ -273,6 +273,8 @@ def rules_diff(
     new: Annotated[Path, typer.Argument(help="Rules directory after the edit.")],
     facts: FactsOpt = Path("facts"),
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
+    fail_on_change: Annotated[bool, typer.Option("--fail-on-change", help="Exit 1 if any symbol's outcome, or the "
+                                                 "rules it fires, changes (to gate CI on it).")] = False,
 ) -> None:
     """Which symbols' ratings, targets, entries and warnings an edit changes, and which rules cause it."""
     from .pipeline import Workspace
@@ -281,18 +283,21 @@ def rules_diff(
     d = diff_rulebooks(Workspace.open(old, facts), Workspace.open(new, facts))
     if format is Format.json:
         typer.echo(json.dumps(d.as_dict(), indent=2, ensure_ascii=False))
-        return
-    for label, ids in (("added", d.added), ("removed", d.removed), ("edited", d.edited)):
-        if ids:
-            typer.echo(f"rules {label}: {', '.join(ids)}")
-    if not d.symbols:
-        typer.echo("no symbol's outcome changes.")
-    for s in d.symbols:
-        typer.echo(f"{s.symbol} {s.name}: " + "; ".join(s.changes))
-        if s.newly_fired:
-            typer.echo(f"    now fires: {', '.join(s.newly_fired)}")
-        if s.stopped_firing:
-            typer.echo(f"    no longer fires: {', '.join(s.stopped_firing)}")
+    else:
+        for label, ids in (("added", d.added), ("removed", d.removed), ("edited", d.edited)):
+            if ids:
+                typer.echo(f"rules {label}: {', '.join(ids)}")
+        if not d.symbols:
+            typer.echo("no symbol's outcome changes.")
+        for s in d.symbols:
+            typer.echo(f"{s.symbol} {s.name}: " + ("; ".join(s.changes) or "same outcome, other rules fire"))
+            if s.newly_fired:
+                typer.echo(f"    now fires: {', '.join(s.newly_fired)}")
+            if s.stopped_firing:
+                typer.echo(f"    no longer fires: {', '.join(s.stopped_firing)}")
+    if fail_on_change and d.changed:
+        typer.echo(f"{len(d.symbols)} symbol(s) change (--fail-on-change).", err=True)
+        raise typer.Exit(1)
 
 
 @app.command("backtest")
@@ -354,9 +359,9 @@ def what_if_cmd(
 ) -> None:
     """Re-evaluate with some facts replaced; show what changed next to the baseline."""
     from .pipeline import Workspace
-    from .whatif import parse_assignment, what_if
+    from .whatif import parse_assignments, what_if
 
-    values = dict(parse_assignment(s) for s in set_ or [])
+    values = parse_assignments(set_ or [])
     ws = Workspace.open(rules, facts)
     w = what_if(ws, symbol, values, _date_option("--as-of", as_of))
     if format is Format.json:

@@ -43,11 +43,13 @@ class Conflict:
 
 @dataclass
 class Note:
-    """A warning about the facts themselves (stale, short history), not from a rule."""
+    """A warning about the facts themselves (stale, short history, a stated fact the prices
+    contradict), not from a rule. `path`: the fact it is about, if one (an override clears it)."""
 
     rule: str
     severity: str
     message: str
+    path: str = ""
 
 
 @dataclass
@@ -208,13 +210,30 @@ def symbol_facts(base: FactBase, stock: StockFacts, policy: Policy | ConflictPol
         # a stated price is checked against the close of the day it describes, which may be before the last bar
         bar = stock.series.bar_on(price.value.as_of)
         if bar is not None:
-            agree = not disagree(close.value.model_copy(update={"value": bar.close}), price.value, 0.5)
+            tolerance = conflict_policy.tolerance_pct
+            day_close = close.value.model_copy(update={"value": bar.close, "as_of": bar.date})
+            agree = not disagree(day_close, price.value, tolerance)
             which = "last close" if bar.date == close.value.as_of else f"close of {bar.date}"
             checks.append(FactCheck(path="stock.price", derived=bar.close, agree=agree,
                                     how=f"{which} of the price history ({close.value.basis}) vs the stated price",
                                     stated=[{"value": price.value.value, "source": price.value.source,
                                              "as_of": price.value.as_of.isoformat()}]))
+            if not agree:
+                notes.append(Note("facts.check", "high", _price_disagreement(which, day_close, price.value, tolerance,
+                                                                             base.sources), "stock.price"))
     return SymbolFacts(stock, chosen, conflicts, day, notes, checks)
+
+
+def _price_disagreement(which: str, close: FactValue, price: FactValue, tolerance_pct: float,
+                        sources: dict[str, Source]) -> str:
+    """Why a stated price the history contradicts matters: targets read the stated price, entry ranges
+    and technical levels read the history, so the two would be on different scales."""
+    stated, derived = float(price.value), float(close.value)  # type: ignore[arg-type]
+    gap = abs(stated - derived) / max(abs(stated), abs(derived)) * 100
+    return (f"The stated price {_cite(price, sources)} disagrees with the {which} of the price history, "
+            f"{close.describe()} ({close.basis}), by {gap:.1f}% (the policy's tolerance is {tolerance_pct:g}%). "
+            "Targets and valuation rules read the stated price, entry ranges and technical levels read the "
+            "history: they are not on one scale. Check the stated price, its date, and the history's adjustment.")
 
 
 def _derived_source() -> str:
@@ -305,5 +324,6 @@ def with_overrides(sf: SymbolFacts, catalog: Catalog, overrides: dict[str, FactV
         if problem:
             raise ValueError(problem)
         chosen[path] = Chosen(path, fv, derived="override")
-    return SymbolFacts(sf.stock, chosen, [c for c in sf.conflicts if c.path not in overrides], sf.date, sf.notes,
+    return SymbolFacts(sf.stock, chosen, [c for c in sf.conflicts if c.path not in overrides], sf.date,
+                       [n for n in sf.notes if n.path not in overrides],
                        [c for c in sf.checks if c.path not in overrides])

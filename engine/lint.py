@@ -189,6 +189,9 @@ def check(rules_dir: Path, facts_dir: Path) -> CheckReport:
     if book is None:
         return CheckReport(ordered(problems))
     problems += lint(book)
+    from .casetest import check_cases
+
+    problems += check_cases(rules_dir, book, base)  # a test naming a rule that does not exist passes for ever
     try:
         compiled = compile_rules(book, base.catalog)
     except RuleError as exc:

@@ -6,10 +6,11 @@ rules whose firing changed and the rules whose text changed.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import Evaluation
+from .model import EntryOut, Evaluation
 from .pipeline import Workspace
 
 
@@ -33,49 +34,67 @@ class RuleBookDiff:
     edited: list[str]
     symbols: list[SymbolChange]
 
+    @property
+    def changed(self) -> bool:
+        """Whether any symbol's outcome, or the set of rules it fires, differs (what CI gates on)."""
+        return bool(self.symbols)
+
     def as_dict(self) -> dict[str, Any]:
         return {"rules_added": self.added, "rules_removed": self.removed, "rules_edited": self.edited,
-                "symbols": [s.as_dict() for s in self.symbols]}
-
-
-def _outcome(ev: Evaluation) -> dict[str, Any]:
-    return {
-        "rating": ev.rating,
-        "score": ev.score,
-        "target": None if ev.target is None else (ev.target.low, ev.target.high),
-        "entries": {e.horizon: (e.advice, e.low, e.high) for e in ev.entries},
-        "warnings": sorted((w.rule, w.severity, w.message) for w in ev.warnings),
-    }
+                "symbols": [s.as_dict() for s in self.symbols], "changed": self.changed}
 
 
 def describe_changes(old: Evaluation, new: Evaluation) -> list[str]:
-    a, b = _outcome(old), _outcome(new)
+    """Every difference a reader of the two outcomes would see: rating, score, target, each entry
+    (range, advice, the rule it comes from, its note) and each warning (raised, gone, reworded)."""
     out = []
-    if a["rating"] != b["rating"]:
-        out.append(f"rating {a['rating']} -> {b['rating']}")
-    if a["score"] != b["score"]:
-        out.append(f"score {a['score']:g} -> {b['score']:g}")
-    if a["target"] != b["target"]:
-        out.append(f"target {_rng(a['target'])} -> {_rng(b['target'])}")
+    if old.rating != new.rating:
+        out.append(f"rating {old.rating} -> {new.rating}")
+    if old.score != new.score:
+        out.append(f"score {old.score:g} -> {new.score:g}")
+    ta, tb = _target(old), _target(new)
+    if ta != tb:
+        out.append(f"target {ta} -> {tb}")
+    entries_a, entries_b = {e.horizon: e for e in old.entries}, {e.horizon: e for e in new.entries}
     for h in ("short", "medium", "long"):
-        ea, eb = a["entries"].get(h), b["entries"].get(h)
-        if ea != eb:
+        ea, eb = entries_a.get(h), entries_b.get(h)
+        if _entry(ea) != _entry(eb):
             out.append(f"{h} entry {_entry(ea)} -> {_entry(eb)}")
-    wa, wb = {w[0] for w in a["warnings"]}, {w[0] for w in b["warnings"]}
-    out += [f"new warning from {r}" for r in sorted(wb - wa)]
-    out += [f"warning from {r} gone" for r in sorted(wa - wb)]
+        elif ea is not None and eb is not None and ea.rule != eb.rule:
+            out.append(f"{h} entry now from {eb.rule} (was {ea.rule})")
+        elif ea is not None and eb is not None and ea.note != eb.note:
+            out.append(f"{h} entry note: {_short(ea.note)!r} -> {_short(eb.note)!r}")
+    out += _warning_changes(old, new)
     return out
 
 
-def _rng(r: Any) -> str:
-    return "none" if r is None else f"{r[0]:.2f}-{r[1]:.2f}"
+def _warning_changes(old: Evaluation, new: Evaluation) -> list[str]:
+    wa, wb = Counter((w.rule, w.message) for w in old.warnings), Counter((w.rule, w.message) for w in new.warnings)
+    gone, added = sorted((wa - wb).elements()), sorted((wb - wa).elements())
+    out = []
+    for rule in sorted({r for r, _ in gone} | {r for r, _ in added}):
+        was, now = [m for r, m in gone if r == rule], [m for r, m in added if r == rule]
+        while was and now:  # the same rule warns in other words (another value in its message)
+            out.append(f"warning from {rule} changed: {_short(was.pop(0))!r} -> {_short(now.pop(0))!r}")
+        out += [f"new warning from {rule}: {_short(m)!r}" for m in now]
+        out += [f"warning from {rule} gone: {_short(m)!r}" for m in was]
+    return out
 
 
-def _entry(e: Any) -> str:
+def _short(text: str, width: int = 120) -> str:
+    return text if len(text) <= width else text[:width - 3].rstrip() + "..."
+
+
+def _target(ev: Evaluation) -> str:
+    return "none" if ev.target is None else f"{ev.target.low:.2f}-{ev.target.high:.2f}"
+
+
+def _entry(e: EntryOut | None) -> str:
     if e is None:
         return "none"
-    advice, low, high = e
-    return advice + ("" if low is None and high is None else f" {low}-{high}")
+    if e.low is None and e.high is None:
+        return e.advice
+    return f"{e.advice} {'' if e.low is None else f'{e.low:.2f}'}-{'' if e.high is None else f'{e.high:.2f}'}"
 
 
 def diff_rulebooks(old: Workspace, new: Workspace) -> RuleBookDiff:
@@ -87,6 +106,6 @@ def diff_rulebooks(old: Workspace, new: Workspace) -> RuleBookDiff:
         a, b = old.evaluate(sym, run_id="diff"), new.evaluate(sym, run_id="diff")
         changes = describe_changes(a, b)
         fa, fb = {f.rule for f in a.fired}, {f.rule for f in b.fired}
-        if changes:
+        if changes or fa != fb:  # a rule that fires differently is a change even if the outcome holds
             symbols.append(SymbolChange(sym, b.name, changes, sorted(fb - fa), sorted(fa - fb)))
     return RuleBookDiff(sorted(set(n) - set(o)), sorted(set(o) - set(n)), edited, symbols)

@@ -57,6 +57,21 @@ def parse_assignment(text: str) -> tuple[str, Any]:
         return path.strip(), raw
 
 
+def parse_assignments(texts: list[str], option: str = "--set") -> dict[str, Any]:
+    """Several PATH=VALUE; one path given twice is an error (the last one silently won before)."""
+    out: dict[str, Any] = {}
+    given: dict[str, str] = {}
+    for text in texts:
+        path, value = parse_assignment(text)
+        if path in out:
+            raise LookupFailure([Problem(Location(), "repeated-set", f"{option} {path} is given twice ('{given[path]}' "
+                                         f"and '{text}'); which one is meant?",
+                                         "Give each fact path once; to compare values, use one --set per run, "
+                                         "--scenarios FILE or --grid.")])
+        out[path], given[path] = value, text
+    return out
+
+
 def _number(raw: str, text: str) -> float | int:
     try:
         v = float(raw)

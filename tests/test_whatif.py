@@ -77,7 +77,10 @@ def test_what_if_shows_what_changed(verdict) -> None:  # type: ignore[no-untyped
     # on 2026-01-20 the prices show J at 31.9: a bound above 90 makes the stock overbought again
     bound = verdict("what-if", "600111", "--set", "stock.kdj_j=>90", "--format", "json")
     assert bound.returncode == 0 and json.loads(bound.stdout)["newly_fired"] == ["technical.kdj-overbought"]
-    assert "score 5 -> 4" in json.loads(bound.stdout)["changes"]
+    changes = json.loads(bound.stdout)["changes"]
+    assert "score 5 -> 4" in changes
+    assert any(c.startswith("new warning from technical.kdj-overbought: 'Short-term overbought") for c in changes)
+    assert any(c.startswith("warning from facts.conflict gone: 'Sources disagree on KDJ J") for c in changes)
     refused = verdict("what-if", "600111", "--set", "stock.kdj_j_max_recent=>90")
     assert refused.returncode == 2 and "cannot be given as a bound" in refused.stderr
 

@@ -1,0 +1,144 @@
+"""Answers that used to be silently wrong now fail or warn: each case an analyst met, with its test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+STOCK = Path("facts") / "stocks" / "600111.yaml"
+
+
+def _state_price(workdir: Path, price: str) -> None:
+    path = workdir / STOCK
+    text = path.read_text(encoding="utf-8")
+    assert "{value: 51.07, unit: RMB" in text
+    path.write_text(text.replace("{value: 51.07, unit: RMB", "{value: " + price + ", unit: RMB"), encoding="utf-8")
+
+
+def test_a_stated_price_the_history_contradicts_warns_in_every_view(workdir: Path, verdict) -> None:  # type: ignore[no-untyped-def]
+    _state_price(workdir, "20.15")
+    table = verdict("evaluate", "600111", "--no-record", cwd=workdir)
+    assert table.returncode == 0, table.stderr
+    assert "facts.check" in table.stdout and "disagrees with the close of 2026-01-19" in table.stdout
+    doc = json.loads(verdict("evaluate", "600111", "--no-record", "--format", "json", cwd=workdir).stdout)
+    (warning,) = [w for w in doc["warnings"] if w["rule"] == "facts.check"]
+    assert warning["severity"] == "high" and "20.15" in warning["message"] and "51.07" in warning["message"]
+    assert "by 60.5%" in warning["message"]
+    markdown = verdict("evaluate", "600111", "--no-record", "--format", "markdown", cwd=workdir).stdout
+    assert "disagrees with the close of 2026-01-19" in markdown and "(`facts.check`)" in markdown
+    screen = verdict("evaluate", "--all", "--no-record", "--format", "jsonl", cwd=workdir)
+    assert screen.returncode == 0, screen.stderr
+    row = next(json.loads(line) for line in screen.stdout.splitlines() if '"600111.SH"' in line)
+    assert [w for w in row["warnings"] if w["rule"] == "facts.check"]
+    tree = verdict("evaluate", "600111", "--no-record", "--explain", cwd=workdir).stdout
+    assert "DISAGREE stock.price" in tree and "[high] The stated price" in tree
+
+
+def test_a_price_within_the_policy_tolerance_does_not_warn(workdir: Path, verdict) -> None:  # type: ignore[no-untyped-def]
+    _state_price(workdir, "51.5")  # 0.8% from the close, inside the policy's 2%
+    doc = json.loads(verdict("evaluate", "600111", "--no-record", "--format", "json", cwd=workdir).stdout)
+    assert not [w for w in doc["warnings"] if w["rule"] == "facts.check"]
+    assert next(c for c in doc["fact_checks"] if c["path"] == "stock.price")["agree"]
+
+
+def test_overriding_the_price_clears_the_warning_about_it(workdir: Path, verdict) -> None:  # type: ignore[no-untyped-def]
+    _state_price(workdir, "20.15")
+    out = verdict("what-if", "600111", "--set", "stock.price=51.07", "--format", "json", cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    assert "warning from facts.check gone" in " ".join(json.loads(out.stdout)["changes"])
+
+
+def _edit_cases(workdir: Path, *pairs: tuple[str, str]) -> None:
+    path = workdir / "rules" / "tests" / "report.yaml"
+    text = path.read_text(encoding="utf-8")
+    for old, new in pairs:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    path.write_text(text, encoding="utf-8")
+
+
+def test_rule_tests_naming_unknown_rules_signals_or_warnings_fail_with_a_did_you_mean(workdir: Path,
+                                                                                      verdict) -> None:  # type: ignore[no-untyped-def]
+    _edit_cases(workdir,
+                ("not_fired: [valuation.pe-reasonable, valuation.rich-without-growth]",
+                 "not_fired: [valuation.pe-reasonable, valuation.rich-without-grwth]"),
+                ("no_signals: [valuation_rich]", "no_signals: [valuation_rich, uptrnd]"),
+                ("expect: {rating: Buy, fired: [valuation.pe-reasonable]}",
+                 "expect: {rating: Buy, fired: [analyst.uptrnd]}"),
+                ("no_warnings: [valuation.rich-without-growth]", "no_warnings: [valuation.rich-without-grwth]"),
+                ("warnings: [valuation.rich-without-growth]", "warnings: [valuation.pe-reasonable]"))
+    out = verdict("rules", "test", cwd=workdir)
+    assert out.returncode == 1
+    lines = out.stdout.splitlines()
+    assert any(line.startswith("FAIL") and "Zhenghai Magnetic is a Buy" in line for line in lines)
+    assert "rules/tests/report.yaml:38:64: error: expect.not_fired: rule 'valuation.rich-without-grwth' does not " \
+           "exist" in out.stdout and "Did you mean 'valuation.rich-without-growth'?" in out.stdout
+    assert "expect.no_signals: no rule emits a signal 'uptrnd'" in out.stdout
+    assert "expect.fired: rule 'analyst.uptrnd' does not exist" in out.stdout
+    assert "expected to fire, did not" not in out.stdout  # the case is not run on a name that means nothing
+    assert "expect.no_warnings: no rule or engine check 'valuation.rich-without-grwth' raises warnings. Did you " \
+           "mean 'valuation.rich-without-growth'?" in out.stdout
+    assert "expect.warnings: rule 'valuation.pe-reasonable' raises no warning" in out.stdout
+    assert "5 failed" in out.stdout
+    check = verdict("rules", "check", cwd=workdir)
+    assert check.returncode == 1
+    problems = [line for line in check.stdout.splitlines() if "rules/tests/report.yaml:" in line]
+    assert len(problems) == 5 and all(": error: expect." in line for line in problems)
+    assert "5 error(s)" in check.stderr
+
+
+def test_rules_check_reads_the_test_files_schema_too(workdir: Path, verdict) -> None:  # type: ignore[no-untyped-def]
+    _edit_cases(workdir, ("    expect: {rating: Buy, fired: [valuation.pe-reasonable]}",
+                          "    expect: {ratng: Buy, fired: [valuation.pe-reasonable]}"),
+                ('    symbol: "300127"\n', '    symbol: "300128"\n'))
+    out = verdict("rules", "check", cwd=workdir)
+    assert out.returncode == 1
+    assert "rules/tests/report.yaml:34:14: error:" in out.stdout and "ratng" in out.stdout
+    assert "rules/tests/report.yaml:41:13: error:" in out.stdout and "300128" in out.stdout
+
+
+def test_a_failing_score_expectation_lists_the_signals_behind_it(workdir: Path, verdict) -> None:  # type: ignore[no-untyped-def]
+    _edit_cases(workdir, ("      rating: Hold\n      score: 2", "      rating: Hold\n      score: 3"))
+    out = verdict("rules", "test", cwd=workdir)
+    assert out.returncode == 1
+    assert "score: expected 3, got 2 (-1)" in out.stdout
+    assert "signals emitted: +1 margin_inflow (capital_flow.stock-margin-inflow)" in out.stdout
+    assert "-2 valuation_rich (valuation.rich-without-growth)" in out.stdout
+    assert "would make up: +1 from valuation.pe-reasonable (rules/valuation.yaml:13), which did not fire: " \
+           "stock.pe_ttm 52.3 < 40 (fails by 30.8%)" in out.stdout
+    assert "would make up: +1 had technical.kdj-overbought not fired (it emitted -1)" in out.stdout
+
+
+def test_rules_diff_can_fail_on_any_change(tmp_path: Path, verdict) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from conftest import RULES
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    shutil.copytree(RULES, old)
+    shutil.copytree(RULES, new)
+    same = verdict("rules", "diff", str(old), str(new), "--fail-on-change")
+    assert same.returncode == 0 and "no symbol's outcome changes." in same.stdout
+    pack = new / "valuation.yaml"
+    pack.write_text(pack.read_text().replace("when: stock.pe_ttm > 50 and", "when: stock.pe_ttm > 55 and"))
+    assert verdict("rules", "diff", str(old), str(new)).returncode == 0  # a report, unless asked to gate
+    gated = verdict("rules", "diff", str(old), str(new), "--fail-on-change")
+    assert gated.returncode == 1 and "300127.SZ Galaxy Magnetic: rating Hold -> Buy" in gated.stdout
+    assert "1 symbol(s) change (--fail-on-change)." in gated.stderr
+    as_json = verdict("rules", "diff", str(old), str(new), "--fail-on-change", "--format", "json")
+    assert as_json.returncode == 1 and json.loads(as_json.stdout)["changed"] is True
+    # a reworded warning alone is a change
+    shutil.rmtree(new)
+    shutil.copytree(RULES, new)
+    risk = new / "risk.yaml"
+    text = risk.read_text()
+    assert "Profit-taking pressure" in text
+    risk.write_text(text.replace("Profit-taking pressure", "Profit taking pressure"))
+    worded = verdict("rules", "diff", str(old), str(new), "--fail-on-change")
+    assert worded.returncode == 1 and "warning from risk.stock-rally-extended changed: 'Profit-taking" in worded.stdout
+
+
+def test_the_same_path_set_twice_is_an_error(verdict) -> None:  # type: ignore[no-untyped-def]
+    out = verdict("what-if", "600111", "--set", "stock.pe_ttm=200", "--set", "stock.pe_ttm=30")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "--set stock.pe_ttm is given twice ('stock.pe_ttm=200' and 'stock.pe_ttm=30')" in out.stderr
