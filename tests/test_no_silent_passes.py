@@ -57,6 +57,13 @@ def _edit_cases(workdir: Path, *pairs: tuple[str, str]) -> None:
     path.write_text(text, encoding="utf-8")
 
 
+def _where(workdir: Path, text: str, offset: int = 0) -> str:
+    """file:line:col of `text` (plus `offset` columns) in the edited case file, as problems name it."""
+    lines = (workdir / "rules" / "tests" / "report.yaml").read_text(encoding="utf-8").splitlines()
+    n = next(i for i, line in enumerate(lines) if text in line)
+    return f"rules/tests/report.yaml:{n + 1}:{lines[n].index(text) + offset + 1}"
+
+
 def test_rule_tests_naming_unknown_rules_signals_or_warnings_fail_with_a_did_you_mean(workdir: Path,
                                                                                       verdict) -> None:  # type: ignore[no-untyped-def]
     _edit_cases(workdir,
@@ -71,8 +78,10 @@ def test_rule_tests_naming_unknown_rules_signals_or_warnings_fail_with_a_did_you
     assert out.returncode == 1
     lines = out.stdout.splitlines()
     assert any(line.startswith("FAIL") and "Zhenghai Magnetic is a Buy" in line for line in lines)
-    assert "rules/tests/report.yaml:38:64: error: expect.not_fired: rule 'valuation.rich-without-grwth' does not " \
-           "exist" in out.stdout and "Did you mean 'valuation.rich-without-growth'?" in out.stdout
+    prefix = "not_fired: [valuation.pe-reasonable, "
+    where = _where(workdir, prefix + "valuation.rich-without-grwth", len(prefix))
+    assert f"{where}: error: expect.not_fired: rule 'valuation.rich-without-grwth' does not exist" in out.stdout
+    assert "Did you mean 'valuation.rich-without-growth'?" in out.stdout
     assert "expect.no_signals: no rule emits a signal 'uptrnd'" in out.stdout
     assert "expect.fired: rule 'analyst.uptrnd' does not exist" in out.stdout
     assert "expected to fire, did not" not in out.stdout  # the case is not run on a name that means nothing
@@ -93,8 +102,8 @@ def test_rules_check_reads_the_test_files_schema_too(workdir: Path, verdict) -> 
                 ('    symbol: "300127"\n', '    symbol: "300128"\n'))
     out = verdict("rules", "check", cwd=workdir)
     assert out.returncode == 1
-    assert "rules/tests/report.yaml:34:14: error:" in out.stdout and "ratng" in out.stdout
-    assert "rules/tests/report.yaml:41:13: error:" in out.stdout and "300128" in out.stdout
+    assert f"{_where(workdir, 'ratng')}: error: unknown key 'ratng'. Did you mean 'rating'?" in out.stdout
+    assert f"{_where(workdir, '300128', -1)}: error:" in out.stdout and "300128" in out.stdout
 
 
 def test_a_failing_score_expectation_lists_the_signals_behind_it(workdir: Path, verdict) -> None:  # type: ignore[no-untyped-def]
