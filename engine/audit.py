@@ -1,33 +1,48 @@
 """Stage 7, record: an append-only SQLite audit log of every evaluation, replayable and tamper-evident.
 
 Each record holds the run id, UTC time, OS user, engine version, symbol, the full output (with its
-trace, stored compressed) and content-addressed snapshots of the exact rule and fact files used (each file stored once
-per content hash). Records form a hash chain: each carries the hash of the one before, so an edited,
-removed or reordered record is found by `verify`. Appends run in one IMMEDIATE transaction, in WAL
-mode with a busy timeout and retries, so concurrent processes queue instead of failing, and a
-process killed mid-write leaves either the whole record or none of it.
+trace, stored compressed) and content-addressed snapshots of the exact rule and fact files used (each
+file stored once per content hash). Records form a hash chain: each carries the hash of the one before,
+so an edited, removed or reordered record is found by `verify`; signed checkpoints (checkpoint.py)
+anchor the chain outside the file against a rewrite of all of it.
+
+Writers append in one IMMEDIATE transaction in WAL mode, so concurrent processes queue and a process
+killed mid-write leaves the whole record or none of it; a writer kept waiting by another process's
+lock says so after a second and gives up, with a clear error, after a stated time. Readers open the
+file read-only and never take the write lock: they work on a read-only log and while a writer holds it.
+This module never prints: the CLI decides what the user sees.
 """
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import getpass
 import hashlib
 import json
 import os
-import random
+import re
 import sqlite3
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from .errors import Location, LookupFailure, Problem, VerdictError
 
+if TYPE_CHECKING:
+    from .model import Evaluation
+    from .pipeline import Workspace
+    from .rundiff import RunDiff
+
 ENV_VAR = "VERDICT_AUDIT_DB"
+WAIT_ENV_VAR = "VERDICT_AUDIT_WAIT"
+DEFAULT_WAIT = 30.0  # seconds a writer waits for another process's write lock before giving up
+NOTICE_AFTER = 1.0  # seconds of waiting before a writer says it is waiting
 GENESIS = "0" * 64
 SCHEMA_VERSION = 1
 
@@ -50,10 +65,16 @@ CREATE TABLE IF NOT EXISTS runs (
     record_hash TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_symbol ON runs (symbol, seq);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    line TEXT NOT NULL
+);
 """
+TABLES = ("meta", "blobs", "snapshots", "runs", "checkpoints")
 
 RECORD_FIELDS = ("seq", "run_id", "created_utc", "os_user", "engine_version", "symbol", "rating",
                  "rules_snapshot", "facts_snapshot", "output", "prev_hash")
+INFO_FIELDS = ("seq", "run_id", "created_utc", "os_user", "engine_version", "symbol", "rating")
 
 
 def default_path() -> Path:
@@ -62,6 +83,22 @@ def default_path() -> Path:
         return Path(os.environ[ENV_VAR])
     base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
     return base / "verdict" / "audit.sqlite3"
+
+
+def default_wait() -> float:
+    """$VERDICT_AUDIT_WAIT seconds, else 30."""
+    value = os.environ.get(WAIT_ENV_VAR, "").strip()
+    if not value:
+        return DEFAULT_WAIT
+    try:
+        wait = float(value)
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait < 1e6:
+        raise LookupFailure([Problem(Location(), "bad-audit-wait", f"${WAIT_ENV_VAR} '{value}' is not a number of "
+                                     "seconds.", f"Set it to how long a writer may wait for the audit log's lock, "
+                                     f"e.g. {WAIT_ENV_VAR}=30, or unset it for the default {DEFAULT_WAIT:g} s.")])
+    return wait
 
 
 def record_hash(fields: dict[str, Any]) -> str:
@@ -90,10 +127,31 @@ class Record:
 
     @property
     def evaluation(self) -> dict[str, Any]:
+        """The recorded output as plain JSON data (see `recorded_evaluation` for the model)."""
         return dict(json.loads(self.output))
 
     def fields(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in RECORD_FIELDS}
+
+
+@dataclass
+class RunInfo:
+    """A record without its output, for listings: what `audit list` shows."""
+
+    seq: int
+    run_id: str
+    created_utc: str
+    os_user: str
+    engine_version: str
+    symbol: str
+    rating: str
+    score: float | None
+    as_of: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "run_id": self.run_id, "created_utc": self.created_utc, "user": self.os_user,
+                "symbol": self.symbol, "rating": self.rating, "score": self.score, "as_of": self.as_of,
+                "engine_version": self.engine_version}
 
 
 @dataclass
@@ -118,58 +176,142 @@ class VerifyResult:
         return not self.problem
 
 
-class AuditLog:
-    """The audit database. Open it once per process; every method is one short transaction."""
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
 
-    def __init__(self, path: Path | str | None = None, *, create: bool = True) -> None:
+
+def _read_only_error(exc: sqlite3.Error) -> bool:
+    text = str(exc)
+    return "readonly" in text or "read-only" in text or "unable to open" in text
+
+
+class AuditLog:
+    """The audit database: a writer (the default) or a reader (`readonly=True`).
+
+    A reader opens the file read-only (SQLite `mode=ro`, or `immutable` where not even the shared-memory
+    index can be created beside a read-only file) and never waits for, or takes, the write lock.
+    A writer waits up to `wait` seconds for another process's lock (`$VERDICT_AUDIT_WAIT`, default 30);
+    `on_wait(waited_seconds)` is called once when it has waited a second, so a command can say so.
+    """
+
+    def __init__(self, path: Path | str | None = None, *, create: bool = True, readonly: bool = False,
+                 wait: float | None = None, on_wait: Callable[[float], None] | None = None) -> None:
         self.path = Path(path) if path else default_path()
-        if not create and not self.path.exists():
+        self.readonly = readonly or not create
+        self.wait = default_wait() if wait is None else wait
+        self.on_wait = on_wait
+        if self.readonly and not self.path.exists():
             raise LookupFailure([Problem(Location(str(self.path)), "no-audit-db",
                                          f"no audit log at {self.path}.",
                                          f"Evaluate something first (records go there by default), or point "
                                          f"--audit-db / ${ENV_VAR} at an existing log.")])
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute("PRAGMA busy_timeout=60000")
+            self.db = self._open_reader() if self.readonly else self._open_writer()
+        except sqlite3.DatabaseError as exc:
+            raise self._error(exc) from exc
+
+    def _error(self, exc: sqlite3.Error) -> VerdictError:
+        if not self.readonly and _read_only_error(exc):
+            return VerdictError([Problem(Location(str(self.path)), "audit-read-only",
+                                         f"the audit log at {self.path} cannot be written ({exc}): nothing was "
+                                         "recorded.",
+                                         f"Give write access to the file and its folder, point --audit-db / "
+                                         f"${ENV_VAR} at a writable log, or evaluate with --no-record.")])
+        return VerdictError([Problem(Location(str(self.path)), "audit-db",
+                                     f"cannot open the audit log: {exc}.",
+                                     "Check the path and its permissions; the file must be a verdict "
+                                     "audit log (SQLite).")])
+
+    def _open_reader(self) -> sqlite3.Connection:
+        uri = "file:" + quote(str(self.path.absolute()))
+        db = sqlite3.connect(uri + "?mode=ro", uri=True, isolation_level=None, timeout=0)
+        try:
+            names = self._tables(db)
+        except sqlite3.OperationalError as exc:
+            if not _read_only_error(exc):
+                raise
+            # A WAL log in a folder this user cannot write: SQLite cannot make the -shm index beside it.
+            # Nobody is writing it then (a writer keeps -wal and -shm open), so read the file as it is.
+            db.close()
+            db = sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, isolation_level=None, timeout=0)
+            names = self._tables(db)
+        if "runs" not in names:
+            db.close()
+            raise LookupFailure([Problem(Location(str(self.path)), "not-audit-db",
+                                         f"{self.path} is not a verdict audit log (it has no runs table).",
+                                         f"Point --audit-db / ${ENV_VAR} at the log `verdict evaluate` writes.")])
+        return db
+
+    @staticmethod
+    def _tables(db: sqlite3.Connection) -> set[str]:
+        return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    def _open_writer(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=0, isolation_level=None)
+        self._acquire("PRAGMA journal_mode=WAL")  # persistent; a no-op read on a log already in WAL mode
+        self.db.execute("PRAGMA synchronous=FULL")
+        if set(TABLES) - self._tables(self.db):  # a new log, or one from before checkpoints
             with self._write():
                 for stmt in filter(str.strip, SCHEMA.split(";")):
                     self.db.execute(stmt)
                 self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        except sqlite3.DatabaseError as exc:
-            raise VerdictError([Problem(Location(str(self.path)), "audit-db",
-                                        f"cannot open the audit log: {exc}.",
-                                        "Check the path and its permissions; the file must be a verdict "
-                                        "audit log (SQLite).")]) from exc
+        return self.db
 
     def close(self) -> None:
         self.db.close()
 
+    def _acquire(self, statement: str) -> None:
+        """Run `statement`, waiting while another process holds the write lock: say so once after a
+        second (`on_wait`), give up after `self.wait` seconds with an error naming the setting."""
+        start = time.monotonic()
+        told = False
+        while True:
+            left = self.wait - (time.monotonic() - start)
+            self.db.execute(f"PRAGMA busy_timeout={max(0, int(min(left, NOTICE_AFTER) * 1000))}")
+            try:
+                self.db.execute(statement)
+                return
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise self._error(exc) from exc
+                waited = time.monotonic() - start
+                if waited >= self.wait:
+                    raise VerdictError([Problem(
+                        Location(str(self.path)), "audit-busy",
+                        f"another process has held the audit log's write lock for the {self.wait:g} s this "
+                        "writer may wait; gave up waiting, and nothing was recorded.",
+                        f"Wait for it to finish and try again, or find a hung verdict process holding "
+                        f"{self.path}. The wait is ${WAIT_ENV_VAR} seconds (now {self.wait:g}); "
+                        f"--no-record evaluates without recording.")]) from None
+                if not told and self.on_wait is not None:  # the first busy timeout is a second long
+                    self.on_wait(waited)
+                    told = True
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One IMMEDIATE transaction, retried with backoff while another process holds the lock."""
-        delay = 0.01
-        for _ in range(200):
-            try:
-                self.db.execute("BEGIN IMMEDIATE")
-                break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, 0.5)
-        else:  # pragma: no cover - 200 retries after a 60 s busy timeout each
-            raise VerdictError([Problem(Location(str(self.path)), "audit-busy",
-                                        "the audit log stayed locked by another process.",
-                                        "Try again; if it persists, check for a hung verdict process.")])
+        """One IMMEDIATE transaction, taken as `_acquire` says."""
+        self._acquire("BEGIN IMMEDIATE")
         try:
             yield self.db
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
         else:
+            self.db.execute("COMMIT")
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """One consistent read transaction (a WAL reader's snapshot: appends made meanwhile are not
+        seen). Inside one already, it is that one."""
+        if self.db.in_transaction:
+            yield self.db
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield self.db
+        finally:
             self.db.execute("COMMIT")
 
     # ---------------------------------------------------------------------------- snapshots
@@ -185,21 +327,32 @@ class AuditLog:
         self.db.execute("INSERT OR IGNORE INTO snapshots VALUES (?, ?)", (sh, json.dumps(manifest, sort_keys=True)))
         return sh
 
-    def restore(self, snapshot: str, into: Path) -> None:
-        """Write a snapshot's files under `into`, checking every file against its hash."""
+    def manifest(self, snapshot: str) -> dict[str, str]:
+        """A snapshot's files: name -> SHA-256 of the content."""
         row = self.db.execute("SELECT manifest FROM snapshots WHERE hash = ?", (snapshot,)).fetchone()
         if row is None:
             raise VerdictError([Problem(Location(str(self.path)), "audit-snapshot",
                                         f"snapshot {snapshot[:12]} is missing from the audit log.",
                                         "The log has been altered; run `verdict audit verify`.")], exit_code=1)
-        for name, h in json.loads(row[0]).items():
+        return dict(json.loads(row[0]))
+
+    def restore(self, snapshot: str, into: Path) -> None:
+        """Write a snapshot's files under `into`, checking every file against its hash (and that no
+        stored name leads outside `into`)."""
+        root = into.resolve()
+        for name, h in self.manifest(snapshot).items():
             blob = self.db.execute("SELECT content FROM blobs WHERE hash = ?", (h,)).fetchone()
             content = _unpack(blob[0]) if blob else None
             if content is None or hashlib.sha256(content).hexdigest() != h:
                 raise VerdictError([Problem(Location(str(self.path)), "audit-snapshot",
                                             f"stored file {name} of snapshot {snapshot[:12]} is missing or altered.",
                                             "Run `verdict audit verify`.")], exit_code=1)
-            target = into / name
+            target = (root / name).resolve()
+            if not target.is_relative_to(root):
+                raise VerdictError([Problem(Location(str(self.path)), "audit-snapshot",
+                                            f"stored file name '{name}' of snapshot {snapshot[:12]} leads outside "
+                                            "the folder it is restored into; nothing of it was written there.",
+                                            "The log has been altered; run `verdict audit verify`.")], exit_code=1)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
 
@@ -239,18 +392,19 @@ class AuditLog:
                 prev = rh
         return out
 
-    def _rows(self, where: str = "", args: tuple[Any, ...] = ()) -> list[Record]:
+    def _iter(self, where: str = "", args: tuple[Any, ...] = ()) -> Iterator[Record]:
         cols = ", ".join((*RECORD_FIELDS, "record_hash"))
-        rows = self.db.execute(f"SELECT {cols} FROM runs {where}", args).fetchall()
         names = (*RECORD_FIELDS, "record_hash")
-        out = []
-        for r in rows:
+        for r in self.db.execute(f"SELECT {cols} FROM runs {where}", args):
             values: dict[str, Any] = dict(zip(names, r, strict=True))
             values["output"] = unpack_output(values["output"])
-            out.append(Record(**values))
-        return out
+            yield Record(**values)
 
-    def list(self, symbol: str | None = None, since: dt.date | None = None) -> list[Record]:
+    def _rows(self, where: str = "", args: tuple[Any, ...] = ()) -> list[Record]:
+        return list(self._iter(where, args))
+
+    @staticmethod
+    def _filter(symbol: str | None, since: dt.date | None, until: dt.date | None) -> tuple[str, tuple[Any, ...]]:
         clauses, args = [], []
         if symbol:
             clauses.append("symbol = ?")
@@ -258,19 +412,46 @@ class AuditLog:
         if since:
             clauses.append("created_utc >= ?")
             args.append(since.isoformat())
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        return self._rows(f"{where} ORDER BY seq", tuple(args))
+        if until:  # through the whole of that (UTC) day
+            clauses.append("created_utc < ?")
+            args.append((until + dt.timedelta(days=1)).isoformat())
+        return ("WHERE " + " AND ".join(clauses)) if clauses else "", tuple(args)
+
+    def list(self, symbol: str | None = None, since: dt.date | None = None, until: dt.date | None = None
+             ) -> list[Record]:
+        """Whole records (outputs unpacked), oldest first."""
+        where, args = self._filter(symbol, since, until)
+        return self._rows(f"{where} ORDER BY seq", args)
+
+    def infos(self, symbol: str | None = None, since: dt.date | None = None, until: dt.date | None = None
+              ) -> builtins.list[RunInfo]:
+        """What a listing shows, oldest first, without unpacking whole outputs."""
+        where, args = self._filter(symbol, since, until)
+        out = []
+        for row in self.db.execute(f"SELECT {', '.join(INFO_FIELDS)}, output FROM runs {where} ORDER BY seq", args):
+            score, as_of = recorded_head(row[-1])
+            out.append(RunInfo(seq=row[0], run_id=row[1], created_utc=row[2], os_user=row[3], engine_version=row[4],
+                               symbol=row[5], rating=row[6], score=score, as_of=as_of))
+        return out
 
     def get(self, run_id: str) -> Record:
-        """A record by run id or an unambiguous prefix of it (at least 6 characters)."""
+        """A record by run id or an unambiguous prefix of it (at least 6 characters). The prefix is
+        matched literally (a range over the index: `_` and `%` are characters, not wildcards)."""
         rows = self._rows("WHERE run_id = ?", (run_id,))
         if not rows and len(run_id) >= 6:
-            rows = self._rows("WHERE run_id LIKE ? ORDER BY seq", (run_id.replace("%", "") + "%",))
+            rows = self._rows("WHERE run_id >= ? AND run_id < ? AND substr(run_id, 1, ?) = ? ORDER BY seq LIMIT 6",
+                              (run_id, run_id + "\U0010ffff", len(run_id), run_id))
         if len(rows) == 1:
             return rows[0]
-        what = "is ambiguous" if rows else "is not in the audit log"
-        raise LookupFailure([Problem(Location(str(self.path)), "unknown-run", f"run id '{run_id}' {what}.",
-                                     "List runs with `verdict audit list`; give the full id or a longer prefix.")])
+        if rows:
+            shown = ", ".join(r.run_id[:len(run_id) + 4] + "..." for r in rows[:5])
+            raise LookupFailure([Problem(Location(str(self.path)), "ambiguous-run",
+                                         f"run id prefix '{run_id}' is ambiguous: it starts {shown}"
+                                         + (" and more" if len(rows) > 5 else "") + ".",
+                                         "Give more characters of the run id (`verdict audit list` shows them).")])
+        hint = "List runs with `verdict audit list`; give the full id or a prefix of 6 or more characters."
+        raise LookupFailure([Problem(Location(str(self.path)), "unknown-run",
+                                     f"run id '{run_id}' is not in the audit log.", hint)])
 
     def latest(self, symbol: str) -> Record:
         rows = self._rows("WHERE symbol = ? ORDER BY seq DESC LIMIT 1", (symbol,))
@@ -280,11 +461,24 @@ class AuditLog:
                                          f"Run `verdict evaluate {symbol}` first (it records by default).")])
         return rows[0]
 
-    def verify(self) -> VerifyResult:
-        """Walk the chain; name the first record altered, removed or reordered."""
+    def head(self) -> tuple[int, str] | None:
+        """The newest record's seq and hash: what a checkpoint signs."""
+        row = self.db.execute("SELECT seq, record_hash FROM runs ORDER BY seq DESC LIMIT 1").fetchone()
+        return (int(row[0]), str(row[1])) if row else None
+
+    def verify(self, until_seq: int | None = None) -> VerifyResult:
+        """Walk the chain (up to `until_seq`, if given); name the first record altered, removed or reordered.
+
+        Each record must have the next seq, carry the previous record's hash, hash to its own stored hash,
+        and point at snapshots whose manifests and files match their hashes. Reads one snapshot of the log."""
+        with self.reading():
+            return self._verify(until_seq)
+
+    def _verify(self, until_seq: int | None) -> VerifyResult:
         prev_hash, prev_seq, n = GENESIS, 0, 0
         checked: dict[str, str] = {}
-        for rec in self._rows("ORDER BY seq"):
+        where = "" if until_seq is None else f"WHERE seq <= {int(until_seq)}"
+        for rec in self._iter(f"{where} ORDER BY seq"):
             n += 1
             if rec.seq != prev_seq + 1:
                 return VerifyResult(n, f"record seq {prev_seq + 1} is missing (the log jumps from seq "
@@ -313,9 +507,27 @@ class AuditLog:
             return f"its snapshot {snap[:12]} manifest was altered."
         for name, h in manifest.items():
             blob = self.db.execute("SELECT content FROM blobs WHERE hash = ?", (h,)).fetchone()
-            if blob is None or _unpack(blob[0]) is None or hashlib.sha256(_unpack(blob[0]) or b"").hexdigest() != h:
+            content = _unpack(blob[0]) if blob is not None else None
+            if content is None or hashlib.sha256(content).hexdigest() != h:
                 return f"stored file {name} of snapshot {snap[:12]} is missing or altered."
         return ""
+
+    # ---------------------------------------------------------------------------- checkpoints
+
+    def add_checkpoint(self, line: str) -> None:
+        """Keep a signed checkpoint line (checkpoint.py) in the log, beside the copies kept elsewhere."""
+        with self._write():
+            self.db.execute("INSERT INTO checkpoints (line) VALUES (?)", (line,))
+
+    def checkpoint_lines(self) -> builtins.list[str]:
+        """The checkpoint lines stored in the log, oldest first (none in a log from before checkpoints)."""
+        if "checkpoints" not in self._tables(self.db):
+            return []
+        return [r[0] for r in self.db.execute("SELECT line FROM checkpoints ORDER BY id")]
+
+    def record_hash_at(self, seq: int) -> str | None:
+        row = self.db.execute("SELECT record_hash FROM runs WHERE seq = ?", (seq,)).fetchone()
+        return str(row[0]) if row else None
 
 
 def pack_output(text: str) -> bytes:
@@ -336,6 +548,53 @@ def unpack_output(stored: str | bytes) -> str:
         return "<output is not UTF-8>"
 
 
+def recorded_evaluation(rec: Record) -> Evaluation:
+    """The evaluation a record holds. Every reader of a record's output goes through here (and
+    `recorded_head` for listings), so a change of what a record stores stays in this module."""
+    from .model import Evaluation
+
+    try:
+        return Evaluation.model_validate_json(rec.output)
+    except ValueError as exc:
+        raise VerdictError([Problem(Location(f"run {rec.run_id}"), "audit-output",
+                                    f"the recorded output of run {rec.run_id} (seq {rec.seq}) cannot be read: "
+                                    f"{str(exc).splitlines()[0]}.",
+                                    "Run `verdict audit verify`: if the chain is valid, the record was written by "
+                                    f"an engine this version ({_version()}) cannot read; `audit export` still "
+                                    "prints it as JSON.")], exit_code=1) from exc
+
+
+_HEAD = re.compile(r'"as_of":(null|"[0-9-]+"),"rating":"(?:[^"\\]|\\.)*","score":(-?[0-9.eE+-]+)[,}]')
+
+
+def recorded_head(stored: str | bytes) -> tuple[float | None, str | None]:
+    """Score and as-of date of a stored output without unpacking all of it: an evaluation's JSON
+    starts with its outcome (symbol, name, sector, as_of, rating, score), so the first 4 KB hold them.
+    Falls back to reading the whole output; (None, None) if that fails too (`verify` will say why)."""
+    if isinstance(stored, bytes):
+        try:
+            head = zlib.decompressobj().decompress(stored, 4096).decode("utf-8", errors="replace")
+        except zlib.error:
+            return None, None
+    else:
+        head = stored[:4096]
+    m = _HEAD.search(head)
+    if m:
+        as_of = None if m.group(1) == "null" else m.group(1).strip('"')
+        return float(m.group(2)), as_of
+    try:
+        data = json.loads(unpack_output(stored))
+        return float(data["score"]), data.get("as_of")
+    except (ValueError, KeyError, TypeError):
+        return None, None
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 def _unpack(content: bytes) -> bytes | None:
     try:
         return zlib.decompress(content)
@@ -350,6 +609,53 @@ def _user() -> str:
         return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
 
 
+# -------------------------------------------------------------------------------- restoring a run
+
+
+@dataclass
+class Restored:
+    """Where a run's recorded rules and facts were written."""
+
+    rules_dir: Path
+    facts_dir: Path
+
+
+def restore_run(log: AuditLog, rec: Record, into: Path) -> Restored:
+    """Write the record's rule and fact files, exactly as recorded, to `into`/rules and `into`/facts
+    (each checked against its hash). The folders' recorded names are dropped, so two runs restore alike."""
+    for part, snap in (("rules", rec.rules_snapshot), ("facts", rec.facts_snapshot)):
+        stage = into / f".{part}-restore"
+        log.restore(snap, stage)
+        tops = [p for p in stage.iterdir()]
+        if len(tops) != 1 or not tops[0].is_dir():
+            raise VerdictError([Problem(Location(str(log.path)), "audit-snapshot",
+                                        f"the {part} snapshot {snap[:12]} of run {rec.run_id} is not one folder.",
+                                        "Run `verdict audit verify`.")], exit_code=1)
+        tops[0].rename(into / part)
+        stage.rmdir()
+    return Restored(into / "rules", into / "facts")
+
+
+def recorded_as_of(rec: Record) -> dt.date | None:
+    """The evaluation date the run used (given with --as-of, or the facts' default then)."""
+    ev = recorded_evaluation(rec)
+    return ev.as_of
+
+
+@contextmanager
+def recorded_workspace(log: AuditLog, rec: Record, rules_dir: Path | None = None) -> Iterator[Workspace]:
+    """The run's workspace rebuilt from the log: its recorded facts and its recorded rules (or the
+    rules in `rules_dir`), loaded from a scratch folder that is removed afterwards. Evaluate the run
+    again with `ws.evaluate(rec.symbol, run_id=rec.run_id, as_of=recorded_as_of(rec))`."""
+    import tempfile
+
+    from .pipeline import Workspace
+
+    with tempfile.TemporaryDirectory(prefix="verdict-replay-") as tmp:
+        restored = restore_run(log, rec, Path(tmp))
+        yield Workspace.open(rules_dir if rules_dir is not None else restored.rules_dir, restored.facts_dir)
+
+
 @dataclass
 class Replay:
     run_id: str
@@ -359,26 +665,72 @@ class Replay:
 
 
 def replay(log: AuditLog, rec: Record) -> Replay:
-    """Restore the record's rules and facts into a scratch folder and evaluate again with its run id."""
+    """Evaluate the run again from its snapshot, as of its recorded date and with its run id, and
+    compare the output byte for byte."""
     import difflib
-    import tempfile
 
-    from .model import Evaluation
-    from .pipeline import Workspace
-
-    with tempfile.TemporaryDirectory(prefix="verdict-replay-") as tmp:
-        rules_root, facts_root = Path(tmp) / "r", Path(tmp) / "f"
-        log.restore(rec.rules_snapshot, rules_root)
-        log.restore(rec.facts_snapshot, facts_root)
-        rules_dir = next(p for p in rules_root.iterdir() if p.is_dir())
-        facts_dir = next(p for p in facts_root.iterdir() if p.is_dir())
-        ws = Workspace.open(rules_dir, facts_dir)
-        recorded = json.loads(rec.output).get("as_of")  # the same point in time: what was known then
-        ev = ws.evaluate(rec.symbol, run_id=rec.run_id, as_of=dt.date.fromisoformat(recorded) if recorded else None)
+    recorded = recorded_evaluation(rec)
+    with recorded_workspace(log, rec) as ws:
+        ev = ws.evaluate(rec.symbol, run_id=rec.run_id, as_of=recorded.as_of)
     again = ev.model_dump_json()
     if again == rec.output:
         return Replay(rec.run_id, rec.symbol, True, "")
-    before = json.dumps(Evaluation.model_validate_json(rec.output).model_dump(mode="json"), indent=2).splitlines()
+    before = json.dumps(recorded.model_dump(mode="json"), indent=2).splitlines()
     after = json.dumps(ev.model_dump(mode="json"), indent=2).splitlines()
     diff = "\n".join(difflib.unified_diff(before, after, "recorded", "replayed", lineterm="", n=2))
     return Replay(rec.run_id, rec.symbol, False, diff or "(outputs differ only in formatting)")
+
+
+def replay_with_rules(log: AuditLog, rec: Record, rules_dir: Path) -> RunDiff:
+    """The run's recorded facts, as of its recorded date, evaluated under the rules in `rules_dir`
+    (packs and policy), compared with the recorded output. Nothing is recorded."""
+    from .rundiff import diff_evaluations
+
+    recorded = recorded_evaluation(rec)
+    with recorded_workspace(log, rec, rules_dir=rules_dir) as ws:
+        again = ws.evaluate(rec.symbol, run_id=rec.run_id, as_of=recorded.as_of)
+    return diff_evaluations(recorded, again)
+
+
+def diff_runs(log: AuditLog, a: Record, b: Record) -> RunDiff:
+    """Two recorded runs compared from their outputs, with the rule and fact files that differ."""
+    from .rundiff import diff_evaluations, manifest_changes
+
+    files = [f"rules: {c}" for c in manifest_changes(log.manifest(a.rules_snapshot), log.manifest(b.rules_snapshot))]
+    files += [f"facts: {c}" for c in manifest_changes(log.manifest(a.facts_snapshot), log.manifest(b.facts_snapshot))]
+    return diff_evaluations(recorded_evaluation(a), recorded_evaluation(b), files)
+
+
+def record_document(rec: Record) -> dict[str, Any]:
+    """A record as one JSON document: its fields, its output as data, its hash."""
+    d = rec.fields()
+    d["output"] = json.loads(rec.output)
+    d["record_hash"] = rec.record_hash
+    return d
+
+
+@dataclass
+class Exported:
+    rules_dir: Path
+    facts_dir: Path
+    evaluation: Path
+    record: Path
+    as_of: dt.date | None
+
+
+def export_run(log: AuditLog, rec: Record, to: Path) -> Exported:
+    """Write a run's recorded rules and facts as files under `to` (rules/, facts/), with its output
+    (evaluation.json) and its record without the output (record.json). `to` must be new or empty:
+    nothing already there is overwritten."""
+    if to.exists() and (not to.is_dir() or any(to.iterdir())):
+        raise LookupFailure([Problem(Location(str(to)), "export-exists",
+                                     f"'{to}' already exists and is not an empty directory; nothing was written.",
+                                     "Give a new directory for the exported run.")])
+    ev = recorded_evaluation(rec)
+    to.mkdir(parents=True, exist_ok=True)
+    restored = restore_run(log, rec, to)
+    evaluation, record = to / "evaluation.json", to / "record.json"
+    evaluation.write_text(ev.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    meta = {k: v for k, v in record_document(rec).items() if k != "output"}
+    record.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return Exported(restored.rules_dir, restored.facts_dir, evaluation, record, ev.as_of)

@@ -30,7 +30,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="verdict: rule-based investment ratings, every one traced to rules and sourced facts.")
 rules_app = typer.Typer(no_args_is_help=True, help="Check and inspect rule packs.")
 app.add_typer(rules_app, name="rules")
-audit_app = typer.Typer(no_args_is_help=True, help="The audit log: list, show, replay, verify, export.")
+audit_app = typer.Typer(no_args_is_help=True, help="The audit log: list, show, replay, diff, verify, checkpoint, "
+                                                   "export.")
 app.add_typer(audit_app, name="audit")
 
 _state = {"debug": False}
@@ -441,9 +442,14 @@ def _pct(v: float | None) -> str:
 
 
 def _record(ws: Workspace, outcomes: list[Any], audit_db: Path | None) -> None:
-    from .audit import AuditLog, Entry
+    from .audit import WAIT_ENV_VAR, AuditLog, Entry
 
-    log = AuditLog(audit_db)
+    def waiting(seconds: float) -> None:
+        sys.stderr.write(f"waiting for the audit log {log_path}: another process holds its write lock (giving up "
+                         f"after {wait:g} s; ${WAIT_ENV_VAR} sets it)...\n")
+
+    log = AuditLog(audit_db, on_wait=waiting)
+    log_path, wait = log.path, log.wait
     try:
         log.append_many([Entry(o.summary.run_id, o.summary.symbol, o.summary.rating, o.json(), o.summary.engine_version)
                          for o in outcomes],
@@ -453,34 +459,63 @@ def _record(ws: Workspace, outcomes: list[Any], audit_db: Path | None) -> None:
         log.close()
 
 
-def _evaluation(record: object) -> object:
-    from .audit import Record
-    from .model import Evaluation
+def _reader(audit_db: Path | None) -> Any:
+    """The audit log opened read-only: readers never take, or wait for, the write lock."""
+    from .audit import AuditLog
 
-    assert isinstance(record, Record)
-    return Evaluation.model_validate_json(record.output)
+    return AuditLog(audit_db, readonly=True)
 
 
 @audit_app.command("list")
 def audit_list(
     symbol: Annotated[str | None, typer.Option("--symbol", help="Only this symbol (e.g. 600111.SH).")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="Only runs on or after this date (YYYY-MM-DD).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only runs on or after this date (YYYY-MM-DD, UTC).")
+                     ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Only runs on or before this date (YYYY-MM-DD, UTC).")
+                     ] = None,
     audit_db: AuditOpt = None,
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
 ) -> None:
-    """List recorded evaluations, oldest first."""
-    from .audit import AuditLog
+    """List recorded evaluations, oldest first: seq, run id, time, user, symbol, rating, score, as-of, engine."""
+    from .expr import fmt_num
 
-    day = _date_option("--since", since)
-    log = AuditLog(audit_db, create=False)
-    rows = log.list(_canonical_symbol(symbol), day)
+    first, last = _date_option("--since", since), _date_option("--until", until)
+    log = _reader(audit_db)
+    rows = [r.as_dict() for r in log.infos(_canonical_symbol(symbol), first, last)]
+    columns = ["seq", "run_id", "created_utc", "user", "symbol", "rating", "score", "as_of", "engine_version"]
     if format is Format.json:
-        typer.echo(json.dumps([{"seq": r.seq, "run_id": r.run_id, "created_utc": r.created_utc, "user": r.os_user,
-                                "symbol": r.symbol, "rating": r.rating, "engine_version": r.engine_version}
-                               for r in rows], indent=2))
-        return
-    for r in rows:
-        typer.echo(f"{r.seq:>5}  {r.run_id}  {r.created_utc[:19]}Z  {r.symbol:<10} {r.rating:<8} {r.os_user}")
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+    elif format is Format.jsonl:
+        for r in rows:
+            typer.echo(json.dumps(r, ensure_ascii=False))
+    elif format is Format.csv:
+        import csv
+        import io
+
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, columns, lineterminator="\n")
+        w.writeheader()
+        w.writerows({k: "" if r[k] is None else r[k] for k in columns} for r in rows)
+        typer.echo(buf.getvalue(), nl=False)
+    else:
+        def cells(r: dict[str, Any]) -> list[str]:
+            return [str(r["seq"]), r["run_id"], r["created_utc"][:19].replace("T", " "), r["user"], r["symbol"],
+                    r["rating"], "-" if r["score"] is None else fmt_num(r["score"]), r["as_of"] or "-",
+                    r["engine_version"]]
+
+        head = ["seq", "run id", "recorded (UTC)", "user", "symbol", "rating", "score", "as of", "engine"]
+        body = [cells(r) for r in rows]
+        if format is Format.markdown:
+            typer.echo("| " + " | ".join(head) + " |")
+            typer.echo("|" + "|".join("---:" if h in ("seq", "score") else "---" for h in head) + "|")
+            for c in body:
+                typer.echo("| " + " | ".join(x.replace("|", "\\|") for x in c) + " |")
+        else:
+            widths = [max(len(h), *(len(c[i]) for c in body)) for i, h in enumerate(head)]
+            right = {0, 6}
+            for c in [head, *body]:
+                typer.echo("  ".join(x.rjust(widths[i]) if i in right else x.ljust(widths[i])
+                                     for i, x in enumerate(c)).rstrip())
     typer.echo(f"{len(rows)} record(s) in {log.path}", err=True)
 
 
@@ -500,22 +535,23 @@ def _canonical_symbol(symbol: str | None) -> str | None:
     return symbol.upper() if symbol else None
 
 
+RunArg = Annotated[str, typer.Argument(help="Run id (or a unique prefix of 6+ characters).")]
+
+
 @audit_app.command("show")
 def audit_show(
-    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix of 6+ characters).")],
+    run_id: RunArg,
     audit_db: AuditOpt = None,
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
 ) -> None:
     """The derivation tree of a recorded run, exactly as it was."""
-    from .audit import AuditLog
+    from .audit import recorded_evaluation
     from .explain import render_markdown, render_tree
-    from .model import Evaluation
 
-    rec = AuditLog(audit_db, create=False).get(run_id)
-    ev = _evaluation(rec)
-    assert isinstance(ev, Evaluation)
-    if format is Format.json:
-        typer.echo(rec.output)
+    rec = _reader(audit_db).get(run_id)
+    ev = recorded_evaluation(rec)
+    if format in (Format.json, Format.jsonl):
+        typer.echo(ev.model_dump_json(indent=2 if format is Format.json else None))
         return
     typer.echo(f"run {rec.run_id}  seq {rec.seq}  {rec.created_utc}  by {rec.os_user}  engine {rec.engine_version}")
     typer.echo(render_markdown(ev) if format is Format.markdown else render_tree(ev))
@@ -526,69 +562,222 @@ def why(
     target: Annotated[str, typer.Argument(help="A symbol (its latest recorded run) or a run id.")],
     audit_db: AuditOpt = None,
 ) -> None:
-    """Why a recorded rating was given, and why not the rating one band up or down."""
-    from .audit import AuditLog
+    """Why a recorded rating was given, and why not the rating one band up or down (that first, the tree after)."""
+    from .audit import recorded_evaluation
     from .explain import render_tree
-    from .model import Evaluation
     from .whynot import why_not
 
-    log = AuditLog(audit_db, create=False)
+    log = _reader(audit_db)
     try:
         rec = log.latest(_canonical_symbol(target) or target)
     except LookupFailure:
         rec = log.get(target)
-    ev = _evaluation(rec)
-    assert isinstance(ev, Evaluation)
+    ev = recorded_evaluation(rec)
     typer.echo(f"run {rec.run_id}  recorded {rec.created_utc}  by {rec.os_user}  engine {rec.engine_version}")
-    typer.echo(render_tree(ev))
+    typer.echo(f"{ev.symbol} {ev.name}: {ev.rating} (score {ev.score:g})")
     typer.echo(why_not(ev))
+    typer.echo(render_tree(ev))
 
 
 @audit_app.command("replay")
 def audit_replay(
-    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix of 6+ characters).")],
+    run_id: RunArg,
+    rules: Annotated[Path | None, typer.Option("--rules", help="Evaluate the run's recorded facts with the rule "
+                                               "packs and policy in this directory instead of the recorded ones.")
+                     ] = None,
+    current_rules: Annotated[bool, typer.Option("--current-rules", help="Same as --rules rules: today's rules.")
+                             ] = False,
+    fail_on_change: Annotated[bool, typer.Option("--fail-on-change", help="With --rules: exit 1 if anything "
+                                                 "changed.")] = False,
     audit_db: AuditOpt = None,
+    format: Annotated[Format, typer.Option("--format", "-f", help="table or json (with --rules).")] = Format.table,
 ) -> None:
-    """Re-run a recorded evaluation from its stored rules and facts; exit 1 with a diff if it differs."""
-    from .audit import AuditLog, replay
+    """Re-run a recorded evaluation from its stored rules and facts, as of its recorded date; exit 1
+    with a diff if the output is not byte-identical.
 
-    log = AuditLog(audit_db, create=False)
-    result = replay(log, log.get(run_id))
-    if result.identical:
-        typer.echo(f"identical: run {result.run_id} ({result.symbol}) replays to the same output, byte for byte.")
-        return
-    typer.echo(f"DIFFERENT: run {result.run_id} ({result.symbol}) replays to a different output:")
-    typer.echo(result.diff)
-    raise typer.Exit(1)
+    With --rules DIR (or --current-rules): the run's recorded facts, as of its recorded date, under the
+    rules in DIR; prints what changes against the recorded outcome (rating, score, target, entries,
+    warnings, rules that newly fire or stop). Nothing is recorded.
+    """
+    from .audit import replay, replay_with_rules
+    from .rundiff import render
+
+    if current_rules:
+        if rules is not None:
+            raise LookupFailure([Problem(Location(), "usage", "give --rules DIR or --current-rules, not both.",
+                                         "--current-rules is --rules rules (the rules of the current directory).")])
+        rules = Path("rules")
+    log = _reader(audit_db)
+    rec = log.get(run_id)
+    if rules is None:
+        result = replay(log, rec)
+        if result.identical:
+            typer.echo(f"identical: run {result.run_id} ({result.symbol}) replays to the same output, byte for byte.")
+            return
+        typer.echo(f"DIFFERENT: run {result.run_id} ({result.symbol}) replays to a different output:")
+        typer.echo(result.diff)
+        raise typer.Exit(1)
+    d = replay_with_rules(log, rec, rules)
+    if format is Format.json:
+        typer.echo(json.dumps({"run_id": rec.run_id, "rules": str(rules), **d.as_dict()}, indent=2,
+                              ensure_ascii=False))
+    else:
+        typer.echo(f"run {rec.run_id} ({rec.symbol}): its recorded facts as of {d.before.as_of} under the rules in "
+                   f"{rules}")
+        typer.echo(render(d, "recorded", f"rules in {rules}"), nl=False)
+    if fail_on_change and d.changed:
+        raise typer.Exit(1)
+
+
+@audit_app.command("diff")
+def audit_diff(
+    run_a: Annotated[str, typer.Argument(help="The earlier run (id or a unique prefix).")],
+    run_b: Annotated[str, typer.Argument(help="The later run (id or a unique prefix).")],
+    audit_db: AuditOpt = None,
+    format: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,
+    fail_on_change: Annotated[bool, typer.Option("--fail-on-change", help="Exit 1 if anything changed.")] = False,
+) -> None:
+    """Compare two recorded runs: rating, score, target, entries, warnings, rules that newly fire or
+    stop, facts that changed (value, source, date), and the rule and fact files that differ."""
+    from .audit import diff_runs
+    from .rundiff import render
+
+    log = _reader(audit_db)
+    a, b = log.get(run_a), log.get(run_b)
+    d = diff_runs(log, a, b)
+    if format is Format.json:
+        typer.echo(json.dumps(d.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        typer.echo(render(d, f"run {a.run_id} (seq {a.seq}, {a.created_utc[:19]}Z)",
+                          f"run {b.run_id} (seq {b.seq}, {b.created_utc[:19]}Z)"), nl=False)
+    if fail_on_change and d.changed:
+        raise typer.Exit(1)
 
 
 @audit_app.command("verify")
-def audit_verify(audit_db: AuditOpt = None) -> None:
-    """Walk the hash chain; name the first record altered, removed or reordered (exit 1)."""
-    from .audit import AuditLog
-
-    log = AuditLog(audit_db, create=False)
+def audit_verify(
+    audit_db: AuditOpt = None,
+    checkpoint: Annotated[bool, typer.Option("--checkpoint", help="Also check the signed checkpoints stored in "
+                                             "the log: every record up to each is unchanged.")] = False,
+    checkpoint_file: Annotated[Path | None, typer.Option("--checkpoint-file", help="Check the checkpoint lines in "
+                                                         "this file (copies kept outside the log).")] = None,
+    public_key: Annotated[Path | None, typer.Option("--public-key", help="The public key checkpoints are checked "
+                                                    "with (default: $VERDICT_AUDIT_PUBKEY, else "
+                                                    "~/.config/verdict/audit-signing.pub).")] = None,
+) -> None:
+    """Walk the hash chain; name the first record altered, removed or reordered (exit 1). With
+    --checkpoint / --checkpoint-file, also prove every record up to each signed checkpoint unchanged."""
+    log = _reader(audit_db)
     result = log.verify()
-    if result.ok:
+    checks = []
+    if checkpoint or checkpoint_file is not None:
+        from . import checkpoint as cpt
+
+        key = cpt.load_public_key(public_key or cpt.default_public_key_path())
+        lines = [(f"{log.path} checkpoint {i}", line) for i, line in enumerate(log.checkpoint_lines(), 1)] \
+            if checkpoint else []
+        if checkpoint_file is not None:
+            if not checkpoint_file.is_file():
+                raise LookupFailure([Problem(Location(str(checkpoint_file)), "no-checkpoint-file",
+                                             f"no checkpoint file at {checkpoint_file}.",
+                                             "Give the file `verdict audit checkpoint --out` appended to.")])
+            lines += [(f"{checkpoint_file}:{n}", line) for n, line in
+                      enumerate(checkpoint_file.read_text(encoding="utf-8").splitlines(), 1) if line.strip()]
+        if not lines:
+            where = "the log" if checkpoint_file is None else f"the log or {checkpoint_file}"
+            typer.echo(f"chain {'valid' if result.ok else 'BROKEN'}; no checkpoint in {where} to check against: "
+                       "if checkpoints were made, they were removed (check the copies kept elsewhere with "
+                       "--checkpoint-file).", err=True)
+            raise typer.Exit(1)
+        checks = [cpt.check(log, result, cpt.Checkpoint.parse(line, where), key, where) for where, line in lines]
+    if not result.ok:
+        typer.echo(f"chain BROKEN at {log.path}: {result.problem}", err=True)
+    else:
         typer.echo(f"chain valid: {result.records} record(s) in {log.path}.")
-        return
-    typer.echo(f"chain BROKEN at {log.path}: {result.problem}", err=True)
-    raise typer.Exit(1)
+    for c in checks:
+        cp = c.checkpoint
+        if c.ok:
+            typer.echo(f"checkpoint seq {cp.seq} ({cp.created_utc}, key {cp.key}, {c.where}): records 1-{cp.seq} "
+                       "unchanged.")
+        else:
+            typer.echo(f"checkpoint seq {cp.seq} ({cp.created_utc}, {c.where}) FAILS: {c.problem}", err=True)
+    if not result.ok or not all(c.ok for c in checks):
+        raise typer.Exit(1)
+
+
+@audit_app.command("keygen")
+def audit_keygen(
+    key: Annotated[Path | None, typer.Option("--key", help="Where to create the private key (default: "
+                                             "$VERDICT_AUDIT_KEY, else ~/.config/verdict/audit-signing.key).")
+                   ] = None,
+) -> None:
+    """Create the Ed25519 key pair that signs checkpoints: the private key (mode 0600) and KEY.pub."""
+    from . import checkpoint as cpt
+
+    path = key or cpt.default_key_path()
+    kid = cpt.generate_key(path)
+    typer.echo(f"created {kid}: private key {path} (mode 600; keep it away from the log, ideally with someone "
+               f"else), public key {path.with_suffix('.pub')} (share it with whoever verifies).")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    audit_db: AuditOpt = None,
+    key: Annotated[Path | None, typer.Option("--key", help="The private key (default: $VERDICT_AUDIT_KEY, else "
+                                             "~/.config/verdict/audit-signing.key).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Also append the checkpoint line to this file (keep "
+                                             "it outside the log).")] = None,
+) -> None:
+    """Sign the log's newest record hash (after verifying the chain up to it); store the checkpoint in the
+    log and print it as one line to keep elsewhere. `audit verify --checkpoint` then proves every record
+    up to it unchanged, even against a rewrite of the whole file."""
+    from . import checkpoint as cpt
+    from .audit import WAIT_ENV_VAR, AuditLog
+
+    def waiting(seconds: float) -> None:
+        sys.stderr.write(f"waiting for the audit log's write lock (another process holds it; ${WAIT_ENV_VAR})...\n")
+
+    private = cpt.load_private_key(key or cpt.default_key_path())
+    log = AuditLog(audit_db, on_wait=waiting)
+    try:
+        cp = cpt.sign(log, private)
+    finally:
+        log.close()
+    if out is not None:
+        with out.open("a", encoding="utf-8") as f:
+            f.write(cp.line() + "\n")
+    typer.echo(cp.line())
+    typer.echo(f"signed seq {cp.seq} ({cp.record_hash[:12]}) with {cp.key}; stored in {log.path}"
+               + (f" and appended to {out}" if out else "") + ". Keep a copy of the line outside the log.", err=True)
 
 
 @audit_app.command("export")
 def audit_export(
+    run_id: Annotated[str | None, typer.Argument(help="One run (id or prefix); default: every record.")] = None,
+    to: Annotated[Path | None, typer.Option("--to", help="Write the run's recorded rules and facts as files in "
+                                            "this new directory (rules/, facts/, evaluation.json, record.json).")
+                  ] = None,
     audit_db: AuditOpt = None,
-    symbol: Annotated[str | None, typer.Option("--symbol")] = None,
+    symbol: Annotated[str | None, typer.Option("--symbol", help="Only this symbol's records.")] = None,
 ) -> None:
-    """Every record as one JSON object per line (with its output and snapshot hashes)."""
-    from .audit import AuditLog
+    """Records as JSON lines (with output and snapshot hashes); or, with RUN --to DIR, the run's rule and
+    fact files, exactly as recorded, for `rules diff`, `evaluate --rules/--facts` and editors."""
+    from .audit import export_run, record_document
 
-    for r in AuditLog(audit_db, create=False).list(_canonical_symbol(symbol)):
-        d = r.fields()
-        d["output"] = json.loads(r.output)
-        d["record_hash"] = r.record_hash
-        typer.echo(json.dumps(d, ensure_ascii=False, sort_keys=True))
+    log = _reader(audit_db)
+    if to is not None:
+        if run_id is None:
+            raise LookupFailure([Problem(Location(), "usage", "--to needs the run to export.",
+                                         "Example: verdict audit export 3f9a2c --to old-run/")])
+        rec = log.get(run_id)
+        done = export_run(log, rec, to)
+        typer.echo(f"run {rec.run_id} ({rec.symbol}, as of {done.as_of}): rules in {done.rules_dir}, facts in "
+                   f"{done.facts_dir}, output in {done.evaluation}")
+        typer.echo(f"  e.g. verdict rules diff {done.rules_dir} rules --facts {done.facts_dir}", err=True)
+        return
+    records = [log.get(run_id)] if run_id is not None else log.list(_canonical_symbol(symbol))
+    for r in records:
+        typer.echo(json.dumps(record_document(r), ensure_ascii=False, sort_keys=True))
 
 
 def main() -> None:

@@ -1,0 +1,305 @@
+"""Each promise of the audit log's hash chain, and of signed checkpoints, tested by breaking it.
+
+An attacker here knows the record format and recomputes whatever hashes the change needs; what
+each test shows is which check of `AuditLog.verify` (or of a checkpoint) catches the change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from engine import checkpoint as cpt
+from engine.audit import GENESIS, AuditLog, pack_output, record_hash, unpack_output
+from engine.errors import LookupFailure, VerdictError
+
+SYMBOLS = ["600111", "000831", "300748", "300224", "300127"]
+COLUMNS = ("seq", "run_id", "created_utc", "os_user", "engine_version", "symbol", "rating", "rules_snapshot",
+           "facts_snapshot", "output", "prev_hash", "record_hash")
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory, ws) -> Path:  # type: ignore[no-untyped-def]
+    """A log of five real evaluations, one per record."""
+    path = tmp_path_factory.mktemp("promises") / "audit.sqlite3"
+    log = AuditLog(path)
+    for sym in SYMBOLS:
+        ev = ws.evaluate(sym)
+        log.append(run_id=ev.run_id, symbol=ev.symbol, rating=ev.rating, output=ev.model_dump_json(),
+                   engine_version=ev.engine_version, rules_files=ws.book.files, facts_files=ws.facts.files)
+    log.close()
+    return path
+
+
+@pytest.fixture()
+def db(pristine: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "audit.sqlite3"
+    shutil.copy(pristine, path)
+    return path
+
+
+def _records(path: Path) -> list[dict]:  # type: ignore[type-arg]
+    con = sqlite3.connect(path)
+    rows = [dict(zip(COLUMNS, r, strict=True)) for r in con.execute(f"SELECT {', '.join(COLUMNS)} FROM runs "
+                                                                    "ORDER BY seq")]
+    con.close()
+    for r in rows:
+        r["output"] = unpack_output(r["output"])
+    return rows
+
+
+def _rewrite(path: Path, records: list[dict], rechain: bool) -> None:  # type: ignore[type-arg]
+    """Replace every record; with `rechain`, recompute every prev and own hash (a full rewrite)."""
+    prev = GENESIS
+    for r in records:
+        if rechain:
+            r["prev_hash"] = prev
+            r["record_hash"] = record_hash(r)
+            prev = r["record_hash"]
+    con = sqlite3.connect(path)
+    con.execute("DELETE FROM runs")
+    for r in records:
+        con.execute(f"INSERT INTO runs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+                    tuple(pack_output(r[k]) if k == "output" else r[k] for k in COLUMNS))
+    con.commit()
+    con.close()
+
+
+def _verify(path: Path) -> tuple[bool, str, int | None]:
+    log = AuditLog(path, readonly=True)
+    try:
+        res = log.verify()
+    finally:
+        log.close()
+    return res.ok, res.problem, res.bad_seq
+
+
+def _rate(rec: dict, rating: str) -> None:  # type: ignore[type-arg]
+    out = json.loads(rec["output"])
+    out["rating"] = rating
+    rec["output"] = json.dumps(out)
+    rec["rating"] = rating
+
+
+def test_the_untouched_log_verifies(db: Path) -> None:
+    assert _verify(db) == (True, "", None)
+
+
+def test_link_a_record_rewritten_with_its_own_hash_recomputed_breaks_the_next_link(db: Path) -> None:
+    recs = _records(db)
+    _rate(recs[1], "Sell")
+    recs[1]["record_hash"] = record_hash(recs[1])  # its own hash is consistent again; the next link is not
+    _rewrite(db, recs, rechain=False)
+    ok, problem, seq = _verify(db)
+    assert not ok and seq == 3 and "does not follow the record before it" in problem
+
+
+def test_link_the_first_record_must_follow_the_genesis_hash(db: Path) -> None:
+    recs = _records(db)
+    recs[0]["prev_hash"] = "f" * 64
+    recs[0]["record_hash"] = record_hash(recs[0])
+    _rewrite(db, recs, rechain=False)
+    ok, problem, seq = _verify(db)
+    assert not ok and seq == 1 and "does not follow" in problem
+
+
+def test_alteration_of_any_hashed_field_is_named(pristine: Path, tmp_path: Path) -> None:
+    for field, value in (("os_user", "mallory"), ("created_utc", "2020-01-01T00:00:00+00:00"), ("rating", "Sell"),
+                         ("engine_version", "9.9"), ("run_id", "0" * 32), ("symbol", "000001.SZ"),
+                         ("rules_snapshot", "0" * 64), ("record_hash", "0" * 64)):
+        db = tmp_path / f"{field}.sqlite3"
+        shutil.copy(pristine, db)
+        recs = _records(db)
+        recs[2][field] = value
+        _rewrite(db, recs, rechain=False)
+        ok, problem, seq = _verify(db)
+        assert not ok and seq == 3 and "was altered after it was written" in problem, field
+
+
+def test_order_swapped_records_are_found_whether_or_not_their_hashes_are_recomputed(db: Path) -> None:
+    recs = _records(db)
+    swapped = [dict(r) for r in recs]
+    for key in ("run_id", "symbol", "rating", "output", "created_utc"):
+        swapped[1][key], swapped[2][key] = recs[2][key], recs[1][key]
+    _rewrite(db, swapped, rechain=False)
+    ok, _problem, seq = _verify(db)
+    assert not ok and seq == 2
+    # recompute the two swapped records' own hashes: the link after them breaks
+    for r in swapped[1:3]:
+        r["record_hash"] = record_hash(r)
+    _rewrite(db, swapped, rechain=False)
+    ok, problem, seq = _verify(db)
+    assert not ok and seq == 3 and "does not follow" in problem
+
+
+def test_deletion_of_a_middle_record_is_named(db: Path) -> None:
+    recs = _records(db)
+    _rewrite(db, recs[:2] + recs[3:], rechain=False)
+    ok, problem, seq = _verify(db)
+    assert not ok and seq == 3 and "record seq 3 is missing" in problem
+
+
+def test_deletion_of_the_first_record_is_named(db: Path) -> None:
+    _rewrite(db, _records(db)[1:], rechain=False)
+    ok, problem, seq = _verify(db)
+    assert not ok and seq == 1 and "record seq 1 is missing" in problem
+
+
+def test_deletion_with_renumbering_breaks_the_link(db: Path) -> None:
+    recs = _records(db)
+    kept = recs[:1] + recs[2:]
+    for i, r in enumerate(kept, 1):
+        r["seq"] = i
+        r["record_hash"] = record_hash(r)  # each record consistent with itself, not with its neighbour
+    _rewrite(db, kept, rechain=False)
+    ok, problem, seq = _verify(db)
+    assert not ok and seq == 2 and "does not follow" in problem
+
+
+def test_deleting_the_newest_records_is_not_visible_from_inside_the_file(db: Path) -> None:
+    """The documented limit of a chain in one file: a checkpoint (below) is the answer."""
+    _rewrite(db, _records(db)[:3], rechain=False)
+    assert _verify(db)[0]
+
+
+def test_a_full_rewrite_is_not_visible_from_inside_the_file(db: Path) -> None:
+    recs = _records(db)
+    _rate(recs[1], "Sell")
+    _rewrite(db, recs, rechain=True)
+    assert _verify(db)[0]  # every hash recomputed: the chain alone cannot tell
+
+
+# ------------------------------------------------------------------------------------- checkpoints
+
+
+@pytest.fixture()
+def keys(tmp_path: Path) -> tuple[Path, Path]:
+    key = tmp_path / "keys" / "audit-signing.key"
+    cpt.generate_key(key)
+    return key, key.with_suffix(".pub")
+
+
+def _checkpoint(db: Path, key: Path) -> cpt.Checkpoint:
+    log = AuditLog(db)
+    try:
+        return cpt.sign(log, cpt.load_private_key(key))
+    finally:
+        log.close()
+
+
+def _check_stored(db: Path, pub: Path) -> list[cpt.CheckpointCheck]:
+    log = AuditLog(db, readonly=True)
+    try:
+        chain = log.verify()
+        public = cpt.load_public_key(pub)
+        return [cpt.check(log, chain, cpt.Checkpoint.parse(line, "log"), public, "log")
+                for line in log.checkpoint_lines()]
+    finally:
+        log.close()
+
+
+def test_keygen_makes_a_private_key_only_its_owner_reads_and_never_overwrites(keys: tuple[Path, Path]) -> None:
+    key, pub = keys
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key.parent.stat().st_mode) == 0o700
+    assert b"PRIVATE KEY" in key.read_bytes() and b"PUBLIC KEY" in pub.read_bytes()
+    before = key.read_bytes()
+    with pytest.raises(LookupFailure, match="never overwritten"):
+        cpt.generate_key(key)
+    assert key.read_bytes() == before
+    key.chmod(0o644)
+    with pytest.raises(LookupFailure, match="readable by others"):
+        cpt.load_private_key(key)
+
+
+def test_a_checkpoint_proves_the_records_up_to_it(db: Path, keys: tuple[Path, Path], ws) -> None:  # type: ignore[no-untyped-def]
+    key, pub = keys
+    cp = _checkpoint(db, key)
+    assert cp.seq == 5 and cp.key == cpt.key_id(cpt.load_public_key(pub))
+    log = AuditLog(db)  # records after a checkpoint are fine: it vouches for the first five
+    ev = ws.evaluate("600111")
+    log.append(run_id=ev.run_id, symbol=ev.symbol, rating=ev.rating, output=ev.model_dump_json(),
+               engine_version=ev.engine_version, rules_files=ws.book.files, facts_files=ws.facts.files)
+    log.close()
+    (check,) = _check_stored(db, pub)
+    assert check.ok, check.problem
+
+
+def test_a_full_rewrite_after_a_checkpoint_is_detected(db: Path, keys: tuple[Path, Path]) -> None:
+    key, pub = keys
+    _checkpoint(db, key)
+    recs = _records(db)
+    _rate(recs[1], "Sell")
+    _rewrite(db, recs, rechain=True)
+    assert _verify(db)[0]  # the chain alone is fooled ...
+    (check,) = _check_stored(db, pub)  # ... the checkpoint is not
+    assert not check.ok and "was rewritten" in check.problem and "seq 5" in check.problem
+
+
+def test_removing_records_a_checkpoint_vouched_for_is_detected(db: Path, keys: tuple[Path, Path]) -> None:
+    key, pub = keys
+    _checkpoint(db, key)
+    _rewrite(db, _records(db)[:3], rechain=False)
+    (check,) = _check_stored(db, pub)
+    assert not check.ok and "no record seq 5" in check.problem
+
+
+def test_an_altered_or_foreign_checkpoint_is_refused(db: Path, keys: tuple[Path, Path], tmp_path: Path) -> None:
+    key, pub = keys
+    cp = _checkpoint(db, key)
+    recs = _records(db)
+    _rate(recs[1], "Sell")
+    _rewrite(db, recs, rechain=True)
+    forged = json.loads(cp.line())
+    forged["record_hash"] = _records(db)[4]["record_hash"]  # point the checkpoint at the rewritten head
+    con = sqlite3.connect(db)
+    con.execute("UPDATE checkpoints SET line = ?", (json.dumps(forged),))
+    con.commit()
+    con.close()
+    (check,) = _check_stored(db, pub)
+    assert not check.ok and "signature does not match" in check.problem
+    # a checkpoint signed with another key (the rewriter's own) names the key
+    other = tmp_path / "other" / "k.key"
+    cpt.generate_key(other)
+    _checkpoint(db, other)
+    checks = _check_stored(db, pub)
+    assert not checks[-1].ok and "not by the given public key" in checks[-1].problem
+
+
+def test_signing_refuses_a_broken_chain_and_an_empty_log(db: Path, keys: tuple[Path, Path], tmp_path: Path) -> None:
+    key, _ = keys
+    recs = _records(db)
+    recs[1]["os_user"] = "mallory"
+    _rewrite(db, recs, rechain=False)
+    with pytest.raises(VerdictError, match="not signed"):
+        _checkpoint(db, key)
+    with pytest.raises(LookupFailure, match="nothing to sign"):
+        _checkpoint(tmp_path / "empty.sqlite3", key)
+
+
+def test_an_encrypted_key_needs_its_passphrase(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = tmp_path / "enc" / "k.key"
+    monkeypatch.setenv(cpt.PASSPHRASE_ENV, "correct horse")
+    cpt.generate_key(key)
+    assert b"ENCRYPTED" in key.read_bytes()
+    cpt.load_private_key(key)
+    monkeypatch.delenv(cpt.PASSPHRASE_ENV)
+    with pytest.raises(LookupFailure, match="cannot read the signing key"):
+        cpt.load_private_key(key)
+
+
+def test_default_key_paths_follow_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(cpt.KEY_ENV, raising=False)
+    monkeypatch.delenv(cpt.PUBLIC_KEY_ENV, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert cpt.default_key_path() == tmp_path / "verdict" / "audit-signing.key"
+    assert cpt.default_public_key_path() == tmp_path / "verdict" / "audit-signing.pub"
+    monkeypatch.setenv(cpt.KEY_ENV, str(tmp_path / "k"))
+    assert cpt.default_key_path() == tmp_path / "k"
+    assert os.fspath(cpt.default_public_key_path()) == os.fspath(tmp_path / "k.pub")
