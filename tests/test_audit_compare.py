@@ -58,7 +58,7 @@ def test_diff_of_two_runs_names_every_change_with_its_source(history, verdict) -
     assert "  rating Hold -> Buy" in text and "  score 2 -> 4" in text
     assert "warning gone (high) valuation.rich-without-growth: PE (TTM) 52.3 is above 50" in text
     assert "rules that stopped firing:\n  valuation.rich-without-growth\n" in text
-    assert "stock.pe_ttm: 52.3 -> 53.1 x (seed report, as of 2026-01-19)" in text
+    assert "stock.pe_ttm: 52.3 -> 53.1 x (seed report, as of 2026-01-19" in text
     assert "rules: valuation.yaml changed" in text and "facts: stocks/300127.yaml changed" in text
     assert "rules that newly fire" not in text  # nothing newly fires
     data = json.loads(verdict("audit", "diff", a, b, "--format", "json", env_extra=history["env"]).stdout)
@@ -85,7 +85,8 @@ def test_replay_under_other_rules_uses_the_recorded_facts(history, verdict) -> N
     run = history["before"]["run_id"]
     out = verdict("audit", "replay", run, "--rules", str(root / "rules"), env_extra=env)
     assert out.returncode == 0, out.stderr
-    head = f"run {run} (300127.SZ): its recorded facts as of 2026-01-19 under the rules in {root / 'rules'}"
+    day = history["before"]["as_of"]
+    head = f"run {run} (300127.SZ): its recorded facts as of {day} under the rules in {root / 'rules'}"
     assert head in out.stdout
     assert "rating Hold -> Buy" in out.stdout and "valuation.rich-without-growth" in out.stdout
     assert "facts that changed" not in out.stdout  # same recorded facts on both sides
@@ -133,8 +134,8 @@ def test_list_has_a_header_a_score_and_every_format(history, verdict) -> None:  
                                 "of", "engine"]
     assert len(table) == 4 and table[1].split()[6:8] == ["Hold", "2"] and table[3].split()[8] == "2026-01-13"
     rows = json.loads(verdict("audit", "list", "--format", "json", env_extra=env).stdout)
-    assert [(r["rating"], r["score"], r["as_of"]) for r in rows] == [("Hold", 2.0, "2026-01-19"),
-                                                                     ("Buy", 4.0, "2026-01-19"),
+    day = history["before"]["as_of"]
+    assert [(r["rating"], r["score"], r["as_of"]) for r in rows] == [("Hold", 2.0, day), ("Buy", 4.0, day),
                                                                      (history["past"]["rating"],
                                                                       history["past"]["score"], "2026-01-13")]
     lines = verdict("audit", "list", "--format", "jsonl", env_extra=env).stdout.splitlines()
