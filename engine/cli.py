@@ -72,6 +72,8 @@ def evaluate(
     facts: FactsOpt = Path("facts"),
     format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     explain: Annotated[bool, typer.Option("--explain", help="Print the derivation tree.")] = False,
+    depth: Annotated[int | None, typer.Option("--depth", min=0, help="With --explain: open at most this many levels "
+                                              "of signal-emitting rules below each rule (default: all).")] = None,
     no_record: Annotated[bool, typer.Option("--no-record", help="Do not append to the audit log.")] = False,
     audit_db: AuditOpt = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluate as of this date (YYYY-MM-DD): only facts "
@@ -120,7 +122,8 @@ def evaluate(
     outcomes.sort(key=lambda o: keys[sort](o.summary))
     if not no_record:
         _record(ws, outcomes, audit_db)
-    _emit(outcomes, single, format, explain, render_markdown, render_rows, render_table, render_tree)
+    _emit(outcomes, single, format, explain, render_markdown, render_rows, render_table,
+          lambda ev: render_tree(ev, depth))
     for p in skipped:
         sys.stderr.write(f"skipped: {p.render()}\n")
     for f in failures:
@@ -561,6 +564,8 @@ def audit_show(
 def why(
     target: Annotated[str, typer.Argument(help="A symbol (its latest recorded run) or a run id.")],
     audit_db: AuditOpt = None,
+    depth: Annotated[int | None, typer.Option("--depth", min=0, help="Open at most this many levels of "
+                                              "signal-emitting rules in the tree (default: all).")] = None,
 ) -> None:
     """Why a recorded rating was given, and why not the rating one band up or down (that first, the tree after)."""
     from .audit import recorded_evaluation
@@ -576,7 +581,7 @@ def why(
     typer.echo(f"run {rec.run_id}  recorded {rec.created_utc}  by {rec.os_user}  engine {rec.engine_version}")
     typer.echo(f"{ev.symbol} {ev.name}: {ev.rating} (score {ev.score:g})")
     typer.echo(why_not(ev))
-    typer.echo(render_tree(ev))
+    typer.echo(render_tree(ev, depth))
 
 
 @audit_app.command("replay")

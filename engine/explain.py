@@ -6,6 +6,7 @@ Every number printed here comes from a fact (value, unit, source, as-of) or a ru
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from . import expr
@@ -197,8 +198,12 @@ def entry_text(e: Any) -> str:
     return f"{e.advice}{rng}" + (f": {e.note}" if e.note else "")
 
 
-def render_tree(ev: Evaluation) -> str:
-    """The derivation tree: rating <- signals <- rules (pack, file:line) <- facts (value, source, as-of)."""
+def render_tree(ev: Evaluation, depth: int | None = None) -> str:
+    """The derivation tree: rating <- signals <- rules (pack, file:line) <- facts (value, source, as-of).
+
+    Each rule is shown in full once, where it first appears (later: "see above"), and each derived
+    fact's derivation once; `depth` limits how many levels of signal-emitting rules are opened below
+    each rule the rating, target, entries or warnings name (None: all)."""
     facts = {f.path: f for f in ev.facts}
     fired = {f.rule: f for f in ev.fired}
     by_rule_signals: dict[str, list[Any]] = {}
@@ -220,21 +225,36 @@ def render_tree(ev: Evaluation) -> str:
         eq = " " if text[:1] in "<>" else " = "
         known = f", known {fu.known_at}" if fu.known_at and fu.known_at != fu.as_of else ""
         line = f"{indent}{path}{eq}{text}{unit} [{fu.source}, {fu.as_of}{known}]"
-        if fu.derived and not fu.derived.startswith("header of"):
+        if fu.derived and not fu.derived.startswith("header of") and path not in derivations_shown:
+            derivations_shown.add(path)
             line += f"\n{indent}    derived: {fu.derived}"
         return line
 
-    def rule_block(rule_id: str, indent: str, depth: int) -> None:
+    derivations_shown: set[str] = set()
+    opened: dict[str, float] = {}  # rule -> levels below it that were opened where it was shown in full
+    limit = math.inf if depth is None else depth
+
+    def rule_block(rule_id: str, indent: str, level: int) -> None:
         f = fired[rule_id]
-        lines.append(f"{indent}<- {f.rule} ({f.pack}, {f.file}:{f.line})" + (f" {f.title}" if f.title else ""))
+        head = f"{indent}<- {f.rule} ({f.pack}, {f.file}:{f.line})"
+        below = limit - level
+        if opened.get(rule_id, -1) >= below:
+            lines.append(f"{head} (see above)")
+            return
+        opened[rule_id] = below if any(u["by"] in fired for u in f.signals_used) else math.inf  # a leaf is whole
+        lines.append(head + (f" {f.title}" if f.title else ""))
         for c in f.comparisons:
             lines.append(f"{indent}     {c.text}")
         for path in f.facts:
             lines.append(fact_line(path, indent + "     "))
         for u in f.signals_used:
+            if u["by"] in fired and below <= 0:
+                lines.append(f"{indent}     <- signal {u['name']} from {u['by']} (not opened: deeper than --depth "
+                             f"{expr.fmt_num(limit)})")
+                continue
             lines.append(f"{indent}     <- signal {u['name']} from {u['by']}")
-            if depth < 6 and u["by"] in fired:
-                rule_block(str(u["by"]), indent + "        ", depth + 1)
+            if u["by"] in fired and level < 32:
+                rule_block(str(u["by"]), indent + "        ", level + 1)
 
     lines.append("")
     lines.append("Rating <- signals")
