@@ -564,7 +564,9 @@ def main() -> int:
     if args.symbols == 5000 and args.out.name == "RESULTS.md":
         append_history(HISTORY, results, cli, before, after)
     text += render_history(HISTORY)
-    args.out.write_text(text + _NOTES.get(args.out.name, ""), encoding="utf-8")
+    from sections import kept  # the sections other bench scripts own (the backtest, the executors) stay
+
+    args.out.write_text(text + _NOTES.get(args.out.name, "") + kept(args.out), encoding="utf-8")
     print(text)
     return 0
 

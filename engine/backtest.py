@@ -1,142 +1,329 @@
-"""Backtest: evaluate a symbol as of each date in a range, then measure what followed each rating.
+"""Backtest: rate a universe as of each date with only what was known then, and measure what followed.
 
-Every evaluation is point-in-time (only facts and prices dated on or before its date); the forward
-20- and 60-bar returns are measured afterwards from the price history and compared with holding
-the stock over the same dates. The chart draws the close, each rating and the medium-term entry
-range the rules gave on that date.
+For every rating date every symbol is evaluated point in time (facts known on or before the date,
+bars up to its close); where the prices cannot support a rating (not listed yet, no recent bar,
+too short a history) the reason is kept instead. Workers (local processes, Dask or Ray, see
+executors.py) return only the rating and score per date, never a rendered trace. The parent then
+measures forward returns after each date (forward.py), the benchmark's over the same windows
+(benchmark.py) and the statistics (btstats.py), and writes JSON, CSV and charts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import statistics
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+import time
+from array import array
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import Location, LookupFailure, Problem
+from . import btstats, forward
+from .benchmark import Benchmark, equal_weight
+from .errors import Location, LookupFailure, Problem, VerdictError
+from .executors import ExecutorSpec, Lost, WorkspaceSpec, run
 from .pipeline import Workspace
 
-HORIZONS = (20, 60)
+DEFAULT_HORIZONS = (20, 60, 120)
+LOCAL = ExecutorSpec()
+
+
+# ----------------------------------------------------------------------------- in the workers
+
+
+@dataclass(frozen=True)
+class RatingJob:
+    """What every worker needs besides the workspace: the dates, and the price tests before rating."""
+
+    dates: tuple[dt.date, ...]
+    max_price_age: int | None
+    min_bars: int
+    detail: bool = False  # also keep the medium-term entry range (single-symbol charts)
 
 
 @dataclass
-class Point:
-    date: dt.date
-    rating: str
-    score: float
-    close: float
-    entry_low: float | None
-    entry_high: float | None
-    forward: dict[int, float | None]
+class SymbolRatings:
+    """One symbol's ratings on every date: status '' (rated) or why not, rating, score."""
 
-
-@dataclass
-class RatingStats:
-    rating: str
-    count: int
-    mean_forward: dict[int, float | None]
-    hit_rate: dict[int, float | None]
-
-
-@dataclass
-class BacktestResult:
     symbol: str
-    name: str
-    start: dt.date
-    end: dt.date
+    status: list[str]
+    rating: list[str]
+    score: list[float]
+    entries: list[tuple[float, float] | None] | None = None
+    error: str = ""
+
+
+def rate_symbol(ws: Workspace, job: RatingJob, symbol: str) -> SymbolRatings:
+    """Rate one symbol as of each date of the job (a task: runs in a worker process)."""
+    stock = ws.facts.find(symbol)
+    bar_dates = [b.date for b in stock.series.bars] if stock.series is not None else []
+    out = SymbolRatings(stock.file.symbol, [], [], [], [] if job.detail else None)
+    for day in job.dates:
+        status = forward.price_status(bar_dates, day, job.max_price_age, job.min_bars)
+        rating, score, entry = "", math.nan, None
+        if status == forward.RATED:
+            try:
+                sf = ws.symbol_facts(symbol, day)
+                if job.detail:
+                    r = ws.run_facts(sf, run_id=f"backtest-{day}")
+                    rating, score = r.rating, r.score
+                    medium = next((e for e in r.resolution.entries if e.horizon == "medium"), None)
+                    if medium is not None and medium.low is not None and medium.high is not None:
+                        entry = (medium.low, medium.high)
+                else:
+                    rating, score = ws.rate(sf)
+            except Exception as exc:  # one date's defect is reported with the rest, not fatal
+                status = forward.FAILED
+                msg = exc.render() if isinstance(exc, VerdictError) else f"{type(exc).__name__}: {exc}"
+                out.error = out.error or f"{day}: {msg}"
+        out.status.append(status)
+        out.rating.append(rating)
+        out.score.append(score)
+        if out.entries is not None:
+            out.entries.append(entry)
+    return out
+
+
+# ------------------------------------------------------------------------------- in the parent
+
+
+@dataclass
+class BacktestRun:
+    symbols: list[str]
+    names: dict[str, str]
+    dates: list[dt.date]
     every: int
-    points: list[Point]
-    by_rating: list[RatingStats]
-    buy_and_hold: dict[int, float | None]
-    total_return_pct: float | None
-    scale: list[str] = field(default_factory=list)
+    horizons: list[int]
+    scale: list[str]
+    benchmark: Benchmark
+    executor: str
+    ratings: list[SymbolRatings]
+    forward: dict[int, list[array]]  # horizon -> per symbol, per date (%; NaN unknown)
+    bench: dict[int, array]  # horizon -> per date
+    closes: list[list[float | None]]  # per symbol, per date: the close the rating saw
+    calendar: list[dt.date]
+    date_index: list[int]
+    stats: dict[int, dict[str, Any]] = field(default_factory=dict)
+    turnover: dict[str, Any] = field(default_factory=dict)
+    promises: dict[str, Any] = field(default_factory=dict)
+    lost: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    rating_s: float = 0.0
+    policy_horizon: str = ""
+    rules_hash: str = ""
+
+    @property
+    def evaluations(self) -> int:
+        return sum(1 for r in self.ratings for s in r.status if s in (forward.RATED, forward.FAILED))
+
+    def panel(self) -> btstats.Panel:
+        index = {name: i for i, name in enumerate(self.scale)}
+        rating = [array("b", (index[x] if s == forward.RATED else -1 for s, x in zip(r.status, r.rating, strict=True)))
+                  for r in self.ratings]
+        score = [array("d", r.score) for r in self.ratings]
+        return btstats.Panel(self.dates, self.scale, self.symbols, rating, score, self.forward, self.bench, self.every)
+
+    def coverage(self) -> list[dict[str, Any]]:
+        """Per date: how many symbols were rated, with each rating, and why the others were not."""
+        rows = []
+        for t, day in enumerate(self.dates):
+            row: dict[str, Any] = {"date": day.isoformat(), "rated": 0}
+            row.update({name: 0 for name in self.scale})
+            row.update({reason: 0 for reason in forward.REASONS})
+            for r in self.ratings:
+                s = r.status[t]
+                if s == forward.RATED:
+                    row["rated"] += 1
+                    row[r.rating[t]] += 1
+                else:
+                    row[s] += 1
+            for h in self.horizons:
+                b = self.bench[h][t]
+                row[f"benchmark_{h}d_pct"] = None if math.isnan(b) else round(b, 3)
+            rows.append(row)
+        return rows
+
+    def cumulative(self) -> dict[str, list[Any]]:
+        """Cumulative excess return (%) of each rating's equal-weight portfolio over the benchmark, rebalanced on
+        every rating date: bought at the next open, sold at the open after the next rating date, where the next
+        portfolio is bought. Starts at 0 on the first rating date; each later point is the day a period ended.
+        A rating with no member in a period stays flat (in the benchmark). `benchmark`: its own return."""
+        h = self.every
+        levels = {name: 1.0 for name in self.scale}
+        bench_level = 1.0
+        out: dict[str, list[Any]] = {"dates": [self.dates[0].isoformat()]}
+        out.update({name: [0.0] for name in [*self.scale, "benchmark"]})
+        for t in range(len(self.dates)):
+            b = self.bench[h][t]
+            if math.isnan(b):
+                break  # the periods that run past the last price
+            bench_level *= 1 + b / 100
+            out["dates"].append(self.calendar[self.date_index[t] + 1 + h].isoformat())
+            out["benchmark"].append(round((bench_level - 1) * 100, 3))
+            for name in self.scale:
+                rets = [f for s, r in enumerate(self.ratings)
+                        if r.status[t] == forward.RATED and r.rating[t] == name
+                        and not math.isnan(f := self.forward[h][s][t])]
+                if rets:
+                    levels[name] *= (1 + statistics.fmean(rets) / 100) / (1 + b / 100)
+                out[name].append(round((levels[name] - 1) * 100, 3))
+        return out
+
+    def honesty(self) -> list[str]:
+        cov = self.coverage()
+        none = [c["date"] for c in cov if c["rated"] == 0]
+        totals = {reason: sum(c[reason] for c in cov) for reason in forward.REASONS}
+        stopped = sum(1 for r in self.ratings if r.status and r.status[-1] == forward.NO_RECENT_PRICE)
+        lags = {h: btstats.overlap_lags(h, self.every) for h in self.horizons}
+        notes = [
+            "Survivorship: the universe is the stocks whose prices are in the facts directory. A download made "
+            "after the period lacks the stocks delisted during it, so the losers that left the market are missing "
+            "and returns are biased upward (for every rating and for an equal-weight benchmark alike; a published "
+            f"index is not). {stopped} of {len(self.symbols)} stocks have no recent price on the last rating date "
+            "(suspended, or stopped trading); a stock that stops trading is valued at its last close from then on: "
+            "counted, not dropped.",
+            f"Overlapping horizons: ratings every {self.every} trading days with horizons "
+            f"{', '.join(str(h) for h in self.horizons)} days overlap "
+            f"({', '.join(f'{h}d: {lags[h] + 1} windows share days' for h in self.horizons)}). Each t-statistic is on "
+            "the per-date series with Newey-West standard errors at "
+            f"{', '.join(f'{lags[h]} lag(s) for {h}d' for h in self.horizons)}; the IC also has a t-statistic on "
+            "non-overlapping dates alone.",
+            f"Dates where no rating could be formed: {len(none)} of {len(self.dates)}"
+            + (f" ({none[0]} .. {none[-1]})" if none else "") + "; symbol-dates without a rating by reason: "
+            + (", ".join(f"{k} {v}" for k, v in totals.items() if v) or "none") + ". 'short price history' is fewer "
+            "bars than the policy's technicals.min_bars; 'no recent price' is a last bar older than the prices "
+            "freshness limit.",
+            f"Benchmark: {self.benchmark.description}",
+            "Execution: a rating on day D is acted on at the next trading day's open and each h-day return runs to the "
+            "open h trading days later; no costs, taxes or price-limit fills are modelled (a stock at its limit at the "
+            "open could not be bought or sold there). Windows that run past the last price "
+            f"({self.calendar[-1]}) have no return.",
+        ]
+        if self.lost:
+            notes.append(f"Lost to worker failures: {len(self.lost)} symbol(s): {', '.join(self.lost[:10])}.")
+        return notes
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for p in d["points"]:
-            p["date"] = p["date"].isoformat()
-        d["start"], d["end"] = self.start.isoformat(), self.end.isoformat()
-        return d
+        return {
+            "universe": {"symbols": len(self.symbols), "from": self.dates[0].isoformat(),
+                         "to": self.dates[-1].isoformat(), "every": self.every, "rating_dates": len(self.dates),
+                         "horizons": self.horizons, "prices_end": self.calendar[-1].isoformat(),
+                         "rules_hash": self.rules_hash},
+            "benchmark": {"name": self.benchmark.name, "kind": self.benchmark.kind,
+                          "description": self.benchmark.description, "source": self.benchmark.source},
+            "run": {"executor": self.executor, "evaluations": self.evaluations,
+                    "rating_seconds": round(self.rating_s, 2),
+                    "evaluations_per_second": round(self.evaluations / self.rating_s, 1) if self.rating_s else None,
+                    "wall_seconds": round(self.elapsed_s, 2)},
+            "statistics": {str(h): {k: v for k, v in s.items() if k != "ic_series"} for h, s in self.stats.items()},
+            "turnover": self.turnover,
+            "promises": self.promises,
+            "honesty": self.honesty(),
+            "failures": [{"symbol": r.symbol, "error": r.error} for r in self.ratings if r.error],
+            "lost": self.lost,
+        }
 
 
-def _mean(xs: list[float]) -> float | None:
-    return round(statistics.fmean(xs), 3) if xs else None
+def resolve_symbols(ws: Workspace, wanted: Sequence[str] | None) -> list[str]:
+    """Canonical symbols: the named ones (by code, symbol, name or alias), or every stock with prices."""
+    if wanted is None:
+        return [s for s in ws.symbols() if (series := ws.facts.stocks[s].series) is not None and series.bars]
+    out, seen = [], set()
+    for q in wanted:
+        symbol = ws.facts.find(q).file.symbol
+        if symbol not in seen:
+            seen.add(symbol)
+            out.append(symbol)
+    return out
 
 
-def backtest(ws: Workspace, query: str, start: dt.date, end: dt.date, every: int) -> BacktestResult:
-    stock = ws.facts.find(query)
-    series = stock.series
-    if series is None or not series.bars:
-        raise LookupFailure([Problem(Location(stock.path), "no-prices",
-                                     f"{stock.file.symbol} has no price history to backtest on.",
-                                     "Add `prices:` with OHLCV segments to its stock file.")])
-    bars = series.bars
-    index = [i for i, b in enumerate(bars) if start <= b.date <= end]
-    if not index:
-        raise LookupFailure([Problem(Location(stock.path), "no-dates",
-                                     f"no trading day of {stock.file.symbol} between {start} and {end} "
-                                     f"(its prices run {bars[0].date} .. {bars[-1].date}).",
-                                     "Choose --from/--to inside the price history.")])
-    points: list[Point] = []
-    for i in index[::max(every, 1)]:
-        day = bars[i].date
-        ev = ws.evaluate(stock.file.symbol, run_id=f"backtest-{day}", as_of=day)
-        medium = next((e for e in ev.entries if e.horizon == "medium"), None)
-        fwd = {h: (round((bars[i + h].close / bars[i].close - 1) * 100, 3) if i + h < len(bars) else None)
-               for h in HORIZONS}
-        points.append(Point(day, ev.rating, ev.score, bars[i].close, medium.low if medium else None,
-                            medium.high if medium else None, fwd))
-    scale = ws.book.policy.scale.names()
-    stats = []
-    for rating in scale:
-        group = [p for p in points if p.rating == rating]
-        if not group:
-            continue
-        stats.append(RatingStats(
-            rating, len(group),
-            {h: _mean([p.forward[h] for p in group if p.forward[h] is not None]) for h in HORIZONS},  # type: ignore[misc]
-            {h: (round(sum(1 for p in group if (p.forward[h] or 0) > 0) /
-                       max(1, sum(1 for p in group if p.forward[h] is not None)) * 100, 1)
-                 if any(p.forward[h] is not None for p in group) else None) for h in HORIZONS}))
-    hold = {h: _mean([p.forward[h] for p in points if p.forward[h] is not None]) for h in HORIZONS}  # type: ignore[misc]
-    total = round((points[-1].close / points[0].close - 1) * 100, 3) if len(points) > 1 else None
-    return BacktestResult(stock.file.symbol, stock.file.name, start, end, every, points, stats, hold, total, scale)
+def backtest_universe(ws: Workspace, ws_spec: WorkspaceSpec, symbols: list[str], start: dt.date | None,
+                      end: dt.date | None, every: int, horizons: Sequence[int], benchmark: Benchmark | None, *,
+                      executor: ExecutorSpec = LOCAL, workers: int = 0, quantiles: int = 5,
+                      detail: bool = False, progress: Callable[[int, int, int], None] | None = None,
+                      started: Callable[[str], None] | None = None) -> BacktestRun:
+    """Rate `symbols` every `every` trading days from `start` to `end`, then measure what followed.
+
+    `benchmark` None: the equal-weight index of the universe. `progress(symbols done, total, evaluations)`.
+    """
+    t_start = time.perf_counter()
+    horizons = sorted(set(horizons))
+    stocks = [ws.facts.stocks[s] for s in symbols]
+    series = [[b.date for b in s.series.bars] if s.series is not None else [] for s in stocks]
+    data_end = max((d[-1] for d in series if d), default=None)
+    if data_end is None:
+        raise LookupFailure([Problem(Location(str(ws.facts_dir)), "no-prices",
+                                     "none of the symbols has a price history to backtest on.",
+                                     "Import prices first (verdict data import) or name stocks that have them.")])
+    cal = forward.trading_calendar([*series, benchmark.dates if benchmark else []], data_end)
+    first, last = start or cal[0], end or cal[-1]
+    dates = forward.rating_dates(cal, first, last, every)
+    if not dates:
+        raise LookupFailure([Problem(Location(), "no-dates", f"no trading day between {first} and {last} (the prices "
+                                     f"run {cal[0]} .. {cal[-1]}).", "Choose --from/--to inside the price history.")])
+    policy = ws.book.policy
+    job = RatingJob(tuple(dates), policy.freshness.max_age_days.get("prices"), policy.technicals.min_bars, detail)
+    results: list[SymbolRatings | None] = [None] * len(symbols)
+    lost: list[str] = []
+    evaluations = 0
+    t_rate = time.perf_counter()
+    tasks = run(executor, ws_spec, rate_symbol, job, symbols, workspace=ws, workers=workers, started=started)
+    for done, (i, res) in enumerate(tasks, 1):
+        if isinstance(res, Lost):
+            lost.append(symbols[i])
+            res = SymbolRatings(symbols[i], [forward.FAILED] * len(dates), [""] * len(dates), [math.nan] * len(dates),
+                                None, f"lost: {res.message}")
+        results[i] = res
+        evaluations += sum(1 for s in res.status if s in (forward.RATED, forward.FAILED))
+        if progress:
+            progress(done, len(symbols), evaluations)
+    rating_s = time.perf_counter() - t_rate
+    ratings = [r for r in results if r is not None]
+
+    index = {d: i for i, d in enumerate(cal)}
+    date_index = [index[d] for d in dates]
+    measured = sorted({*horizons, every})
+    fwd: dict[int, list[array]] = {h: [] for h in measured}
+    closes: list[list[float | None]] = []
+    for s in stocks:
+        bars = s.series.bars if s.series is not None else []
+        a = forward.align(cal, [b.date for b in bars], [b.open for b in bars], [b.close for b in bars])
+        for h, values in forward.forward_returns(a, date_index, measured).items():
+            fwd[h].append(values)
+        by_day = {b.date: b.close for b in bars}
+        closes.append([by_day.get(d) for d in dates])
+    if benchmark is None:
+        bench_series = equal_weight(len(symbols))
+        bench = {h: _equal_weight(ratings, fwd[h]) for h in measured}
+    else:
+        bench_series = benchmark
+        a = forward.align(cal, benchmark.dates, benchmark.opens, benchmark.closes, carry=False)
+        bench = forward.forward_returns(a, date_index, measured)
+        if all(math.isnan(v) for v in bench[measured[0]]):
+            raise LookupFailure([Problem(Location(), "benchmark-range",
+                                         f"the benchmark ({benchmark.description}) has no level in any window after "
+                                         f"{dates[0]} .. {dates[-1]}.",
+                                         "Give a benchmark covering the backtest, or --benchmark equal-weight.")])
+    result = BacktestRun(symbols, {s.file.symbol: s.file.name for s in stocks}, dates, every, list(horizons),
+                         policy.scale.names(), bench_series, str(executor), ratings, fwd, bench, closes, cal,
+                         date_index, lost=lost, rating_s=rating_s, policy_horizon=policy.scale.horizon,
+                         rules_hash=ws.compiled.digest)
+    panel = result.panel()
+    result.stats = {h: btstats.horizon_stats(panel, h, quantiles) for h in horizons}
+    result.turnover = btstats.turnover(panel)
+    result.promises = btstats.promises([(b.name, b.meaning) for b in policy.scale.ratings], policy.scale.horizon,
+                                       result.stats)
+    result.elapsed_s = time.perf_counter() - t_start
+    return result
 
 
-def chart(result: BacktestResult, path: Path) -> Path:
-    """A PNG of the close with each rating and the medium-term entry range drawn on it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
-
-    colors = ["#1a9850", "#91cf60", "#fdae61", "#d73027", "#7f0000"]
-    fig, ax = plt.subplots(figsize=(12, 5.5), dpi=110)
-    def x(day: dt.date) -> float:
-        return float(mdates.date2num(day))
-
-    ax.plot([x(p.date) for p in result.points], [p.close for p in result.points], color="#333333", linewidth=1.2,
-            label="close (evaluation dates)")
-    for i, rating in enumerate(result.scale):
-        pts = [p for p in result.points if p.rating == rating]
-        if pts:
-            ax.scatter([x(p.date) for p in pts], [p.close for p in pts], s=22, zorder=3,
-                       color=colors[i % len(colors)], label=rating)
-    ranges = [(x(p.date), p.entry_low, p.entry_high) for p in result.points
-              if p.entry_low is not None and p.entry_high is not None]
-    if ranges:
-        ax.vlines([r[0] for r in ranges], [r[1] for r in ranges], [r[2] for r in ranges], color="#4575b4",
-                  alpha=0.45, linewidth=3, label="medium-term entry range")
-    ax.xaxis_date()
-    ax.set_title(f"{result.name} ({result.symbol}): ratings as of each date, every {result.every} bars")
-    ax.set_ylabel("RMB (price-history basis)")
-    ax.grid(alpha=0.25)
-    ax.legend(loc="upper left", fontsize=8)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+def _equal_weight(ratings: list[SymbolRatings], fwd: list[array]) -> array:
+    """Per date, the mean forward return of every stock that could be priced on it (rated or not)."""
+    priced = (forward.RATED, forward.SHORT_HISTORY, forward.FAILED)
+    n_dates = len(ratings[0].status) if ratings else 0
+    out = array("d")
+    for t in range(n_dates):
+        xs = [fwd[s][t] for s, r in enumerate(ratings) if r.status[t] in priced and not math.isnan(fwd[s][t])]
+        out.append(statistics.fmean(xs) if xs else math.nan)
+    return out

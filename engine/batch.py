@@ -60,6 +60,13 @@ def _chunk(symbols: list[str]) -> list[tuple[str, Outcome | None, str]]:
     return [_one(s) for s in symbols]
 
 
+def evaluate_chunk(ws: Any, job: tuple[dt.date | None, bool], symbols: list[str]) -> list[tuple[str, Outcome | None,
+                                                                                                  str]]:
+    """A screen's task on a Dask or Ray worker (engine/executors.py): its workspace, loaded once there."""
+    _worker.update(ws=ws, as_of=job[0], full=job[1])
+    return _chunk(symbols)
+
+
 def universe(path: Path) -> list[str]:
     """Symbols from a file: one per line; blank lines and # comments ignored."""
     out = []
@@ -72,7 +79,7 @@ def universe(path: Path) -> list[str]:
 
 def evaluate_many(rules: Path, facts: Path, symbols: Iterable[str] | None, *, jobs: int = 0,
                   as_of: dt.date | None = None, progress: Callable[[int, int], None] | None = None,
-                  full: bool = True) -> BatchResult:
+                  full: bool = True, executor: Any = None) -> BatchResult:
     from .pipeline import Workspace
 
     ws = Workspace.open(rules, facts, partial=True)
@@ -94,6 +101,15 @@ def evaluate_many(rules: Path, facts: Path, symbols: Iterable[str] | None, *, jo
         if progress:
             progress(done, total)
 
+    if executor is not None and executor.kind != "local":  # a Dask or Ray cluster (executors.py)
+        from .executors import Lost, WorkspaceSpec, run
+
+        size = max(1, min(256, total // 32 or 1))
+        parts = [wanted[i:i + size] for i in range(0, total, size)]
+        for i, res in run(executor, WorkspaceSpec.of(rules, facts), evaluate_chunk, (as_of, full), parts):
+            take([(s, None, f"the worker evaluating it was lost ({res.message})") for s in parts[i]]
+                 if isinstance(res, Lost) else res)
+        return result
     _worker.update(ws=ws, as_of=as_of, full=full)  # forked workers inherit it: nothing is loaded twice
     if jobs == 1:
         for s in wanted:

@@ -81,6 +81,9 @@ def evaluate(
     sort: Annotated[Sort, typer.Option("--sort", help="Order of a batch: rating (then score), score or symbol.")
                     ] = Sort.rating,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Processes for a batch (0: one per core).", min=0)] = 0,
+    executor: Annotated[str, typer.Option("--executor", help="Where a batch runs: local (default), dask, ray, "
+                                                             "or dask:ADDRESS / ray:ADDRESS to join a cluster.")
+                        ] = "local",
 ) -> None:
     """Evaluate a stock, several, a --universe file or --all; print rating, target, entries, warnings.
 
@@ -115,7 +118,10 @@ def evaluate(
             names = read_universe(universe)
         # The trace is rendered only where it is shown or recorded: a table or CSV screen gets summaries.
         full = not no_record or format not in (Format.table, Format.csv) or explain
-        ws, outcomes, failures, skipped = _batch(rules, facts, None if all_ else names, jobs, day, format, full)
+        from .executors import ExecutorSpec
+
+        ws, outcomes, failures, skipped = _batch(rules, facts, None if all_ else names, jobs, day, format, full,
+                                                 ExecutorSpec.parse(executor))
     ranks = {name: i for i, name in enumerate(ws.book.policy.scale.names())}
     keys = {Sort.rating: lambda e: (ranks.get(e.rating, len(ranks)), -e.score, e.symbol),
             Sort.score: lambda e: (-e.score, e.symbol), Sort.symbol: lambda e: e.symbol}
@@ -135,19 +141,19 @@ def evaluate(
 
 
 def _batch(rules: Path, facts: Path, names: list[str] | None, jobs: int, day: dt.date | None,
-           format: Format, full: bool) -> tuple[Any, list[Any], list[Any], list[Problem]]:
+           format: Format, full: bool, executor: Any = None) -> tuple[Any, list[Any], list[Any], list[Problem]]:
     from .batch import evaluate_many
 
     show = format is Format.table and sys.stderr.isatty()
     if not show:
-        r = evaluate_many(rules, facts, names, jobs=jobs, as_of=day, full=full)
+        r = evaluate_many(rules, facts, names, jobs=jobs, as_of=day, full=full, executor=executor)
         return r.workspace, r.outcomes, r.failures, r.skipped
     from rich.console import Console
     from rich.progress import Progress
 
     with Progress(transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task("evaluating", total=None)
-        r = evaluate_many(rules, facts, names, jobs=jobs, as_of=day, full=full,
+        r = evaluate_many(rules, facts, names, jobs=jobs, as_of=day, full=full, executor=executor,
                           progress=lambda done, total: bar.update(task, completed=done, total=total))
     return r.workspace, r.outcomes, r.failures, r.skipped
 
@@ -306,49 +312,121 @@ def rules_diff(
 
 @app.command("backtest")
 def backtest_cmd(
-    symbol: Annotated[str | None, typer.Argument(help="600111, 600111.SH or the name.")] = None,
+    symbols: Annotated[list[str] | None, typer.Argument(help="600111, 600111.SH or a name; several for a universe.")
+                       ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every symbol with a price history.")] = False,
-    start: Annotated[str, typer.Option("--from", help="First date (YYYY-MM-DD).")] = "2025-01-02",
-    end: Annotated[str, typer.Option("--to", help="Last date (YYYY-MM-DD).")] = "2026-04-07",
-    every: Annotated[int, typer.Option("--every", help="Evaluate every N trading days.", min=1)] = 5,
-    out: Annotated[Path, typer.Option("--out", help="Directory for the PNG chart and JSON table.")] = Path("."),
+    universe: Annotated[Path | None, typer.Option("--universe", help="A file of symbols, one per line.")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="First date (YYYY-MM-DD; default: first price).")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last date (YYYY-MM-DD; default: last price).")] = None,
+    every: Annotated[int, typer.Option("--every", help="Rate every N trading days.", min=1)] = 5,
+    horizons: Annotated[str, typer.Option("--horizons", help="Forward horizons in trading days, e.g. 20,60,120.")
+                        ] = "20,60,120",
+    out: Annotated[Path, typer.Option("--out", help="Directory for the JSON, CSV and PNG outputs.")] = Path("."),
+    executor: Annotated[str, typer.Option("--executor", help="local (default), dask, ray, or dask:ADDRESS / "
+                                                             "ray:ADDRESS to join a running cluster.")] = "local",
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Local processes (0: one per core).", min=0)] = 0,
+    benchmark: Annotated[str | None, typer.Option("--benchmark", help="A CSV of index levels (date, open, close), a "
+                                                  "benchmarks/*.yaml, or equal-weight (default: the policy's "
+                                                  "benchmark from FACTS/benchmarks, else equal-weight).")] = None,
+    quantiles: Annotated[int, typer.Option("--quantiles", help="Score quantiles per date.", min=2)] = 5,
+    charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Write PNG charts (needs verdict[charts]).")
+                      ] = True,
     rules: RulesOpt = Path("rules"),
     facts: FactsOpt = Path("facts"),
-    format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
+    format: Annotated[Format, typer.Option("--format", "-f", help="table (a summary) or json (backtest.json)")
+                      ] = Format.table,
 ) -> None:
-    """Evaluate as of each date in a range; forward 20/60-day returns per rating vs buy-and-hold; a chart."""
-    from .backtest import HORIZONS, backtest, chart
+    """Rate symbols as of every N-th trading day with only what was known then; measure forward excess
+    returns against a benchmark by rating and score; write JSON, CSV and charts to --out."""
+    from .backtest import DEFAULT_HORIZONS, backtest_universe, resolve_symbols
+    from .btout import summary_text, write, write_symbol
+    from .executors import ExecutorSpec, WorkspaceSpec
     from .pipeline import Workspace
 
-    if (symbol is None) == (not all_):
-        raise LookupFailure([Problem(Location(), "usage", "give a SYMBOL or --all, not both and not neither.",
-                                     "Example: verdict backtest 600111 --from 2025-06-02 --to 2026-03-31")])
+    names = list(symbols or [])
+    if sum([bool(names), all_, universe is not None]) != 1:
+        raise LookupFailure([Problem(Location(), "usage", "give SYMBOL(s), --universe FILE or --all (one of them).",
+                                     "Example: verdict backtest --all --from 2022-07-01 --to 2025-06-30 --every 5")])
+    spec = ExecutorSpec.parse(executor)
+    try:
+        hs = sorted({int(x) for x in horizons.split(",") if x.strip()}) or list(DEFAULT_HORIZONS)
+    except ValueError:
+        raise LookupFailure([Problem(Location(), "usage", f"--horizons '{horizons}' is not a list of day counts.",
+                                     "Write it as 20,60,120.")]) from None
+    if any(h < 1 for h in hs):
+        raise LookupFailure([Problem(Location(), "usage", "--horizons must be positive day counts.", "")])
     d1, d2 = _date_option("--from", start), _date_option("--to", end)
-    assert d1 is not None and d2 is not None
-    ws = Workspace.open(rules, facts)
-    symbols = [s for s in ws.symbols() if ws.facts.stocks[s].series] if all_ else [symbol or ""]
-    results = []
-    for s in symbols:
-        r = backtest(ws, s, d1, d2, every)
-        code = r.symbol.split(".")[0]
-        png = chart(r, out / f"backtest_{code}.png")
-        table = out / f"backtest_{code}.json"
-        table.write_text(json.dumps(r.as_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        results.append((r, png, table))
+    if universe is not None:
+        from .batch import universe as read_universe
+
+        if not universe.is_file():
+            raise LookupFailure([Problem(Location(str(universe)), "no-universe",
+                                         f"the universe file '{universe}' does not exist.",
+                                         "Give a text file with one symbol per line.")])
+        names = read_universe(universe)
+    ws = Workspace.open(rules, facts, partial=not names or len(names) > 1)
+    wanted = resolve_symbols(ws, None if all_ else names)
+    bench = _benchmark(ws, facts, benchmark)
+    if charts:
+        from .btcharts import available
+
+        if not available():
+            sys.stderr.write("charts skipped: matplotlib is not installed (pip install 'verdict[charts]').\n")
+            charts = False
+    result = _run_backtest(lambda progress, started: backtest_universe(
+        ws, WorkspaceSpec.of(rules, facts, partial=True), wanted, d1, d2, every, hs, bench, executor=spec,
+        workers=jobs, quantiles=quantiles, detail=len(wanted) == 1, progress=progress, started=started))
+    files = write(result, out, charts)
+    if len(wanted) == 1:
+        files += write_symbol(result, 0, out, charts)
     if format is Format.json:
-        typer.echo(json.dumps([r.as_dict() for r, _, _ in results], indent=2, ensure_ascii=False))
-        return
-    for r, png, table in results:
-        typer.echo(f"{r.symbol} {r.name}: {len(r.points)} evaluations {r.start} .. {r.end}, every {r.every} bars")
-        typer.echo(f"  {'rating':<10} {'n':>4} " + " ".join(f"{f'fwd {h}d %':>10} {f'hit {h}d %':>10}"
-                                                     for h in HORIZONS))
-        for st in r.by_rating:
-            typer.echo(f"  {st.rating:<10} {st.count:>4} " + " ".join(
-                f"{_pct(st.mean_forward[h]):>10} {_pct(st.hit_rate[h]):>10}" for h in HORIZONS))
-        typer.echo(f"  {'hold':<10} {len(r.points):>4} " + " ".join(
-            f"{_pct(r.buy_and_hold[h]):>10} {'':>10}" for h in HORIZONS))
-        typer.echo(f"  buy-and-hold over the range: {_pct(r.total_return_pct)}%")
-        typer.echo(f"  chart: {png}\n  table: {table}")
+        typer.echo((out / "backtest.json").read_text(encoding="utf-8").rstrip())
+    else:
+        typer.echo(summary_text(result))
+        typer.echo("written: " + ", ".join(str(p) for p in files))
+    for p in ws.facts.skipped:
+        sys.stderr.write(f"skipped: {p.render()}\n")
+    failures = [r for r in result.ratings if r.error]
+    for r in failures[:20]:
+        sys.stderr.write(f"failed: {r.symbol}: {r.error}\n")
+    if failures or ws.facts.skipped:
+        sys.stderr.write(f"{len(failures)} symbol(s) with failed evaluations, {len(ws.facts.skipped)} problem(s) in "
+                         "skipped fact files.\n")
+        raise typer.Exit(1)
+
+
+def _benchmark(ws: Workspace, facts: Path, choice: str | None) -> Any:
+    """The --benchmark choice: a file, equal-weight (None), or by default the policy's benchmark if bundled."""
+    from . import benchmark as bm
+
+    if choice is not None:
+        return None if choice.strip().lower() == bm.EQUAL_WEIGHT else bm.load(Path(choice))
+    found = bm.find(facts, ws.book.policy.scale.benchmark)
+    return bm.load(found) if found is not None else None
+
+
+def _run_backtest(go: Any) -> Any:
+    """Run with a progress bar on a terminal (symbols done, evaluations, rate); silent when piped."""
+    if not sys.stderr.isatty():
+        return go(None, None)
+    import time
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    t0 = time.perf_counter()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[rate]}"), transient=True, console=Console(stderr=True)) as bar:
+        task = bar.add_task("starting workers", total=None, rate="")
+
+        def progress(done: int, total: int, evaluations: int) -> None:
+            rate = evaluations / max(1e-9, time.perf_counter() - t0)
+            bar.update(task, completed=done, total=total, rate=f"{evaluations} evaluations, {rate:,.0f}/s")
+
+        def started(what: str) -> None:
+            bar.update(task, description=f"rating ({what})")
+
+        return go(progress, started)
 
 
 @app.command("what-if")

@@ -204,6 +204,22 @@ class CommodityFile(Strict):
     facts: dict[str, FactEntry] = {}
 
 
+class BenchmarkColumns(Strict):
+    date: str = "date"
+    open: str | None = Field("open", description="none if the file has closes only")
+    close: str = "close"
+
+
+class BenchmarkFile(Strict):
+    """facts/benchmarks/*.yaml: a benchmark index's daily history for backtests, and where it comes from."""
+
+    name: str = Field(description="as the policy's scale names it, e.g. CSI 300")
+    code: str = ""
+    file: str = Field(description="CSV of daily levels, relative to this file")
+    columns: BenchmarkColumns = BenchmarkColumns()
+    source: dict[str, str] = Field(description="publisher, repository, commit, path, how it was copied and checked")
+
+
 # ----------------------------------------------------------------------------------- rules
 
 

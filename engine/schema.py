@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .model import (
+    BenchmarkFile,
     CaseFile,
     Catalog,
     CommodityFile,
@@ -34,6 +35,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "sector": SectorFile,
     "commodities": CommodityFile,
     "base": FactBaseFile,
+    "benchmark": BenchmarkFile,
 }
 
 
@@ -64,5 +66,7 @@ def kind_of(path: Path, root: Path) -> str | None:
     if rel[0] == "facts":
         if rel[-1] in ("catalog.yaml", "sources.yaml", "commodities.yaml", "base.yaml"):
             return rel[-1].removesuffix(".yaml")
+        if "benchmarks" in rel:
+            return "benchmark"
         return "stock" if "stocks" in rel else "sector" if "sectors" in rel else None
     return None

@@ -260,10 +260,9 @@ def describe(s: FactSensitivity, f: Flip) -> str:
 
 
 def tornado(result: Sensitivity, path: Any, top: int = 12) -> Any:
-    import matplotlib
+    from .charts import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = [s for s in result.facts if s.nearest_pct() != float("inf")][:top][::-1]
     fig, ax = plt.subplots(figsize=(10, 0.45 * max(len(rows), 3) + 1.4), dpi=110)
