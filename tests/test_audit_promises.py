@@ -303,3 +303,38 @@ def test_default_key_paths_follow_the_environment(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv(cpt.KEY_ENV, str(tmp_path / "k"))
     assert cpt.default_key_path() == tmp_path / "k"
     assert os.fspath(cpt.default_public_key_path()) == os.fspath(tmp_path / "k.pub")
+
+
+def test_the_checkpoint_commands_catch_a_full_rewrite(db: Path, tmp_path: Path, verdict) -> None:  # type: ignore[no-untyped-def]
+    """keygen, checkpoint --out, verify --checkpoint / --checkpoint-file, as a user runs them."""
+    key = tmp_path / "cfg" / "audit.key"
+    env = {"VERDICT_AUDIT_DB": str(db), "VERDICT_AUDIT_KEY": str(key), "VERDICT_AUDIT_PUBKEY": str(tmp_path / "x")}
+    missing = verdict("audit", "checkpoint", env_extra=env)
+    assert missing.returncode == 2 and f"no signing key at {key}" in missing.stderr and "audit keygen" in missing.stderr
+    made = verdict("audit", "keygen", env_extra=env)
+    assert made.returncode == 0 and f"private key {key}" in made.stdout
+    assert verdict("audit", "keygen", env_extra=env).returncode == 2  # never overwritten
+    copies = tmp_path / "kept-elsewhere.txt"
+    signed = verdict("audit", "checkpoint", "--out", str(copies), env_extra=env)
+    assert signed.returncode == 0, signed.stderr
+    assert json.loads(signed.stdout)["seq"] == 5 and copies.read_text() == signed.stdout
+    pub = ["--public-key", str(key.with_suffix(".pub"))]
+    ok = verdict("audit", "verify", "--checkpoint", "--checkpoint-file", str(copies), *pub, env_extra=env)
+    assert ok.returncode == 0 and ok.stdout.count("records 1-5 unchanged") == 2, ok.stdout + ok.stderr
+    no_key = verdict("audit", "verify", "--checkpoint", env_extra=env)
+    assert no_key.returncode == 2 and "no public key at" in no_key.stderr
+
+    recs = _records(db)
+    _rate(recs[1], "Sell")
+    _rewrite(db, recs, rechain=True)
+    assert verdict("audit", "verify", env_extra=env).returncode == 0  # the chain alone is fooled
+    bad = verdict("audit", "verify", "--checkpoint", *pub, env_extra=env)
+    assert bad.returncode == 1 and "FAILS: record seq 5 hashes to" in bad.stderr and "rewritten" in bad.stderr
+    con = sqlite3.connect(db)
+    con.execute("DELETE FROM checkpoints")  # the rewriter also drops the stored checkpoints ...
+    con.commit()
+    con.close()
+    none = verdict("audit", "verify", "--checkpoint", *pub, env_extra=env)
+    assert none.returncode == 1 and "no checkpoint in the log" in none.stderr
+    kept = verdict("audit", "verify", "--checkpoint-file", str(copies), *pub, env_extra=env)  # ... not the copies
+    assert kept.returncode == 1 and f"{copies}:1) FAILS" in kept.stderr and "rewritten" in kept.stderr
