@@ -175,6 +175,47 @@ def test_a_full_rewrite_is_not_visible_from_inside_the_file(db: Path) -> None:
     assert _verify(db)[0]  # every hash recomputed: the chain alone cannot tell
 
 
+def _snapshot_of(db: Path, column: str) -> tuple[str, dict[str, str]]:
+    con = sqlite3.connect(db)
+    snap = con.execute(f"SELECT {column} FROM runs WHERE seq = 1").fetchone()[0]
+    manifest = json.loads(con.execute("SELECT manifest FROM snapshots WHERE hash = ?", (snap,)).fetchone()[0])
+    con.close()
+    return snap, manifest
+
+
+@pytest.mark.parametrize("column", ["rules_snapshot", "facts_snapshot"])
+def test_snapshots_altered_or_removed_are_named(pristine: Path, tmp_path: Path, column: str) -> None:
+    """Every record shares one snapshot here, so the first record names it."""
+    import zlib
+
+    def fresh(name: str) -> tuple[Path, sqlite3.Connection]:
+        db = tmp_path / f"{name}.sqlite3"
+        shutil.copy(pristine, db)
+        return db, sqlite3.connect(db)
+
+    snap, manifest = _snapshot_of(pristine, column)
+    name, blob = sorted(manifest.items())[-1]
+    cases = {
+        "file-altered": ("UPDATE blobs SET content = ? WHERE hash = ?", (zlib.compress(b"edited"), blob),
+                         f"stored file {name} of snapshot {snap[:12]} is missing or altered"),
+        "file-unreadable": ("UPDATE blobs SET content = ? WHERE hash = ?", (b"not zlib", blob),
+                            f"stored file {name} of snapshot {snap[:12]} is missing or altered"),
+        "file-removed": ("DELETE FROM blobs WHERE hash = ?", (blob,),
+                         f"stored file {name} of snapshot {snap[:12]} is missing or altered"),
+        "manifest-altered": ("UPDATE snapshots SET manifest = ? WHERE hash = ?",
+                             (json.dumps({**manifest, name: "0" * 64}, sort_keys=True), snap),
+                             f"its snapshot {snap[:12]} manifest was altered"),
+        "snapshot-removed": ("DELETE FROM snapshots WHERE hash = ?", (snap,), f"its snapshot {snap[:12]} is missing"),
+    }
+    for case, (sql, args, message) in cases.items():
+        db, con = fresh(case)
+        con.execute(sql, args)
+        con.commit()
+        con.close()
+        ok, problem, seq = _verify(db)
+        assert not ok and seq == 1 and problem.startswith("record seq 1 (run ") and message in problem, case
+
+
 # ------------------------------------------------------------------------------------- checkpoints
 
 
@@ -278,6 +319,13 @@ def test_signing_refuses_a_broken_chain_and_an_empty_log(db: Path, keys: tuple[P
     recs[1]["os_user"] = "mallory"
     _rewrite(db, recs, rechain=False)
     with pytest.raises(VerdictError, match="not signed"):
+        _checkpoint(db, key)
+    recs = _records(db)[:1] + _records(db)[1:]
+    recs[1]["os_user"] = _records(db)[0]["os_user"]
+    recs[1]["record_hash"] = record_hash(recs[1])
+    recs[4]["rating"] = "Sell"  # only the head is altered: the chain up to it must still be checked
+    _rewrite(db, recs, rechain=False)
+    with pytest.raises(VerdictError, match="record seq 5 .* was altered"):
         _checkpoint(db, key)
     with pytest.raises(LookupFailure, match="nothing to sign"):
         _checkpoint(tmp_path / "empty.sqlite3", key)
