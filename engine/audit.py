@@ -662,6 +662,8 @@ class Replay:
     symbol: str
     identical: bool
     diff: str
+    recorded_engine: str = ""
+    replay_engine: str = ""
 
 
 def replay(log: AuditLog, rec: Record) -> Replay:
@@ -673,12 +675,13 @@ def replay(log: AuditLog, rec: Record) -> Replay:
     with recorded_workspace(log, rec) as ws:
         ev = ws.evaluate(rec.symbol, run_id=rec.run_id, as_of=recorded.as_of)
     again = ev.model_dump_json()
+    engines = (rec.engine_version, ev.engine_version)
     if again == rec.output:
-        return Replay(rec.run_id, rec.symbol, True, "")
+        return Replay(rec.run_id, rec.symbol, True, "", *engines)
     before = json.dumps(recorded.model_dump(mode="json"), indent=2).splitlines()
     after = json.dumps(ev.model_dump(mode="json"), indent=2).splitlines()
     diff = "\n".join(difflib.unified_diff(before, after, "recorded", "replayed", lineterm="", n=2))
-    return Replay(rec.run_id, rec.symbol, False, diff or "(outputs differ only in formatting)")
+    return Replay(rec.run_id, rec.symbol, False, diff or "(outputs differ only in formatting)", *engines)
 
 
 def replay_with_rules(log: AuditLog, rec: Record, rules_dir: Path) -> RunDiff:

@@ -697,7 +697,8 @@ def audit_replay(
         if result.identical:
             typer.echo(f"identical: run {result.run_id} ({result.symbol}) replays to the same output, byte for byte.")
             return
-        typer.echo(f"DIFFERENT: run {result.run_id} ({result.symbol}) replays to a different output:")
+        typer.echo(f"DIFFERENT: run {result.run_id} ({result.symbol}) replays to a different output (recorded by "
+                   f"engine {result.recorded_engine}, replayed by engine {result.replay_engine}):")
         typer.echo(result.diff)
         raise typer.Exit(1)
     d = replay_with_rules(log, rec, rules)

@@ -325,7 +325,7 @@ def test_signing_refuses_a_broken_chain_and_an_empty_log(db: Path, keys: tuple[P
     recs[1]["record_hash"] = record_hash(recs[1])
     recs[4]["rating"] = "Sell"  # only the head is altered: the chain up to it must still be checked
     _rewrite(db, recs, rechain=False)
-    with pytest.raises(VerdictError, match="record seq 5 .* was altered"):
+    with pytest.raises(VerdictError, match=r"record seq 5 .* was altered"):
         _checkpoint(db, key)
     with pytest.raises(LookupFailure, match="nothing to sign"):
         _checkpoint(tmp_path / "empty.sqlite3", key)
