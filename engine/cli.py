@@ -30,8 +30,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="verdict: rule-based investment ratings, every one traced to rules and sourced facts.")
 rules_app = typer.Typer(no_args_is_help=True, help="Check and inspect rule packs.")
 app.add_typer(rules_app, name="rules")
-audit_app = typer.Typer(no_args_is_help=True, help="The audit log: list, show, replay, diff, verify, checkpoint, "
-                                                   "export.")
+audit_app = typer.Typer(no_args_is_help=True, help="The audit log: list, show, replay, report, diff, verify, "
+                                                   "checkpoint, export.")
 app.add_typer(audit_app, name="audit")
 
 _state = {"debug": False}
@@ -518,6 +518,58 @@ def sensitivity_cmd(
         typer.echo(f"chart: {chart}")
 
 
+@app.command("report")
+def report_cmd(
+    symbol: Annotated[str | None, typer.Argument(help="600111, 600111.SH or the name.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="The HTML file (one symbol), or a directory (--all, "
+                                                    "--universe): index.html and one page a symbol.")] = Path("report"),
+    all_: Annotated[bool, typer.Option("--all", help="Every symbol with facts: an index page and one page each.")
+                    ] = False,
+    universe: Annotated[Path | None, typer.Option("--universe", help="A file of symbols, one per line.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluate as of this date (YYYY-MM-DD).")] = None,
+    window: Annotated[int, typer.Option("--window", help="Trading days on the chart.", min=5, max=5000)] = 120,
+    rules: RulesOpt = Path("rules"),
+    facts: FactsOpt = Path("facts"),
+    no_record: Annotated[bool, typer.Option("--no-record", help="Do not append to the audit log.")] = False,
+    audit_db: AuditOpt = None,
+) -> None:
+    """A self-contained HTML page of a rating: chart, bands, warnings, derivation, facts, sensitivity.
+
+    The evaluation is recorded in the audit log (unless --no-record), so `verdict audit report RUN_ID`
+    writes the same page again, byte for byte, from the stored rules and facts."""
+    from .model import Evaluation, Outcome
+    from .pipeline import Workspace
+    from .report import stock_page, write_reports, write_text
+
+    if sum([symbol is not None, all_, universe is not None]) != 1:
+        raise LookupFailure([Problem(Location(), "usage", "give a SYMBOL, --universe FILE or --all (one of them).",
+                                     "Example: verdict report 600111 --out 600111.html")])
+    day = _date_option("--as-of", as_of)
+    ws = Workspace.open(rules, facts)
+    if universe is not None:
+        from .batch import universe as read_universe
+
+        if not universe.is_file():
+            raise LookupFailure([Problem(Location(str(universe)), "no-universe",
+                                         f"the universe file '{universe}' does not exist.",
+                                         "Give a text file with one symbol per line.")])
+        names = read_universe(universe)
+    else:
+        names = ws.symbols() if all_ else [symbol or ""]
+    stocks = [ws.facts.find(n).file.symbol for n in names]  # every unknown symbol fails before anything is written
+    evs = [ws.evaluate(s, as_of=day) for s in stocks]
+    if not no_record:
+        _record(ws, [Outcome.of(ev) for ev in evs], audit_db)
+    # the page is made from the evaluation as recorded (its JSON), as `audit report` makes it later
+    evs = [Evaluation.model_validate_json(ev.model_dump_json()) for ev in evs]
+    if symbol is not None:
+        path = write_text(out, stock_page(ws, evs[0], window))
+        typer.echo(f"{path}  ({evs[0].symbol} {evs[0].rating}, run {evs[0].run_id})")
+        return
+    paths = write_reports(ws, evs, out, window)
+    typer.echo(f"{paths[-1]}  ({len(evs)} symbol(s); pages in {out})")
+
+
 def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v:+.2f}"
 
@@ -736,6 +788,25 @@ def audit_diff(
                           f"run {b.run_id} (seq {b.seq}, {b.created_utc[:19]}Z)"), nl=False)
     if fail_on_change and d.changed:
         raise typer.Exit(1)
+
+
+@audit_app.command("report")
+def audit_report(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix of 6+ characters).")],
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")],
+    window: Annotated[int, typer.Option("--window", help="Trading days on the chart (as given when it was made).",
+                                        min=5, max=5000)] = 120,
+    audit_db: AuditOpt = None,
+) -> None:
+    """The HTML page of a recorded run, from its stored evaluation, rules and facts (byte-identical to the
+    page `verdict report` wrote for it with the same --window)."""
+    from .audit import AuditLog
+    from .report import recorded_page, write_text
+
+    log = AuditLog(audit_db, create=False)
+    rec = log.get(run_id)
+    path = write_text(out, recorded_page(log, rec, window))
+    typer.echo(f"{path}  ({rec.symbol} {rec.rating}, run {rec.run_id}, recorded {rec.created_utc})")
 
 
 @audit_app.command("verify")
