@@ -202,13 +202,13 @@ def stock_page(ws: Workspace, ev: Evaluation, window: int = DEFAULT_WINDOW) -> s
 def write_text(path: Path, text: str) -> Path:
     """Write atomically (a temporary file renamed over the target): a failure leaves the old file whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # opened like any new file: the umask applies
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+        with open(tmp, "x", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 
