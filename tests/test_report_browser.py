@@ -138,7 +138,7 @@ def test_target_band_and_entry_ranges_are_on_the_chart(opened):  # type: ignore[
 
 
 def test_tree_expands_on_click(opened):  # type: ignore[no-untyped-def]
-    page, _, _, _, _, _ = opened
+    page, ev, _, _, _, _ = opened
     signal = page.locator("#tree details.signal").first
     rule = signal.locator("details.rule").first
     assert signal.get_attribute("open") is None and not rule.is_visible()
@@ -149,10 +149,12 @@ def test_tree_expands_on_click(opened):  # type: ignore[no-untyped-def]
     assert comparison.is_visible()
     comparison.locator("summary").first.click()
     assert comparison.locator("li.fact").first.is_visible()
-    # a warning's link opens the (closed) branch holding its rule
-    assert not page.locator("[id='rule-technical.kdj-overbought'] > summary").is_visible()
-    page.locator("#warnings a.rule-link[href='#rule-technical.kdj-overbought']").click()
-    node = page.locator("[id='rule-technical.kdj-overbought']")
+    # a warning's link opens the (closed) branches holding its rule
+    fired = {f["rule"] for f in ev["fired"]}
+    warned = next(w["rule"] for w in ev["warnings"] if w["rule"] in fired and w["rule"] != rule.get_attribute("id")[5:])
+    node = page.locator(f"[id='rule-{warned}']")
+    assert not node.locator("summary").first.is_visible()
+    page.locator(f"#warnings a.rule-link[href='#rule-{warned}']").click()
     assert node.get_attribute("open") is not None and node.locator("details.cmp").first.is_visible()
     page.screenshot(path=str(ARTIFACTS / "report_600111_tree.png"))
 
