@@ -800,10 +800,9 @@ def audit_report(
 ) -> None:
     """The HTML page of a recorded run, from its stored evaluation, rules and facts (byte-identical to the
     page `verdict report` wrote for it with the same --window)."""
-    from .audit import AuditLog
     from .report import recorded_page, write_text
 
-    log = AuditLog(audit_db, create=False)
+    log = _reader(audit_db)
     rec = log.get(run_id)
     path = write_text(out, recorded_page(log, rec, window))
     typer.echo(f"{path}  ({rec.symbol} {rec.rating}, run {rec.run_id}, recorded {rec.created_utc})")

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -241,22 +239,10 @@ def _stated_price(ev: Evaluation) -> float | None:
     return None
 
 
-@contextmanager
-def recorded_workspace(log: AuditLog, rec: Record) -> Iterator[Workspace]:
-    """The workspace a recorded run was evaluated on, restored from the log's snapshot (as replay does)."""
-    from .pipeline import Workspace
-
-    with tempfile.TemporaryDirectory(prefix="verdict-report-") as tmp:
-        rules_root, facts_root = Path(tmp) / "r", Path(tmp) / "f"
-        log.restore(rec.rules_snapshot, rules_root)
-        log.restore(rec.facts_snapshot, facts_root)
-        rules_dir = next(p for p in rules_root.iterdir() if p.is_dir())
-        facts_dir = next(p for p in facts_root.iterdir() if p.is_dir())
-        yield Workspace.open(rules_dir, facts_dir)
-
-
 def recorded_page(log: AuditLog, rec: Record, window: int = DEFAULT_WINDOW) -> str:
     """The page of a recorded run: its evaluation as recorded, on its rules and facts as they were."""
-    ev = Evaluation.model_validate_json(rec.output)
+    from .audit import recorded_evaluation, recorded_workspace
+
+    ev = recorded_evaluation(rec)
     with recorded_workspace(log, rec) as ws:
         return stock_page(ws, ev, window)

@@ -231,3 +231,17 @@ def test_a_page_replaces_the_old_file_whole(verdict, tmp_path: Path):  # type: i
 def test_report_commands_are_listed_in_help(verdict):  # type: ignore[no-untyped-def]
     assert re.search(r"\breport\b", verdict("--help").stdout)
     assert re.search(r"\breport\b", verdict("audit", "--help").stdout)
+
+
+def test_audit_report_of_a_point_in_time_page(verdict, tmp_path: Path):  # type: ignore[no-untyped-def]
+    db, page = tmp_path / "audit.sqlite3", tmp_path / "then.html"
+    out = verdict("report", "300127", "--as-of", "2026-01-13", "--window", "60", "--out", str(page),
+                  "--audit-db", str(db))
+    assert out.returncode == 0, out.stderr
+    [run] = _runs(verdict, db)
+    html = page.read_text(encoding="utf-8")
+    assert "last 60 trading days" in html and "facts as of 2026-01-13" in html
+    again = tmp_path / "again.html"
+    out = verdict("audit", "report", run["run_id"][:10], "--window", "60", "--out", str(again), "--audit-db", str(db))
+    assert out.returncode == 0, out.stderr
+    assert again.read_bytes() == page.read_bytes()
