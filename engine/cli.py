@@ -101,9 +101,8 @@ def evaluate(
     single = len(names) == 1 and not all_ and universe is None
     if single:
         from .model import Outcome
-        from .pipeline import Workspace
 
-        ws = Workspace.open(rules, facts)
+        ws = _open(rules, facts)
         outcomes = [Outcome.of(ws.evaluate(names[0], as_of=day))]
         failures: list[Any] = []
         skipped: list[Problem] = []
@@ -130,6 +129,8 @@ def evaluate(
         _record(ws, outcomes, audit_db)
     _emit(outcomes, single, format, explain, render_markdown, render_rows, render_table,
           lambda ev: render_tree(ev, depth))
+    if single:
+        _note_left_out(ws)
     for p in skipped:
         sys.stderr.write(f"skipped: {p.render()}\n")
     for f in failures:
@@ -138,6 +139,21 @@ def evaluate(
         sys.stderr.write(f"{len(outcomes)} evaluated, {len(failures)} failed, {len(skipped)} problem(s) in skipped "
                          "fact files.\n")
         raise typer.Exit(1)
+
+
+def _open(rules: Path, facts: Path) -> Workspace:
+    """The workspace of a command about named symbols: a stock file with problems leaves out only its own
+    symbol (naming it gives its problems, exit 2), so one bad file does not stop work on the others."""
+    from .pipeline import Workspace
+
+    return Workspace.open(rules, facts, partial=True)
+
+
+def _note_left_out(ws: Workspace) -> None:
+    files = ws.facts.skipped_files
+    if files:
+        sys.stderr.write(f"note: {len(files)} stock file(s) with problems were left out: {', '.join(files)} "
+                         "(`verdict rules check` lists the problems).\n")
 
 
 def _batch(rules: Path, facts: Path, names: list[str] | None, jobs: int, day: dt.date | None,
@@ -233,9 +249,8 @@ def rules_test(
     """Run the rule test cases beside the packs; exit 1 on any failure."""
     from .casetest import coverage as measure
     from .casetest import run_cases
-    from .pipeline import Workspace
 
-    ws = Workspace.open(directory, facts)
+    ws = _open(directory, facts)
     results = run_cases(ws)
     cov = measure(ws, results)
     failed = [r for r in results if not r.passed]
@@ -440,11 +455,10 @@ def what_if_cmd(
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
 ) -> None:
     """Re-evaluate with some facts replaced; show what changed next to the baseline."""
-    from .pipeline import Workspace
     from .whatif import parse_assignments, what_if
 
     values = parse_assignments(set_ or [])
-    ws = Workspace.open(rules, facts)
+    ws = _open(rules, facts)
     w = what_if(ws, symbol, values, _date_option("--as-of", as_of))
     if format is Format.json:
         typer.echo(json.dumps(w.as_dict(), indent=2, ensure_ascii=False, default=str))
@@ -493,10 +507,9 @@ def sensitivity_cmd(
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
 ) -> None:
     """For every numeric fact a rule reads: the nearest values below and above at which the rating changes."""
-    from .pipeline import Workspace
     from .whatif import describe, price_sensitivity, sensitivity, tornado
 
-    ws = Workspace.open(rules, facts)
+    ws = _open(rules, facts)
     day = _date_option("--as-of", as_of)
     result = price_sensitivity(ws, symbol, day) if price else sensitivity(ws, symbol, day, fact)
     if chart is not None:

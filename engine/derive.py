@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from .errors import did_you_mean
 from .expr import Interval
+from .limits import number_problem
 from .load import FactBase, StockFacts
 from .model import Catalog, ConflictPolicy, FactCheck, FactValue, Policy, Source
 
@@ -300,27 +301,38 @@ def given_value(value: Any, as_of: dt.date, source: str) -> FactValue:
     return FactValue(value=value, as_of=as_of, source=source)
 
 
-def check_override(catalog: Catalog, path: str, fv: FactValue) -> str:
-    """'' when `fv` fits the catalog's declaration of `path`, else what is wrong (with a did-you-mean)."""
+def check_override(catalog: Catalog, path: str, fv: FactValue, ranges: bool = True) -> str:
+    """'' when `fv` fits the catalog's declaration of `path`, else what is wrong (with a did-you-mean).
+    `ranges`: also refuse numbers that are not finite or outside the catalog's min/max (for values a
+    person gives; a sensitivity search may probe beyond them)."""
     spec = catalog.spec(path)
     if spec is None:
         hint = did_you_mean(path, catalog.paths())
         return f"unknown fact path '{path}'." + (f" {hint}" if hint else "")
+    numbers = [b for b in (fv.gt, fv.gte, fv.lt, fv.lte) if b is not None]
     if fv.value is None:
-        if spec.type == "number" and spec.bounds:
-            return ""
-        return f"'{path}' cannot be given as a bound (the catalog does not declare bounds: true for it)."
-    v = fv.value
-    ok = {"number": isinstance(v, (int, float)) and not isinstance(v, bool), "bool": isinstance(v, bool),
-          "text": isinstance(v, str)}[spec.type]
-    return "" if ok else f"'{path}' must be {spec.type}, not {v!r}."
+        if not (spec.type == "number" and spec.bounds):
+            return f"'{path}' cannot be given as a bound (the catalog does not declare bounds: true for it)."
+    else:
+        v = fv.value
+        ok = {"number": isinstance(v, (int, float)) and not isinstance(v, bool), "bool": isinstance(v, bool),
+              "text": isinstance(v, str)}[spec.type]
+        if not ok:
+            return f"'{path}' must be {spec.type}, not {v!r}."
+        if spec.type == "number":
+            numbers.append(v)  # type: ignore[arg-type]
+    for n in numbers if ranges else []:
+        why = number_problem(float(n), spec.min, spec.max)
+        if why:
+            return f"'{path}': {why}."
+    return ""
 
 
 def with_overrides(sf: SymbolFacts, catalog: Catalog, overrides: dict[str, FactValue]) -> SymbolFacts:
     """A copy of `sf` in which each overridden path has exactly the given value."""
     chosen = dict(sf.chosen)
     for path, fv in overrides.items():
-        problem = check_override(catalog, path, fv)
+        problem = check_override(catalog, path, fv, ranges=False)
         if problem:
             raise ValueError(problem)
         chosen[path] = Chosen(path, fv, derived="override")

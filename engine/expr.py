@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 import string
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import limits
 from .errors import Location, Problem, did_you_mean
 from .model import Catalog, FactValue
 
@@ -138,6 +140,10 @@ def parse(text: str) -> Node:
                         "Write a condition such as `stock.pe_ttm > 40`.")
     if "\x00" in text:
         raise ExprError(Pos(1, text.index("\x00")), "syntax", "the expression contains a NUL character.")
+    if len(text) > limits.MAX_EXPR_CHARS:
+        raise ExprError(Pos(1, 0), "too-long", f"the expression is {len(text):,} characters long; at most "
+                        f"{limits.MAX_EXPR_CHARS:,} are allowed.", "Split it into several rules, or emit an "
+                        "intermediate signal that another rule reads.")
     source = text.strip()
     lead = len(text) - len(text.lstrip())
     try:
@@ -152,13 +158,35 @@ def parse(text: str) -> Node:
                         "quoted text and fact paths such as stock.price.") from None
     except (ValueError, RecursionError, MemoryError) as exc:
         raise ExprError(Pos(1, 0), "syntax", f"invalid expression ({type(exc).__name__}).") from None
+    _check_depth(tree.body, lead)
     try:
         node = _convert(tree.body)
-    except RecursionError:
+    except RecursionError:  # pragma: no cover - _check_depth keeps the tree far below the stack's limit
         raise ExprError(Pos(1, 0), "too-deep", "the expression is nested too deeply.") from None
     if lead:
         node = _shift(node, lead)
     return node
+
+
+_LEAVES = (ast.Name, ast.Attribute, ast.Constant)
+
+
+def _check_depth(tree: ast.AST, lead: int) -> None:
+    """Refuse nesting beyond limits.MAX_EXPR_DEPTH before anything recurses over the tree (iteratively, so
+    a 600-deep `not not ...` is an error here, never a RecursionError in a later stage)."""
+    stack: list[tuple[ast.AST, int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limits.MAX_EXPR_DEPTH:
+            p = _pos(node)
+            raise ExprError(Pos(p.line, p.col + (lead if p.line == 1 else 0)), "too-deep",
+                            f"the expression nests operators, calls and parentheses more than "
+                            f"{limits.MAX_EXPR_DEPTH} levels deep.",
+                            "Split it into several rules, or emit an intermediate signal that another rule reads.")
+        if isinstance(node, _LEAVES):
+            continue
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node)
+                     if isinstance(child, ast.expr) and not isinstance(child, _LEAVES))
 
 
 def _shift(node: Node, cols: int) -> Node:
@@ -385,6 +413,8 @@ def check_value(text: str | int | float, env: TypeEnv) -> Node:
     if isinstance(text, bool):
         raise ExprError(Pos(1, 0), "type", "a price bound must be a number or an expression, not true/false.")
     if isinstance(text, (int, float)):
+        if not math.isfinite(text):
+            raise ExprError(Pos(1, 0), "bad-number", "numbers must be finite.")
         return Const(Pos(1, 0), text)
     node = parse(text)
     t = type_of(node, env)
@@ -814,8 +844,27 @@ def parse_template(text: str) -> list[str | Placeholder]:
             raise ExprError(Pos(1, 0), "template", f"conversion `!{conv}` is not supported in templates.")
         if not field_name.strip():
             raise ExprError(Pos(1, 0), "template", "a placeholder `{}` is empty.", "Name a fact, e.g. {stock.price}.")
+        if spec:
+            check_spec(spec, field_name)
         parts.append(Placeholder(field_name, parse(field_name), spec or ""))
     return parts
+
+
+_SPEC = re.compile(r"(?:.?[<>=^])?[+\- ]?z?#?0?(?P<width>\d+)?[,_]?(?:\.(?P<precision>\d+))?(?P<type>[eEfFgGn%])?")
+
+
+def check_spec(spec: str, field_name: str) -> None:
+    """A placeholder's format spec must format a number, within the width and precision limits."""
+    where = f"`{{{field_name}:{spec if len(spec) <= 24 else spec[:24] + '...'}}}`"
+    m = _SPEC.fullmatch(spec)
+    if m is None:
+        raise ExprError(Pos(1, 0), "template", f"{where} has a format spec numbers cannot use.",
+                        "Use a width, a precision and one of e f g n %, e.g. {stock.pe_ttm:.1f} or {x:>8,.2f}.")
+    w, p = (n.lstrip("0") or "0" for n in (m["width"] or "0", m["precision"] or "0"))
+    if int(w[:9]) > limits.MAX_FORMAT_WIDTH or int(p[:9]) > limits.MAX_FORMAT_PRECISION:  # 9 digits: no huge ints
+        raise ExprError(Pos(1, 0), "template", f"{where} asks for a width of {w[:20]} and {p[:20]} digits; "
+                        f"at most {limits.MAX_FORMAT_WIDTH} and {limits.MAX_FORMAT_PRECISION} are allowed.",
+                        "Messages are read by people: a short width and a few digits.")
 
 
 def render_template(parts: list[str | Placeholder], env: EvalEnv,

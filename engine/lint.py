@@ -182,10 +182,11 @@ def check(rules_dir: Path, facts_dir: Path) -> CheckReport:
         return sorted(ps, key=lambda p: (p.loc.file, p.loc.line, p.loc.col, p.code))
 
     try:
-        base = load_facts(facts_dir)
+        base = load_facts(facts_dir, partial=True)  # a bad stock file hides no rule problem
     except FactError as exc:
         return CheckReport(exc.problems)
     book, problems = load_rules_partial(rules_dir, base.catalog)
+    problems = list(base.skipped) + problems
     if book is None:
         return CheckReport(ordered(problems))
     problems += lint(book)

@@ -7,6 +7,7 @@ anything is reported. Nothing here touches durable_rules, the clock or the termi
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
@@ -18,10 +19,12 @@ from pydantic import BaseModel, ValidationError
 
 from . import expr
 from .errors import FactError, Location, LookupFailure, Problem, RuleError, did_you_mean, problem
+from .limits import number_problem
 from .model import (
     Catalog,
     CommodityFile,
     FactBaseFile,
+    FactSpec,
     FactValue,
     Pack,
     Policy,
@@ -33,7 +36,8 @@ from .model import (
 )
 from .parsecache import ParseCache
 from .prices import PriceSeries, check_gaps, load_series
-from .yamlsrc import Loc, SourceDoc, fast_load, read_yaml
+from .readfile import read_file
+from .yamlsrc import Loc, SourceDoc, fast_load, parse_bytes, read_yaml
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -163,8 +167,11 @@ def validate(model: type[M], doc: SourceDoc, base: Loc = (), data: Any = None) -
         return None, problems
 
 
-def _read(path: Path, root: Path | None, problems: list[Problem]) -> SourceDoc | None:
-    doc, errs = read_yaml(path, display_path(path, root))
+def _read(path: Path, root: Path | None, problems: list[Problem], content: bytes | None = None
+          ) -> SourceDoc | None:
+    """The document of a mapping file (`content`: its bytes, already read), or None with its problems."""
+    shown = display_path(path, root)
+    doc, errs = parse_bytes(content, shown) if content is not None else read_yaml(path, shown)
     problems.extend(errs)
     if doc.data is None and not errs:
         problems.append(problem(doc.path, 1, 1, "empty-file", "the file is empty.",
@@ -224,6 +231,7 @@ class FactBase:
     files: dict[str, bytes] = field(default_factory=dict)
     as_of: dt.date | None = None  # facts/base.yaml, else the newest date of any fact or price
     skipped: list[Problem] = field(default_factory=list)  # problems of stocks left out (partial loads)
+    skipped_files: dict[str, list[Problem]] = field(default_factory=dict)  # stock file -> its problems
 
     def latest_date(self) -> dt.date | None:
         days = [d for s in self.stocks.values() if (d := s.newest) is not None]
@@ -246,12 +254,17 @@ class FactBase:
         hit = self._index.get(query.strip().lower())
         if hit is not None:
             return hit
+        code = query.strip().partition(".")[0].lower()
+        for file, ps in self.skipped_files.items():
+            if Path(file).stem.lower() == code:  # stocks/<code>.yaml was left out: say why
+                raise FactError(ps)
         known = sorted({s.file.symbol for s in self.stocks.values()} | {s.file.name for s in self.stocks.values()})
         hint = did_you_mean(query, known + [s.file.code for s in self.stocks.values()])
         listing = ", ".join(f"{s.file.symbol} {s.file.name}" for s in self.stocks.values())
+        left_out = f" Left out because of problems: {', '.join(self.skipped_files)}." if self.skipped_files else ""
         raise LookupFailure([problem(display_path(self.root), 0, 0, "unknown-symbol",
                                      f"no facts for symbol '{query}' in {display_path(self.root)}.",
-                                     (hint + " " if hint else "") + f"Known symbols: {listing}. Add a "
+                                     (hint + " " if hint else "") + f"Known symbols: {listing}.{left_out} Add a "
                                      "stocks/<code>.yaml file there to evaluate another.")])
 
 
@@ -261,8 +274,11 @@ def _load_stock(path: Path, doc_of: Any, catalog: Catalog | None, sources: dict[
                 cache: ParseCache | None = None) -> None:
     """One stock file. A universe has thousands: they are read first without position maps, and only
     a file with a problem is read again with them, so every problem still has its line and column."""
-    if root is not None and files is not None and path.is_file():
-        content = path.read_bytes()
+    content = None
+    if root is not None and files is not None:
+        content = read_file(path, display_path(path, root), problems)
+        if content is None:
+            return
         data = cache.parse(content, fast_load) if cache else fast_load(content.decode("utf-8", errors="replace"))
         if isinstance(data, dict):
             start = len(problems)
@@ -274,7 +290,12 @@ def _load_stock(path: Path, doc_of: Any, catalog: Catalog | None, sources: dict[
             del problems[start:]
             stocks.clear()
             stocks.update(snapshot)
-    sd = doc_of(path)
+    if content is None:
+        sd = doc_of(path)
+    else:
+        assert files is not None and root is not None
+        files[str(path.relative_to(root))] = content
+        sd = _read(path, root, problems, content)
     if not sd:
         return
     _add_stock(sd, catalog, sources, sectors, stocks, problems)
@@ -333,7 +354,7 @@ def _fact_entries(doc: SourceDoc, facts: Any, ns: str, catalog: Catalog | None, 
             if fv.known_at is None and published is not None and published > fv.as_of:
                 fv.known_at = published  # not known before its source was published
             if spec is not None:
-                bad = _type_problem(fv, spec.type, spec.bounds)
+                bad = _type_problem(fv, spec)
                 if bad:
                     problems.append(problem(where.file, where.line, where.col, "fact-type",
                                             f"'{ns}.{name}' {bad}.", f"The catalog declares it as {spec.type}."))
@@ -344,30 +365,50 @@ def _fact_entries(doc: SourceDoc, facts: Any, ns: str, catalog: Catalog | None, 
     return out
 
 
-def _type_problem(fv: FactValue, ftype: str, bounds_ok: bool) -> str:
+def _type_problem(fv: FactValue, spec: FactSpec) -> str:
+    """'' when the value fits the catalog's declaration (type, bounds allowed, finite and in range)."""
+    ftype = spec.type
     if fv.value is None:
         if ftype != "number":
             return "is given as a bound, but only numbers can be"
-        if not bounds_ok:
+        if not spec.bounds:
             return "is given only as a bound, which the catalog does not allow for it (set bounds: true)"
+        for b in (fv.gt, fv.gte, fv.lt, fv.lte):
+            why = number_problem(float(b), spec.min, spec.max) if b is not None else ""
+            if why:
+                return f"has a bound that {why}"
         return ""
     v = fv.value
     if ftype == "number" and (isinstance(v, bool) or not isinstance(v, (int, float))):
+        if isinstance(v, str) and _is_float(v):  # YAML 1.1 reads 1e5 and 1.7e308 as text
+            return f"must be a number, not {v!r} (YAML reads that as text: write the exponent as 1.0e+5)"
         return f"must be a number, not {v!r}"
     if ftype == "bool" and not isinstance(v, bool):
         return f"must be true or false, not {v!r}"
     if ftype == "text" and not isinstance(v, str):
         return f"must be text, not {v!r}"
-    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
-        return "must be a finite number"
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        why = number_problem(float(v), spec.min, spec.max)
+        if why:
+            return f"value {why}"
     return ""
 
 
-def load_facts(root: Path, partial: bool = False) -> FactBase:
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def load_facts(root: Path, partial: bool = False, cache: ParseCache | None = None) -> FactBase:
     """Load facts/ (catalog, sources, commodities, sectors/, stocks/) or raise FactError with every problem.
 
-    With `partial`, a stock whose own files are bad is left out and its problems are kept in
-    `FactBase.skipped` (a batch over a universe reports it and goes on); shared files must be sound.
+    With `partial`, a stock whose own files are bad (malformed, unreadable, out of range) is left out
+    and its problems are kept in `FactBase.skipped` and `skipped_files`: a screen reports it and goes
+    on, and evaluating another symbol is unaffected; shared files must be sound. `cache`: parsed stock
+    and price files from an earlier load (`ParseCache.default(root)`), or None to parse every file.
     """
     if not root.is_dir():
         raise LookupFailure([problem(display_path(root), 0, 0, "no-facts-dir",
@@ -378,14 +419,17 @@ def load_facts(root: Path, partial: bool = False) -> FactBase:
     files: dict[str, bytes] = {}
 
     def doc_of(path: Path, required: bool = True) -> SourceDoc | None:
-        if not path.is_file():
+        if not path.exists() and not path.is_symlink():
             if required:
                 problems.append(problem(display_path(path), 0, 0, "missing-file",
                                         f"'{display_path(path)}' is missing.",
                                         "Every facts directory needs catalog.yaml and sources.yaml."))
             return None
-        files[str(path.relative_to(root))] = path.read_bytes()
-        return _read(path, root, problems)
+        content = read_file(path, display_path(path, root), problems)
+        if content is None:
+            return None
+        files[str(path.relative_to(root))] = content
+        return _read(path, root, problems, content)
 
     catalog: Catalog | None = None
     cdoc = doc_of(root / CATALOG_FILE)
@@ -431,7 +475,6 @@ def load_facts(root: Path, partial: bool = False) -> FactBase:
             owned.setdefault(key, []).extend(problems[start:])
             del problems[start:]
 
-    cache = ParseCache(root)
     for path in sorted((root / "stocks").glob("*.yaml")):
         start = len(problems)
         try:
@@ -459,14 +502,15 @@ def load_facts(root: Path, partial: bool = False) -> FactBase:
                                         f"price source '{seg.source}' is not listed in facts/{SOURCES_FILE}.",
                                         did_you_mean(seg.source, list(sources))))
             seg_path = root / seg.file
-            if seg_path.is_file():
+            with contextlib.suppress(OSError):  # load_series reports it
                 files[seg.file] = seg_path.read_bytes()
         try:
             s.series = load_series(s.file.symbol, spec, root, root.name, s.path, cache)
         except FactError as exc:
             problems.extend(exc.problems)
         own(s.path, start)
-    cache.save()
+    if cache is not None:
+        cache.save()
     # Trading days: the union of every bundled series' dates (all are SSE/SZSE trading days).
     calendar = sorted({b.date for s in stocks.values() if s.series for b in s.series.bars})
     for s in stocks.values():
@@ -480,7 +524,15 @@ def load_facts(root: Path, partial: bool = False) -> FactBase:
         for key, ps in owned.items():
             skipped.extend(ps)
             for sym in [sym for sym, s in stocks.items() if s.path == key]:
+                own_prices = stocks[sym].file.prices
+                kept = {seg.file for other in stocks.values() if other.path != key and other.file.prices
+                        for seg in other.file.prices.segments}
+                for seg in own_prices.segments if own_prices else []:
+                    if seg.file not in kept:
+                        files.pop(seg.file, None)
                 del stocks[sym]
+            with contextlib.suppress(ValueError):  # the snapshot holds only the files used
+                files.pop(str(Path(key).relative_to(root.name)), None)
     else:
         problems.extend(p for ps in owned.values() for p in ps)
     if problems:
@@ -492,7 +544,8 @@ def load_facts(root: Path, partial: bool = False) -> FactBase:
 
     sources.setdefault(DERIVED_SOURCE, Source(title="Computed by verdict from the symbol's daily price history",
                                               publisher="verdict (derived from prices)"))
-    return FactBase(root, catalog, sources, stocks, sectors, commodities, files, base_as_of, skipped)
+    skipped_files = {key: ps for key, ps in owned.items()} if partial else {}
+    return FactBase(root, catalog, sources, stocks, sectors, commodities, files, base_as_of, skipped, skipped_files)
 
 
 # --------------------------------------------------------------------------------- rules
@@ -604,16 +657,21 @@ def load_rules_partial(root: Path, catalog: Catalog) -> tuple[RuleBook | None, l
                                 f"'{display_path(ppath, root)}' is missing.",
                                 "The rating scale and score bands live there; copy the bundled one."))
     else:
-        files[POLICY_FILE] = ppath.read_bytes()
-        pdoc = _read(ppath, root, problems)
+        pbytes = read_file(ppath, display_path(ppath, root), problems)
+        pdoc = _read(ppath, root, problems, pbytes) if pbytes is not None else None
+        if pbytes is not None:
+            files[POLICY_FILE] = pbytes
         if pdoc:
             policy, errs = validate(Policy, pdoc)
             problems.extend(errs)
 
     raw: list[tuple[Pack, SourceDoc, list[tuple[int, Rule]]]] = []
     for path in _pack_files(root):
-        files[str(path.relative_to(root))] = path.read_bytes()
-        doc = _read(path, root, problems)
+        content = read_file(path, display_path(path, root), problems)
+        if content is None:
+            continue
+        files[str(path.relative_to(root))] = content
+        doc = _read(path, root, problems, content)
         if not doc:
             continue
         # The header and each rule are validated on their own, so one bad rule hides no other.

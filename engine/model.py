@@ -41,6 +41,8 @@ class FactSpec(Strict):
         "none", description="how the fact moves when the share price moves (for price scenarios): proportional "
                             "(PE, close), value_vs_price_pct ((value / price - 1) x 100), return_pct (a return "
                             "ending at the price)")
+    min: float | None = Field(None, description="lowest value a source may state (numbers; e.g. 0.001 for prices)")
+    max: float | None = Field(None, description="highest value a source may state (numbers)")
     description: str = ""
 
 

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from . import expr
 from .compile import Compiled, compile_rules
@@ -26,6 +26,7 @@ from .derive import SymbolFacts, symbol_facts
 from .explain import cross_check, fact_uses, trace
 from .load import FactBase, LoadedRule, RuleBook, load_facts, load_rules
 from .model import Evaluation, Summary, WarningOut
+from .parsecache import ParseCache
 from .resolve import SEVERITY_ORDER, Resolution, resolve, signal_env
 from .rete import Firing
 
@@ -66,11 +67,15 @@ class Workspace:
     compiled: Compiled
 
     @classmethod
-    def open(cls, rules_dir: Path | str = "rules", facts_dir: Path | str = "facts", partial: bool = False
-             ) -> Workspace:
-        """Load and compile once. `partial`: leave out (and keep in facts.skipped) stocks with bad files."""
+    def open(cls, rules_dir: Path | str = "rules", facts_dir: Path | str = "facts", partial: bool = False,
+             cache: ParseCache | Literal["user"] | None = "user") -> Workspace:
+        """Load and compile once. `partial`: leave out (and keep in facts.skipped) stocks with bad files,
+        so they affect only their own symbol. `cache`: the user's parse cache ("user", the default), a
+        given one, or None to parse every file afresh (as audit replays do)."""
         rules_path, facts_path = Path(rules_dir), Path(facts_dir)
-        facts = load_facts(facts_path, partial=partial)
+        if cache == "user":
+            cache = ParseCache.default(facts_path)
+        facts = load_facts(facts_path, partial=partial, cache=cache)
         book = load_rules(rules_path, facts.catalog)
         return cls(rules_path, facts_path, book, facts, compile_rules(book, facts.catalog))
 

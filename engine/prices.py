@@ -15,9 +15,11 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import limits
 from .errors import FactError, Problem, problem
 from .model import PriceSeriesSpec
 from .parsecache import ParseCache
+from .readfile import read_file
 
 REQUIRED = ("date", "open", "high", "low", "close", "volume")
 OVERLAP_TOLERANCE = 0.0051  # two sources rounding to 0.01 can differ by one tick
@@ -71,11 +73,8 @@ def read_csv(path: Path, shown: str, problems: list[Problem], cache: ParseCache 
              ) -> list[tuple[int, Bar]]:
     """Rows of one file with their line numbers; every bad row becomes a problem. A file that parsed
     without problems before (same bytes) comes from the parse cache."""
-    try:
-        content = path.read_bytes()
-    except OSError as exc:
-        problems.append(problem(shown, 0, 0, "missing-file", f"cannot read price file: {exc.strerror}.",
-                                "Fix the `file:` of this segment in the stock's prices."))
+    content = read_file(path, shown, problems, limits.MAX_CSV_BYTES)
+    if content is None:
         return []
     if cache is not None:
         rows = cache.parse(content, _clean_rows)
@@ -112,17 +111,17 @@ def parse_rows(text: str, shown: str, problems: list[Problem]) -> list[tuple[int
             problems.append(problem(shown, lineno, 1, "price-row", f"unreadable row ({exc}).",
                                     "Dates as YYYY-MM-DD, prices and volume as numbers."))
             continue
-        bad = []
+        bad = _out_of_range(bar)
+        if bad:
+            problems.append(problem(shown, lineno, 1, "price-row", "; ".join(bad) + ".",
+                                    "Correct the row from the data source; rows are never dropped silently."))
+            continue
         if prev is not None and bar.date <= prev:
             bad.append(f"date {bar.date} is not after the previous row's {prev}")
         if bar.high < max(bar.open, bar.close) or bar.high < bar.low:
             bad.append(f"high {bar.high} is below open/close/low")
         if bar.low > min(bar.open, bar.close):
             bad.append(f"low {bar.low} is above open/close")
-        if bar.volume < 0:
-            bad.append(f"volume {bar.volume} is negative")
-        if min(bar.open, bar.high, bar.low, bar.close) <= 0:
-            bad.append("prices must be positive")
         if bad:
             problems.append(problem(shown, lineno, 1, "price-row", "; ".join(bad) + ".",
                                     "Correct the row from the data source; rows are never dropped silently."))
@@ -130,6 +129,20 @@ def parse_rows(text: str, shown: str, problems: list[Problem]) -> list[tuple[int
         prev = bar.date
         out.append((lineno, bar))
     return out
+
+
+def _out_of_range(bar: Bar) -> list[str]:
+    """Non-finite, negative or absurd numbers (limits.py): checked before any comparison, which NaN defeats."""
+    bad = []
+    for name in ("open", "high", "low", "close"):
+        v = getattr(bar, name)
+        why = limits.number_problem(v, limits.MIN_PRICE, limits.MAX_PRICE)
+        if why:
+            bad.append(f"{name} {why} for a price")
+    why = limits.number_problem(bar.volume, 0, limits.MAX_VOLUME)
+    if why:
+        bad.append(f"volume {why}")
+    return bad
 
 
 def load_series(symbol: str, spec: PriceSeriesSpec, root: Path, shown_root: str, where: str,

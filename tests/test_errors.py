@@ -80,13 +80,16 @@ def test_symbol_and_all_are_exclusive(verdict):
     _fails_cleanly(verdict("evaluate", "600111", "--all"), "give SYMBOL(s), --universe FILE or --all")
 
 
-def test_bad_fact_file_names_its_line(workdir, verdict):
+def test_bad_fact_file_names_its_line_and_affects_only_its_symbol(workdir, verdict):
     facts = workdir / "facts" / "stocks" / "300127.yaml"
     _edit(facts, "{value: 52.3, as_of: 2026-01-19, source: seed-report,",
           "{value: 52.3, as_of: 2026-01-19, source: seed-reprot,")
     line = _line_of(facts, "seed-reprot")
-    _fails_cleanly(verdict("evaluate", "600111", cwd=workdir), f"facts/stocks/300127.yaml:{line}:",
+    _fails_cleanly(verdict("evaluate", "300127", cwd=workdir), f"facts/stocks/300127.yaml:{line}:",
                    "source 'seed-reprot' is not listed", "Did you mean 'seed-report'?")
+    other = verdict("evaluate", "600111", "--no-record", cwd=workdir)
+    assert other.returncode == 0 and other.stdout.startswith("Northern Rare Earth (600111.SH)")
+    assert "note: 1 stock file(s) with problems were left out: facts/stocks/300127.yaml" in other.stderr
 
 
 def test_fact_with_wrong_type(workdir, verdict):

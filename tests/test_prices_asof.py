@@ -25,7 +25,7 @@ def _rewrite(path: Path, old: str, new: str) -> int:
 @pytest.mark.parametrize(("old", "new", "fragment"), [
     ("2026-01-19,", "2026-01-19,51.0,51.07,50.0,50.29,1216331.76", "high 50.0 is below open/close/low"),
     ("2026-01-19,", "2026-01-19,51.0,51.07,52.29,51.5,1216331.76", "low 51.5 is above open/close"),
-    ("2026-01-19,", "2026-01-19,51.0,51.07,52.29,50.29,-5", "volume -5.0 is negative"),
+    ("2026-01-19,", "2026-01-19,51.0,51.07,52.29,50.29,-5", "volume -5 is below the lowest value allowed (0)"),
     ("2026-01-19,", "2026-01-16,51.0,51.07,52.29,50.29,1216331.76", "is not after the previous row's"),
     ("2026-01-19,", "2026-01-19,51.0,n/a,52.29,50.29,1216331.76", "unreadable row"),
 ])
