@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -57,9 +58,12 @@ def test_an_impossible_date_is_an_error_at_its_position(workdir: Path, verdict: 
 
 
 def test_an_impossible_date_in_a_shared_file_stops_with_its_position(workdir: Path, verdict: Run) -> None:
-    _edit(workdir / "facts" / "base.yaml", "as_of: 2026-01-19", "as_of: 2026-02-30")
+    base = workdir / "facts" / "base.yaml"
+    text = base.read_text(encoding="utf-8")
+    base.write_text(re.sub(r"(?m)^as_of: .*$", "as_of: 2026-02-30", text), encoding="utf-8")
     _fails_cleanly(verdict("evaluate", "600111", "--no-record", cwd=workdir),
-                   "facts/base.yaml:4:8: error: '2026-02-30' is not a valid date (day is out of range for month)")
+                   f"facts/base.yaml:{_line_of(base, 'as_of: 2026-02-30')}:8: error: '2026-02-30' is not a valid "
+                   "date (day is out of range for month)")
 
 
 def test_a_value_yaml_cannot_build_is_an_error_not_a_crash() -> None:
