@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from . import indicators as ind
 from .errors import Location, LookupFailure, Problem
-from .model import Evaluation, Source
+from .model import Evaluation, FactUse, Source
 from .svgchart import Band, Candle, Indicators, Level
 
 if TYPE_CHECKING:
@@ -80,14 +80,19 @@ class PageData:
     price_basis: str = ""
 
     @property
-    def price(self) -> float | None:
-        """The stated share price (valuation basis), else the last close of the history."""
-        facts = {f.path: f.value for f in self.evaluation.facts}
-        for path in ("stock.price", "stock.close"):
-            v = facts.get(path)
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                return float(v)
-        return self.candles[-1].close if self.candles else None
+    def price(self) -> FactUse | None:
+        return stated_price(self.evaluation)
+
+
+def stated_price(ev: Evaluation) -> FactUse | None:
+    """The price upside is measured from: the stated share price (the valuation's basis), else the last
+    close of the history, as the evaluation read it."""
+    facts = {f.path: f for f in ev.facts}
+    for path in ("stock.price", "stock.close"):
+        fu = facts.get(path)
+        if fu is not None and isinstance(fu.value, (int, float)) and not isinstance(fu.value, bool):
+            return fu
+    return None
 
 
 def _cited(sid: str, sources: dict[str, Source]) -> Cited:
@@ -224,19 +229,12 @@ def write_reports(ws: Workspace, evs: list[Evaluation], out: Path, window: int =
                                      "several symbols needs a directory.",
                                      "Give a directory (it is created if missing), e.g. --out report/.")])
     paths = [write_text(out / page_name(ev), stock_page(ws, ev, window)) for ev in evs]
-    prices = [_stated_price(ev) for ev in evs]
-    paths.append(write_text(out / "index.html", render_index(evs, prices, [page_name(ev) for ev in evs])))
+    ranks = {name: i for i, name in enumerate(ws.book.policy.scale.names())}
+    rows = sorted(evs, key=lambda ev: (ranks.get(ev.rating, len(ranks)), -ev.score, ev.symbol))  # as a screen sorts
+    aliases = [[a for a in ws.facts.find(ev.symbol).file.aliases if not a.isascii()] for ev in rows]
+    paths.append(write_text(out / "index.html", render_index(rows, [stated_price(ev) for ev in rows], aliases,
+                                                             [page_name(ev) for ev in rows])))
     return paths
-
-
-def _stated_price(ev: Evaluation) -> float | None:
-    for fu in ev.facts:
-        if fu.path == "stock.price" and isinstance(fu.value, (int, float)) and not isinstance(fu.value, bool):
-            return float(fu.value)
-    for fu in ev.facts:
-        if fu.path == "stock.close" and isinstance(fu.value, (int, float)) and not isinstance(fu.value, bool):
-            return float(fu.value)
-    return None
 
 
 def recorded_page(log: AuditLog, rec: Record, window: int = DEFAULT_WINDOW) -> str:

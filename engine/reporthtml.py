@@ -98,7 +98,9 @@ def _score_gauge(ev: Evaluation) -> str:
                      f'fill="{shades[min(i, len(shades) - 1)]}" fill-opacity="{1 if b.name == ev.rating else .45}">'
                      f"<title>{e(b.name)}: score {'>= ' + num(b.min_score) if b.min_score is not None else 'below'}"
                      f"</title></rect>")
-        parts.append(f'<text x="{(x1 + x2) / 2:.1f}" y="{y + h + 13}" text-anchor="middle">{e(b.name)}</text>')
+        ink = "#fff" if b.name == ev.rating else "#212529"
+        parts.append(f'<text x="{(x1 + x2) / 2:.1f}" y="{y + h - 4}" text-anchor="middle" fill="{ink}">'
+                     f"{e(b.name)}</text>")
         if b.min_score is not None:
             parts.append(f'<text x="{x1:.1f}" y="{y - 3}" text-anchor="middle">{e(num(b.min_score))}</text>')
         top = start
@@ -138,11 +140,13 @@ def _header(d: PageData) -> str:
     if ev.target:
         t = ev.target
         up = ""
-        if price:
-            lo, hi = (t.low / price - 1) * 100, (t.high / price - 1) * 100
+        if price is not None:
+            p = float(price.value)
+            lo, hi = (t.low / p - 1) * 100, (t.high / p - 1) * 100
             cls = "pos" if (lo + hi) / 2 >= 0 else "neg"
             up = (f'<dt>upside</dt><dd class="{cls}" id="upside">{pct(lo)} to {pct(hi)} '
-                  f'<span class="dim">from {e(t.currency)} {price:,.2f}</span></dd>')
+                  f'<span class="dim">from {e(t.currency)} {p:,.2f} (<a href="#fact-{e(price.path)}">'
+                  f"{e(price.path)}</a>, {e(price.as_of)})</span></dd>")
         target = (f'<dt>target</dt><dd class="big" id="target">{e(t.currency)} {t.low:,.2f} - {t.high:,.2f}</dd>'
                   f"{up}"
                   + (f'<dt></dt><dd class="dim">{e(t.note)}</dd>' if t.note else "")
@@ -517,17 +521,19 @@ def render_page(d: PageData) -> str:
 # ----------------------------------------------------------------------------------- index
 
 
-def render_index(evs: list[Evaluation], prices: list[float | None], pages: list[str]) -> str:
+def render_index(evs: list[Evaluation], prices: list[FactUse | None], aliases: list[list[str]], pages: list[str]
+                 ) -> str:
     """A screen's page: one sortable row per symbol, linking to its page."""
     rows = []
-    for ev, price, page in zip(evs, prices, pages, strict=True):
+    for ev, price, alias, page in zip(evs, prices, aliases, pages, strict=True):
         t = ev.target
         up = None
-        if t and price:
-            up = ((t.low + t.high) / 2 / price - 1) * 100
+        if t and price is not None and price.value:
+            up = ((t.low + t.high) / 2 / float(price.value) - 1) * 100
         warn = ev.warnings[0] if ev.warnings else None
         rows.append(
-            f'<tr data-symbol="{e(ev.symbol)}"><td><a href="{e(page)}">{e(ev.symbol)}</a></td><td>{e(ev.name)}</td>'
+            f'<tr data-symbol="{e(ev.symbol)}"><td><a href="{e(page)}">{e(ev.symbol)}</a></td><td>{e(ev.name)}'
+            + "".join(f' <span lang="zh-CN">{e(a)}</span>' for a in alias) + "</td>"
             f'<td data-v="{_rank(ev)}"><span class="rating-chip r{_rank(ev)}">{e(ev.rating)}</span></td>'
             f'<td class="num" data-v="{ev.score:g}">{e(num(ev.score))}</td>'
             f'<td class="num" data-v="{t.low if t else ""}">{f"{t.low:,.2f} - {t.high:,.2f}" if t else ""}</td>'

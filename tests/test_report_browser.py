@@ -178,3 +178,32 @@ def test_chinese_name_renders_with_a_cjk_font(opened):  # type: ignore[no-untype
     assert alias.inner_text() == "北方稀土"
     box = alias.bounding_box()
     assert box and box["width"] > 40  # four glyphs drawn, not collapsed
+
+
+def test_index_sorts_on_click_and_links_each_page(browser, verdict, tmp_path: Path):  # type: ignore[no-untyped-def]
+    site = tmp_path / "site"
+    made = verdict("report", "--all", "--out", str(site), "--no-record")
+    assert made.returncode == 0, made.stderr
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto((site / "index.html").as_uri(), wait_until="load")
+
+    def column(n: int) -> list[str]:
+        return page.locator(f"#index tbody tr td:nth-child({n})").all_inner_texts()
+
+    def scores() -> list[float]:
+        return [float(x) for x in column(4)]
+
+    page.locator("#index th", has_text="score").click()
+    assert scores() == sorted(scores())
+    page.locator("#index th", has_text="score").click()
+    assert scores() == sorted(scores(), reverse=True)
+    page.locator("#index th", has_text="symbol").click()
+    assert column(1) == sorted(column(1))
+    page.screenshot(path=str(ARTIFACTS / "report_index.png"), full_page=True)
+    for href in page.locator("#index tbody a").evaluate_all("links => links.map(a => a.href)"):
+        assert href.startswith("file:") and Path(href.removeprefix("file://")).is_file(), href
+    assert errors == []
+    page.close()
