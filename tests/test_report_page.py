@@ -245,3 +245,19 @@ def test_audit_report_of_a_point_in_time_page(verdict, tmp_path: Path):  # type:
     out = verdict("audit", "report", run["run_id"][:10], "--window", "60", "--out", str(again), "--audit-db", str(db))
     assert out.returncode == 0, out.stderr
     assert again.read_bytes() == page.read_bytes()
+
+
+def test_a_symbol_without_prices_gets_a_page_without_chart(workdir: Path):
+    from engine.pipeline import Workspace
+
+    stock = workdir / "facts" / "stocks" / "300127.yaml"
+    text = stock.read_text(encoding="utf-8")
+    text = re.sub(r"\nprices:\n(?:  .*\n)+", "\n", text)
+    assert "prices:" not in text
+    stock.write_text(text, encoding="utf-8")
+    ws = Workspace.open(workdir / "rules", workdir / "facts")
+    ev = ws.evaluate("300127", run_id="np")
+    html = stock_page(ws, ev)
+    assert 'id="price-chart"' not in html and "No price history for this symbol" in html
+    assert 'id="target">none' in html  # 300127 has no target: said, not left blank
+    assert f'id="rating">{ev.rating}<' in html
