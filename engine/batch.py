@@ -20,10 +20,13 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import Problem, VerdictError
 from .model import Outcome, Summary
+
+if TYPE_CHECKING:
+    from .screen import Screen
 
 _worker: dict[str, Any] = {}
 
@@ -40,16 +43,21 @@ class BatchResult:
     outcomes: list[Outcome] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     skipped: list[Problem] = field(default_factory=list)
+    filtered: int = 0  # evaluated, and left out by the screen's --where
+    screen: Any = None  # the screen the workers applied
 
 
 def _one(symbol: str) -> tuple[str, Outcome | None, str]:
-    ws, as_of, full = _worker["ws"], _worker["as_of"], _worker["full"]
+    ws, as_of, full, screen = _worker["ws"], _worker["as_of"], _worker["full"], _worker.get("screen")
     try:
         run = ws.run(symbol, as_of=as_of)
+        if screen is not None and not screen.keep(run):
+            return symbol, None, ""  # left out by --where: no trace is rendered for it
+        row = screen.row(run) if screen is not None and screen.needs_rows else {}
         if not full:
-            return symbol, Outcome(run.summary()), ""
+            return symbol, Outcome(run.summary(), row=row), ""
         ev = run.evaluation()
-        return symbol, Outcome(Summary.of(ev), ev.model_dump_json()), ""
+        return symbol, Outcome(Summary.of(ev), ev.model_dump_json(), row=row), ""
     except VerdictError as exc:
         return symbol, None, exc.render()
     except Exception as exc:  # one symbol's defect must not stop the screen
@@ -60,10 +68,10 @@ def _chunk(symbols: list[str]) -> list[tuple[str, Outcome | None, str]]:
     return [_one(s) for s in symbols]
 
 
-def evaluate_chunk(ws: Any, job: tuple[dt.date | None, bool], symbols: list[str]) -> list[tuple[str, Outcome | None,
-                                                                                                  str]]:
+def evaluate_chunk(ws: Any, job: tuple[dt.date | None, bool, Screen | None], symbols: list[str]
+                   ) -> list[tuple[str, Outcome | None, str]]:
     """A screen's task on a Dask or Ray worker (engine/executors.py): its workspace, loaded once there."""
-    _worker.update(ws=ws, as_of=job[0], full=job[1])
+    _worker.update(ws=ws, as_of=job[0], full=job[1], screen=job[2])
     return _chunk(symbols)
 
 
@@ -79,7 +87,10 @@ def universe(path: Path) -> list[str]:
 
 def evaluate_many(rules: Path, facts: Path, symbols: Iterable[str] | None, *, jobs: int = 0,
                   as_of: dt.date | None = None, progress: Callable[[int, int], None] | None = None,
-                  full: bool = True, executor: Any = None) -> BatchResult:
+                  full: bool = True, executor: Any = None, screen: Callable[[Any], Screen] | None = None
+                  ) -> BatchResult:
+    """Evaluate `symbols` (None: all). `screen(workspace)` builds the screen (filter, columns) the
+    workers apply, once the workspace it type-checks against is loaded."""
     from .pipeline import Workspace
 
     ws = Workspace.open(rules, facts, partial=True)
@@ -93,7 +104,9 @@ def evaluate_many(rules: Path, facts: Path, symbols: Iterable[str] | None, *, jo
     def take(items: list[tuple[str, Outcome | None, str]]) -> None:
         nonlocal done
         for symbol, outcome, error in items:
-            if outcome is None:
+            if outcome is None and not error:
+                result.filtered += 1
+            elif outcome is None:
                 result.failures.append(Failure(symbol, error))
             else:
                 result.outcomes.append(outcome)
@@ -101,16 +114,18 @@ def evaluate_many(rules: Path, facts: Path, symbols: Iterable[str] | None, *, jo
         if progress:
             progress(done, total)
 
+    built = result.screen = screen(ws) if screen else None
     if executor is not None and executor.kind != "local":  # a Dask or Ray cluster (executors.py)
         from .executors import Lost, WorkspaceSpec, run
 
         size = max(1, min(256, total // 32 or 1))
         parts = [wanted[i:i + size] for i in range(0, total, size)]
-        for i, res in run(executor, WorkspaceSpec.of(rules, facts), evaluate_chunk, (as_of, full), parts):
+        for i, res in run(executor, WorkspaceSpec.of(rules, facts), evaluate_chunk, (as_of, full, built), parts):
             take([(s, None, f"the worker evaluating it was lost ({res.message})") for s in parts[i]]
                  if isinstance(res, Lost) else res)
         return result
-    _worker.update(ws=ws, as_of=as_of, full=full)  # forked workers inherit it: nothing is loaded twice
+    _worker.update(ws=ws, as_of=as_of, full=full, screen=built)  # forked workers inherit it: nothing is loaded
+    # twice
     if jobs == 1:
         for s in wanted:
             take([_one(s)])

@@ -56,12 +56,6 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks f
     _state["debug"] = debug
 
 
-class Sort(StrEnum):
-    rating = "rating"
-    score = "score"
-    symbol = "symbol"
-
-
 @app.command()
 def evaluate(
     symbols: Annotated[list[str] | None, typer.Argument(help="600111, 600111.SH or a name; several for a batch.")
@@ -78,8 +72,15 @@ def evaluate(
     audit_db: AuditOpt = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluate as of this date (YYYY-MM-DD): only facts "
                                                              "and prices dated on or before it are used.")] = None,
-    sort: Annotated[Sort, typer.Option("--sort", help="Order of a batch: rating (then score), score or symbol.")
-                    ] = Sort.rating,
+    where: Annotated[str | None, typer.Option("--where", help="Keep the symbols this holds for: a rule expression "
+                                              "over facts (stock.pe_ttm < 50) and rating, score, target, upside, "
+                                              "... (rating == \"Buy\").")] = None,
+    columns: Annotated[str | None, typer.Option("--columns", help="Columns of a screen, comma-separated: rating, "
+                                                "score, target, upside, warning, ..., any fact (pe_ttm or "
+                                                "stock.pe_ttm), signal.NAME.")] = None,
+    sort: Annotated[str, typer.Option("--sort", help="Order of a batch: any column, COLUMN:asc or :desc, several "
+                                      "comma-separated (default: rating best first, then score).")] = "rating,score",
+    top: Annotated[int | None, typer.Option("--top", min=1, help="Keep the first N after sorting.")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Processes for a batch (0: one per core).", min=0)] = 0,
     executor: Annotated[str, typer.Option("--executor", help="Where a batch runs: local (default), dask, ray, "
                                                              "or dask:ADDRESS / ray:ADDRESS to join a cluster.")
@@ -87,10 +88,12 @@ def evaluate(
 ) -> None:
     """Evaluate a stock, several, a --universe file or --all; print rating, target, entries, warnings.
 
-    Every evaluation is appended to the audit log unless --no-record is given. In a batch a symbol whose
-    facts are bad is reported and skipped; the exit code is 1 if any was.
+    A batch is a screen: --where keeps the symbols an expression holds for, --columns chooses what each row
+    shows, --sort and --top order and cut it. Every evaluation shown is appended to the audit log unless
+    --no-record is given. In a batch a symbol whose facts are bad is reported and skipped; the exit code is
+    1 if any was.
     """
-    from .explain import render_markdown, render_rows, render_table, render_tree
+    from .explain import render_markdown, render_table, render_tree
 
     names = list(symbols or [])
     sources = sum([bool(names), all_, universe is not None])
@@ -98,46 +101,90 @@ def evaluate(
         raise LookupFailure([Problem(Location(), "usage", "give SYMBOL(s), --universe FILE or --all (one of them).",
                                      "Example: verdict evaluate 600111, or verdict evaluate --all.")])
     day = _date_option("--as-of", as_of)
-    single = len(names) == 1 and not all_ and universe is None
-    if single:
+    screening = where is not None or columns is not None or top is not None
+    if len(names) == 1 and not all_ and universe is None and not screening:
         from .model import Outcome
 
         ws = _open(rules, facts)
-        outcomes = [Outcome.of(ws.evaluate(names[0], as_of=day))]
-        failures: list[Any] = []
-        skipped: list[Problem] = []
+        outcome = Outcome.of(ws.evaluate(names[0], as_of=day))
+        if not no_record:
+            _record(ws, [outcome], audit_db)
+        if format in (Format.json, Format.jsonl):
+            typer.echo(outcome.json() if format is Format.jsonl else
+                       json.dumps(json.loads(outcome.json()), ensure_ascii=False, indent=2))
+        elif format is Format.csv:
+            from .views import summary_csv
+
+            typer.echo(summary_csv([outcome.summary]), nl=False)
+        elif explain:
+            typer.echo(render_tree(outcome.evaluation(), depth))
+        elif format is Format.markdown:
+            typer.echo(render_markdown(outcome.evaluation()))
+        else:
+            typer.echo(render_table(outcome.evaluation(), _width()))
+        _note_left_out(ws)
+        return
+    if universe is not None:
+        from .batch import universe as read_universe
+
+        if not universe.is_file():
+            raise LookupFailure([Problem(Location(str(universe)), "no-universe",
+                                         f"the universe file '{universe}' does not exist.",
+                                         "Give a text file with one symbol per line.")])
+        names = read_universe(universe)
+    _screen(rules, facts, None if all_ else names, jobs=jobs, day=day, format=format, explain=explain,
+            depth=depth, no_record=no_record, audit_db=audit_db, where=where, columns=columns, sort=sort, top=top,
+            executor=executor)
+
+
+def _width() -> int:
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else 160  # piped: long lines fold at 160
+
+
+def _screen(rules: Path, facts: Path, names: list[str] | None, *, jobs: int, day: dt.date | None, format: Format,
+            explain: bool, depth: int | None, no_record: bool, audit_db: Path | None, where: str | None,
+            columns: str | None, sort: str, top: int | None, executor: str) -> None:
+    """A batch: evaluate in worker processes, keep what --where holds for, sort, cut, record, print."""
+    from .batch import evaluate_many
+    from .executors import ExecutorSpec
+    from .screen import DEFAULT_COLUMNS, Screen, book_signals
+
+    if columns is None and format in (Format.table, Format.markdown):
+        columns = ",".join(DEFAULT_COLUMNS)  # a screen's table: one row per symbol
+    rows_only = columns is not None
+    # The trace is rendered only where it is shown or recorded: rows and CSV need the outcome alone.
+    full = not no_record or (explain and format not in (Format.json, Format.jsonl, Format.csv)) or (
+        format in (Format.json, Format.jsonl) and not rows_only)
+
+    def build(ws: Any) -> Screen:
+        return Screen.build(ws.facts.catalog, book_signals(ws.book), where=where, columns=columns, sort=sort,
+                            top=top)
+
+    kwargs: dict[str, Any] = {"jobs": jobs, "as_of": day, "full": full, "screen": build,
+                              "executor": ExecutorSpec.parse(executor)}
+    if format is Format.table and sys.stderr.isatty():
+        from rich.console import Console
+        from rich.progress import Progress
+
+        with Progress(transient=True, console=Console(stderr=True)) as bar:
+            task = bar.add_task("evaluating", total=None)
+            r = evaluate_many(rules, facts, names, progress=lambda done, total: bar.update(
+                task, completed=done, total=total), **kwargs)
     else:
-        if universe is not None:
-            from .batch import universe as read_universe
-
-            if not universe.is_file():
-                raise LookupFailure([Problem(Location(str(universe)), "no-universe",
-                                             f"the universe file '{universe}' does not exist.",
-                                             "Give a text file with one symbol per line.")])
-            names = read_universe(universe)
-        # The trace is rendered only where it is shown or recorded: a table or CSV screen gets summaries.
-        full = not no_record or format not in (Format.table, Format.csv) or explain
-        from .executors import ExecutorSpec
-
-        ws, outcomes, failures, skipped = _batch(rules, facts, None if all_ else names, jobs, day, format, full,
-                                                 ExecutorSpec.parse(executor))
-    ranks = {name: i for i, name in enumerate(ws.book.policy.scale.names())}
-    keys = {Sort.rating: lambda e: (ranks.get(e.rating, len(ranks)), -e.score, e.symbol),
-            Sort.score: lambda e: (-e.score, e.symbol), Sort.symbol: lambda e: e.symbol}
-    outcomes.sort(key=lambda o: keys[sort](o.summary))
+        r = evaluate_many(rules, facts, names, **kwargs)
+    ws = r.workspace
+    screen = r.screen
+    outcomes = screen.order(r.outcomes, ws.book.policy.scale.names())
     if not no_record:
         _record(ws, outcomes, audit_db)
-    _emit(outcomes, single, format, explain, render_markdown, render_rows, render_table,
-          lambda ev: render_tree(ev, depth))
-    if single:
-        _note_left_out(ws)
-    for p in skipped:
+    _emit_screen(outcomes, screen, format, explain, depth, r.filtered)
+    for p in r.skipped:
         sys.stderr.write(f"skipped: {p.render()}\n")
-    for f in failures:
+    for f in r.failures:
         sys.stderr.write(f"failed: {f.symbol}: {f.message}\n")
-    if skipped or failures:
-        sys.stderr.write(f"{len(outcomes)} evaluated, {len(failures)} failed, {len(skipped)} problem(s) in skipped "
-                         "fact files.\n")
+    if r.skipped or r.failures:
+        sys.stderr.write(f"{len(r.outcomes) + r.filtered} evaluated, {len(r.failures)} failed, {len(r.skipped)} "
+                         "problem(s) in skipped fact files.\n")
         raise typer.Exit(1)
 
 
@@ -156,60 +203,30 @@ def _note_left_out(ws: Workspace) -> None:
                          "(`verdict rules check` lists the problems).\n")
 
 
-def _batch(rules: Path, facts: Path, names: list[str] | None, jobs: int, day: dt.date | None,
-           format: Format, full: bool, executor: Any = None) -> tuple[Any, list[Any], list[Any], list[Problem]]:
-    from .batch import evaluate_many
+def _emit_screen(outcomes: list[Any], screen: Any, format: Format, explain: bool, depth: int | None,
+                 left_out: int) -> None:
+    from . import views
+    from .explain import render_tree
 
-    show = format is Format.table and sys.stderr.isatty()
-    if not show:
-        r = evaluate_many(rules, facts, names, jobs=jobs, as_of=day, full=full, executor=executor)
-        return r.workspace, r.outcomes, r.failures, r.skipped
-    from rich.console import Console
-    from rich.progress import Progress
-
-    with Progress(transient=True, console=Console(stderr=True)) as bar:
-        task = bar.add_task("evaluating", total=None)
-        r = evaluate_many(rules, facts, names, jobs=jobs, as_of=day, full=full, executor=executor,
-                          progress=lambda done, total: bar.update(task, completed=done, total=total))
-    return r.workspace, r.outcomes, r.failures, r.skipped
-
-
-def _emit(outcomes: list[Any], single: bool, format: Format, explain: bool, render_markdown: Any,
-          render_rows: Any, render_table: Any, render_tree: Any) -> None:
-    if format is Format.json:
-        payload = [json.loads(o.json()) for o in outcomes]
-        typer.echo(json.dumps(payload[0] if single else payload, ensure_ascii=False, indent=2))
-        return
-    if format is Format.jsonl:
+    cols = screen.columns
+    title = views.screen_title(len(outcomes), where=screen.where_text, left_out=left_out, top=screen.top)
+    if explain and format not in (Format.json, Format.jsonl, Format.csv):
         for o in outcomes:
-            typer.echo(o.json())
-        return
-    evs = [o.summary for o in outcomes]
-    if format is Format.csv:
-        import csv
-        import io
-
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["symbol", "name", "as_of", "rating", "score", "target_low", "target_high", "medium_entry_low",
-                    "medium_entry_high", "warnings", "run_id"])
-        for e in evs:
-            med = next((x for x in e.entries if x.horizon == "medium"), None)
-            w.writerow([e.symbol, e.name, e.as_of, e.rating, f"{e.score:g}", e.target.low if e.target else "",
-                        e.target.high if e.target else "", med.low if med and med.low is not None else "",
-                        med.high if med and med.high is not None else "", len(e.warnings), e.run_id])
-        typer.echo(buf.getvalue(), nl=False)
-        return
-    if explain:
-        for o in outcomes:
-            typer.echo(render_tree(o.evaluation()))
-        return
-    if format is Format.markdown:
-        for o in outcomes:
-            typer.echo(render_markdown(o.evaluation()))
-        return
-    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 160  # piped: long lines fold at 160
-    typer.echo(render_table(outcomes[0].evaluation(), width) if single else render_rows(evs, width))
+            typer.echo(render_tree(o.evaluation(), depth))
+    elif format is Format.json:
+        typer.echo(views.screen_json(outcomes, cols) if cols else
+                   json.dumps([json.loads(o.json()) for o in outcomes], ensure_ascii=False, indent=2) + "\n",
+                   nl=False)
+    elif format is Format.jsonl:
+        typer.echo(views.screen_jsonl(outcomes, cols) if cols else "".join(o.json() + "\n" for o in outcomes),
+                   nl=False)
+    elif format is Format.csv:
+        typer.echo(views.screen_csv(outcomes, cols) if cols else views.summary_csv([o.summary for o in outcomes]),
+                   nl=False)
+    elif format is Format.markdown:
+        typer.echo(views.screen_markdown(outcomes, cols, title), nl=False)
+    else:
+        typer.echo(views.screen_table(outcomes, cols, title, _width()))
 
 
 @rules_app.command("check")

@@ -8,7 +8,7 @@ Schema of the files comes from these models too.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
@@ -542,6 +542,7 @@ class Outcome:
     summary: Summary
     document: str | None = None
     full: Evaluation | None = None
+    row: dict[str, Any] = field(default_factory=dict)  # a screen's chosen columns, by column key
 
     def evaluation(self) -> Evaluation:
         if self.full is None:

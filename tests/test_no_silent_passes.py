@@ -30,6 +30,10 @@ def test_a_stated_price_the_history_contradicts_warns_in_every_view(workdir: Pat
     assert screen.returncode == 0, screen.stderr
     row = next(json.loads(line) for line in screen.stdout.splitlines() if '"600111.SH"' in line)
     assert [w for w in row["warnings"] if w["rule"] == "facts.check"]
+    rows = verdict("evaluate", "--all", "--no-record", "--format", "csv", "--columns", "rating,warning_rule,warning",
+                   cwd=workdir)
+    row = next(line for line in rows.stdout.splitlines() if line.startswith("600111.SH"))
+    assert row.startswith('600111.SH,Buy,facts.check,"The stated price 20.15')  # the first, most severe warning
     tree = verdict("evaluate", "600111", "--no-record", "--explain", cwd=workdir).stdout
     assert "DISAGREE stock.price" in tree and "[high] The stated price" in tree
 

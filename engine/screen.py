@@ -1,0 +1,334 @@
+"""A screen over evaluated symbols: keep those an expression holds for (--where), show chosen columns,
+sort by any of them, keep the top N.
+
+The filter is the rule expression language, parsed and type-checked by expr.py exactly as a `when`
+is, over each symbol's resolved facts plus the names of its outcome (rating, score, target, upside,
+...), and evaluated by expr.truth. It filters outcomes after durable_rules has matched; it never
+matches rules. It reads an unrendered Run, so a screen costs the evaluation, not the trace.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import tokenize
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import expr
+from .errors import Location, LookupFailure, Problem, did_you_mean
+from .model import Catalog, EntryOut, FactSpec, FactValue
+
+if TYPE_CHECKING:
+    from .load import RuleBook
+    from .model import Outcome
+    from .pipeline import Run
+
+HORIZONS = ("short", "medium", "long")
+PREFIX = "outcome."  # the namespace outcome names take inside the expression tree (never shown)
+
+
+def _entry(run: Run, horizon: str) -> EntryOut | None:
+    return next((e for e in run.resolution.entries if e.horizon == horizon), None)
+
+
+def _target_mid(run: Run) -> float | None:
+    t = run.resolution.target
+    return None if t is None else round((t.low + t.high) / 2, 4)
+
+
+def _price(run: Run) -> float | None:
+    for path in ("stock.price", "stock.close"):
+        c = run.facts.chosen.get(path)
+        if c is not None and isinstance(c.value.value, (int, float)) and not isinstance(c.value.value, bool):
+            return float(c.value.value)
+    return None
+
+
+def _upside(run: Run) -> float | None:
+    mid, price = _target_mid(run), _price(run)
+    return None if mid is None or not price else round((mid / price - 1) * 100, 2)
+
+
+def _entry_text(e: EntryOut | None) -> str | None:
+    if e is None:
+        return None
+    if e.low is None and e.high is None:
+        return e.advice
+    return f"{e.advice} {'' if e.low is None else f'{e.low:.2f}'}-{'' if e.high is None else f'{e.high:.2f}'}"
+
+
+def _entry_value(horizon: str, part: str) -> Callable[[Run], Any]:
+    def get(run: Run) -> Any:
+        e = _entry(run, horizon)
+        if part == "text":
+            return _entry_text(e)
+        return None if e is None else getattr(e, part)
+
+    return get
+
+
+def _entries() -> dict[str, tuple[str, str, Callable[[Run], Any]]]:
+    out: dict[str, tuple[str, str, Callable[[Run], Any]]] = {}
+    for h in HORIZONS:
+        out[f"{h}_entry"] = ("text", f"{h}-term entry: advice and range", _entry_value(h, "text"))
+        out[f"{h}_entry_low"] = ("number", f"{h}-term entry range, low", _entry_value(h, "low"))
+        out[f"{h}_entry_high"] = ("number", f"{h}-term entry range, high", _entry_value(h, "high"))
+    return out
+
+
+# name -> (type, description, value from a run). The names --where and --columns know beside facts.
+OUTCOME: dict[str, tuple[str, str, Callable[[Run], Any]]] = {
+    "symbol": ("text", "symbol with exchange suffix", lambda r: r.symbol),
+    "name": ("text", "company name", lambda r: r.facts.stock.file.name),
+    "sector": ("text", "sector id", lambda r: r.facts.stock.file.sector),
+    "as_of": ("text", "evaluation date (YYYY-MM-DD)", lambda r: r.facts.as_of.isoformat() if r.facts.as_of else None),
+    "rating": ("text", "the rating", lambda r: r.rating),
+    "score": ("number", "summed signal score", lambda r: r.score),
+    "target": ("number", "middle of the target range", _target_mid),
+    "target_low": ("number", "target range, low", lambda r: getattr(r.resolution.target, "low", None)),
+    "target_high": ("number", "target range, high", lambda r: getattr(r.resolution.target, "high", None)),
+    "target_range": ("text", "target range as text", lambda r: None if r.resolution.target is None else
+                     f"{r.resolution.target.low:.2f}-{r.resolution.target.high:.2f}"),
+    "upside": ("number", "% from the stated price (else the last close) to the middle of the target", _upside),
+    "warnings": ("number", "number of warnings", lambda r: len(r.resolution.warnings)),
+    "warning": ("text", "the first warning (most severe first)",
+                lambda r: r.resolution.warnings[0].message if r.resolution.warnings else None),
+    "warning_rule": ("text", "the rule of the first warning",
+                     lambda r: r.resolution.warnings[0].rule if r.resolution.warnings else None),
+    "fired": ("number", "number of rules fired", lambda r: len(r.firings)),
+    **_entries(),
+    "run_id": ("text", "run id (in the audit log when recorded)", lambda r: r.run_id),
+}
+
+# What a screen shows when no --columns are given but one table is wanted (Markdown).
+DEFAULT_COLUMNS = ("symbol", "name", "rating", "score", "target_range", "upside", "warnings", "as_of")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a screen: the header as the user wrote it, and what it reads."""
+
+    header: str
+    key: str  # an OUTCOME name, a fact path, or signal.NAME
+    type: str  # number | text | bool
+
+    def value(self, run: Run) -> Any:
+        if self.key in OUTCOME:
+            return OUTCOME[self.key][2](run)
+        if self.key.startswith("signal."):
+            scores = [s.score for s in run.resolution.signals if s.name == self.key[7:]]
+            return sum(scores) if scores else None
+        c = run.facts.chosen.get(self.key)
+        if c is None:
+            return None
+        v = c.value
+        if v.is_point:
+            return v.value.isoformat() if isinstance(v.value, dt.date) else v.value
+        return v.describe()  # known only as a bound: "> 140"
+
+
+@dataclass(frozen=True)
+class SortKey:
+    column: Column
+    descending: bool
+
+
+def _problem(code: str, message: str, hint: str, option: str, col: int = 0) -> LookupFailure:
+    return LookupFailure([Problem(Location(option, 1 if col else 0, col), code, message, hint)])
+
+
+def column(name: str, catalog: Catalog, signals: Sequence[str], option: str = "--columns") -> Column:
+    """What a column name means: an outcome name, a fact path (stock.pe_ttm), a fact's short name when
+    only one namespace has it (pe_ttm), or signal.NAME (its summed score)."""
+    text = name.strip()
+    if text in OUTCOME:
+        return Column(text, text, OUTCOME[text][0])
+    if text.startswith("signal."):
+        if text[7:] in signals:
+            return Column(text, text, "number")
+        raise _problem("unknown-column", f"no rule emits a signal '{text[7:]}'.",
+                       did_you_mean(text[7:], list(signals), prefix="signal.") or "Signals are the names in the "
+                       "rules' `then: signal:`.", option)
+    spec = catalog.spec(text)
+    if spec is not None:
+        return Column(text, text, spec.type)
+    matches = [p for p in catalog.paths() if p.partition(".")[2] == text]
+    if len(matches) == 1:
+        found = catalog.spec(matches[0])
+        assert found is not None
+        return Column(text, matches[0], found.type)
+    if len(matches) > 1:
+        raise _problem("ambiguous-column", f"'{text}' is a fact of several namespaces "
+                       f"({', '.join(matches)}).", "Write the full path, e.g. " + matches[0] + ".", option)
+    names = [*OUTCOME, *catalog.paths(), *{p.partition(".")[2] for p in catalog.paths()}]
+    raise _problem("unknown-column", f"unknown column '{text}'.",
+                   did_you_mean(text, names) or "Columns are outcome names (" + ", ".join(
+                       list(OUTCOME)[:9]) + ", ...), fact paths such as stock.pe_ttm, or signal.NAME.", option)
+
+
+def book_signals(book: RuleBook) -> list[str]:
+    """Every signal some rule of the book emits (what signal.NAME may name)."""
+    return sorted({s.name for r in book.rules for s in r.rule.then.signals()})
+
+
+def screen_catalog(catalog: Catalog) -> Catalog:
+    """The fact catalog plus the outcome names, under a namespace the expression never shows."""
+    outcome = {name: FactSpec.model_construct(type=t, label=label, unit="", family="reference",  # type: ignore[arg-type]
+                                              bounds=False, price_link="none", description=label)
+               for name, (t, label, _) in OUTCOME.items()}
+    namespaces: dict[Any, dict[str, FactSpec]] = {**catalog.namespaces, "outcome": outcome}
+    return Catalog.model_construct(catalog=catalog.catalog, namespaces=namespaces)
+
+
+def _with_outcome_names(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """`rating == "Buy"` -> `outcome.rating == "Buy"`, and where each name was (line, col), so that
+    errors point at the user's text. Names after a dot (stock.name) or before one are left alone."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return text, []  # the parser reports the syntax error at its place
+    spots = []
+    for i, tok in enumerate(tokens):
+        if tok.type != tokenize.NAME or tok.string not in OUTCOME:
+            continue
+        before = tokens[i - 1].string if i else ""
+        after = tokens[i + 1].string if i + 1 < len(tokens) else ""
+        if before != "." and after not in (".", "("):
+            spots.append(tok.start)
+    lines = text.split("\n")
+    for line, col in reversed(spots):
+        lines[line - 1] = lines[line - 1][:col] + PREFIX + lines[line - 1][col:]
+    return "\n".join(lines), spots
+
+
+def _original_col(line: int, col: int, spots: list[tuple[int, int]]) -> int:
+    """A column of the rewritten text as a column of the user's."""
+    shift = 0
+    for n, spot_col in enumerate(c for spot_line, c in spots if spot_line == line):
+        start = spot_col + n * len(PREFIX)
+        if col >= start + len(PREFIX):
+            shift += len(PREFIX)
+        elif col >= start:
+            return spot_col
+    return col - shift
+
+
+def _plain(text: str) -> str:
+    return text.replace(PREFIX, "")
+
+
+def parse_where(text: str, catalog: Catalog, signals: Sequence[str]) -> expr.Node:
+    """Parse and type-check a --where expression as a rule condition; errors name the column."""
+    source, spots = _with_outcome_names(text)
+    env = expr.TypeEnv(screen_catalog(catalog), set(signals))
+    try:
+        return expr.check_condition(source, env)
+    except expr.ExprError as exc:
+        col = _original_col(exc.pos.line, exc.pos.col, spots)
+        hint = _plain(exc.hint)
+        tail = text.rstrip().rsplit(None, 1)[-1] if text.strip() else ""
+        if exc.code == "syntax" and col == 0 and "\n" not in text.strip() and (
+                tail in ("and", "or", "not", "in") or tail[-1:] in "=<>+-*/(,"):
+            col = len(text.rstrip())  # Python places "a == 1 and" at column 0; the mistake is the end
+            exc.message = f"the expression ends after `{tail}`, where more was expected."
+        if exc.code == "unknown-name":
+            word = _plain(exc.message).split("`")[1] if "`" in exc.message else ""
+            facts = [p for p in catalog.paths() if p.partition(".")[2] == word]
+            hint = (f"Write the fact's full path: {' or '.join(facts)}." if facts else
+                    did_you_mean(word, list(OUTCOME)) or "Names: " + ", ".join(OUTCOME) +
+                    "; facts are written with their namespace (stock.pe_ttm), signals as signal.NAME.")
+        elif exc.code == "unknown-fact" and exc.message.startswith("unknown namespace"):
+            hint = hint.replace("'outcome', ", "").replace("outcome, ", "")
+        raise LookupFailure([Problem(Location("--where", exc.pos.line, col + 1), exc.code,
+                                     _plain(exc.message), hint)]) from None
+
+
+def _sort_keys(text: str, catalog: Catalog, signals: Sequence[str]) -> list[SortKey]:
+    keys = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, _, direction = part.partition(":")
+        col = column(name, catalog, signals, "--sort")
+        if direction not in ("", "asc", "desc"):
+            raise _problem("bad-sort", f"'{part}': the direction must be asc or desc.",
+                           "Example: --sort pe_ttm:asc,score.", "--sort")
+        # natural order: ratings best first, numbers largest first, text A-Z
+        natural = col.type == "number" or col.key == "rating"
+        keys.append(SortKey(col, natural if not direction else direction == "desc"))
+    return keys
+
+
+@dataclass
+class Screen:
+    """What a screen keeps, shows and in which order. Built once, used in every worker process."""
+
+    where: expr.Node | None = None
+    where_text: str = ""
+    columns: list[Column] = field(default_factory=list)
+    sort: list[SortKey] = field(default_factory=list)
+    top: int | None = None
+    reads_signals: bool = False
+    outcome_names: tuple[str, ...] = ()  # the outcome names the expression reads
+
+    @classmethod
+    def build(cls, catalog: Catalog, signals: Sequence[str], *, where: str | None = None,
+              columns: str | None = None, sort: str = "rating", top: int | None = None) -> Screen:
+        node = parse_where(where, catalog, signals) if where else None
+        cols = [column(c, catalog, signals) for c in columns.split(",") if c.strip()] if columns else []
+        if columns is not None and not cols:
+            raise _problem("no-columns", "no columns given.", "Example: --columns rating,score,pe_ttm,upside.",
+                           "--columns")
+        if cols and not any(c.key == "symbol" for c in cols):
+            cols.insert(0, Column("symbol", "symbol", "text"))  # a row must say whose it is
+        keys = _sort_keys(sort, catalog, signals)
+        if not any(k.column.key == "symbol" for k in keys):
+            keys.append(SortKey(Column("symbol", "symbol", "text"), False))  # a stable, repeatable order
+        names = tuple(p[len(PREFIX):] for p in expr.fact_paths(node) if p.startswith(PREFIX)) if node else ()
+        return cls(node, where or "", cols, keys, top, bool(node and expr.signal_refs(node)), names)
+
+    @property
+    def needs_rows(self) -> bool:
+        """Whether outcomes need values beyond their summary (chosen columns, or a sort by a fact)."""
+        return bool(self.columns) or any(k.column.key not in ("rating", "score", "symbol") for k in self.sort)
+
+    def keep(self, run: Run) -> bool:
+        """Whether the --where expression holds (true, not false or unknown: a missing fact excludes)."""
+        if self.where is None:
+            return True
+        from .resolve import signal_env
+
+        facts = run.facts.values()
+        for name in self.outcome_names:
+            v = OUTCOME[name][2](run)
+            if v is not None:  # absent (no target, say): the comparison is unknown and the symbol left out
+                facts[PREFIX + name] = FactValue.model_construct(value=v, as_of=dt.date.min, source="outcome")
+        env = expr.EvalEnv(facts, signal_env(run.resolution.signals) if self.reads_signals else {})
+        return expr.truth(self.where, env) is True
+
+    def row(self, run: Run) -> dict[str, Any]:
+        """The values of the columns and sort keys, by column key."""
+        wanted = {c.key: c for c in self.columns} | {k.column.key: k.column for k in self.sort}
+        return {key: col.value(run) for key, col in wanted.items()}
+
+    def order(self, outcomes: list[Outcome], scale: Sequence[str]) -> list[Outcome]:
+        """Sorted by the keys (missing values last in every direction), then cut to --top."""
+        ranks = {name: i for i, name in enumerate(scale)}
+        items = list(outcomes)
+        for key in reversed(self.sort):
+            def value(o: Outcome, key: SortKey = key) -> Any:
+                k = key.column.key
+                v = o.row[k] if k in o.row else getattr(o.summary, k, None)
+                if k == "rating":
+                    return None if v is None else -ranks.get(v, len(ranks))  # best first is "descending"
+                if isinstance(v, str) and key.column.type == "number":  # a bound: sort by its number
+                    try:
+                        return float(v.lstrip("<>= "))
+                    except ValueError:
+                        return None
+                return v
+
+            present = [o for o in items if value(o) is not None]
+            missing = [o for o in items if value(o) is None]
+            items = sorted(present, key=value, reverse=key.descending) + missing
+        return items[:self.top] if self.top is not None else items
