@@ -17,6 +17,7 @@ import time
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from . import btstats, forward
@@ -109,7 +110,8 @@ class BacktestRun:
     promises: dict[str, Any] = field(default_factory=dict)
     lost: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
-    rating_s: float = 0.0
+    rating_s: float = 0.0  # from the workers being ready to the last rating in
+    phases: dict[str, float] = field(default_factory=dict)  # seconds: start, rating, returns, statistics (, load)
     policy_horizon: str = ""
     rules_hash: str = ""
 
@@ -124,6 +126,7 @@ class BacktestRun:
         score = [array("d", r.score) for r in self.ratings]
         return btstats.Panel(self.dates, self.scale, self.symbols, rating, score, self.forward, self.bench, self.every)
 
+    @cached_property
     def coverage(self) -> list[dict[str, Any]]:
         """Per date: how many symbols were rated, with each rating, and why the others were not."""
         rows = []
@@ -144,6 +147,7 @@ class BacktestRun:
             rows.append(row)
         return rows
 
+    @cached_property
     def cumulative(self) -> dict[str, list[Any]]:
         """Cumulative excess return (%) of each rating's equal-weight portfolio over the benchmark, rebalanced on
         every rating date: bought at the next open, sold at the open after the next rating date, where the next
@@ -171,7 +175,7 @@ class BacktestRun:
         return out
 
     def honesty(self) -> list[str]:
-        cov = self.coverage()
+        cov = self.coverage
         none = [c["date"] for c in cov if c["rated"] == 0]
         totals = {reason: sum(c[reason] for c in cov) for reason in forward.REASONS}
         stopped = sum(1 for r in self.ratings if r.status and r.status[-1] == forward.NO_RECENT_PRICE)
@@ -215,7 +219,8 @@ class BacktestRun:
             "run": {"executor": self.executor, "evaluations": self.evaluations,
                     "rating_seconds": round(self.rating_s, 2),
                     "evaluations_per_second": round(self.evaluations / self.rating_s, 1) if self.rating_s else None,
-                    "wall_seconds": round(self.elapsed_s, 2)},
+                    "wall_seconds": round(self.elapsed_s, 2),
+                    "phases_seconds": {k: round(v, 2) for k, v in self.phases.items()}},
             "statistics": {str(h): {k: v for k, v in s.items() if k != "ic_series"} for h, s in self.stats.items()},
             "turnover": self.turnover,
             "promises": self.promises,
@@ -268,7 +273,14 @@ def backtest_universe(ws: Workspace, ws_spec: WorkspaceSpec, symbols: list[str],
     lost: list[str] = []
     evaluations = 0
     t_rate = time.perf_counter()
-    tasks = run(executor, ws_spec, rate_symbol, job, symbols, workspace=ws, workers=workers, started=started)
+    ready = [t_rate]
+
+    def on_ready(what: str) -> None:
+        ready[0] = time.perf_counter()
+        if started:
+            started(what)
+
+    tasks = run(executor, ws_spec, rate_symbol, job, symbols, workspace=ws, workers=workers, started=on_ready)
     for done, (i, res) in enumerate(tasks, 1):
         if isinstance(res, Lost):
             lost.append(symbols[i])
@@ -278,7 +290,8 @@ def backtest_universe(ws: Workspace, ws_spec: WorkspaceSpec, symbols: list[str],
         evaluations += sum(1 for s in res.status if s in (forward.RATED, forward.FAILED))
         if progress:
             progress(done, len(symbols), evaluations)
-    rating_s = time.perf_counter() - t_rate
+    t_rated = time.perf_counter()
+    rating_s = t_rated - ready[0]
     ratings = [r for r in results if r is not None]
 
     index = {d: i for i, d in enumerate(cal)}
@@ -309,12 +322,16 @@ def backtest_universe(ws: Workspace, ws_spec: WorkspaceSpec, symbols: list[str],
                          policy.scale.names(), bench_series, str(executor), ratings, fwd, bench, closes, cal,
                          date_index, lost=lost, rating_s=rating_s, policy_horizon=policy.scale.horizon,
                          rules_hash=ws.compiled.digest)
+    t_returns = time.perf_counter()
     panel = result.panel()
     result.stats = {h: btstats.horizon_stats(panel, h, quantiles) for h in horizons}
     result.turnover = btstats.turnover(panel)
     result.promises = btstats.promises([(b.name, b.meaning) for b in policy.scale.ratings], policy.scale.horizon,
                                        result.stats)
-    result.elapsed_s = time.perf_counter() - t_start
+    t_end = time.perf_counter()
+    result.phases = {"start": ready[0] - t_rate, "rating": rating_s, "returns": t_returns - t_rated,
+                     "statistics": t_end - t_returns}
+    result.elapsed_s = t_end - t_start
     return result
 
 

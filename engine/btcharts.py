@@ -41,7 +41,7 @@ def _save(fig: Any, path: Path) -> Path:
 def cumulative_chart(result: BacktestRun, path: Path) -> Path:
     """Each rating's equal-weight portfolio, rebalanced on every rating date, relative to the benchmark."""
     plt = _plt()
-    cum = result.cumulative()
+    cum = result.cumulative
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(12, 7.5), dpi=100, sharex=True, height_ratios=[3, 1])
     xs = [_x(dt.date.fromisoformat(d)) for d in cum["dates"]]
     given = {x for r in result.ratings for x in r.rating if x}

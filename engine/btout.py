@@ -35,7 +35,7 @@ def write(result: BacktestRun, out: Path, charts: bool = True) -> list[Path]:
     doc = result.as_dict()
     doc["cumulative_excess_pct"] = {"what": "each rating's equal-weight portfolio, rebalanced on every rating date, "
                                             "relative to the benchmark; 'benchmark' is the benchmark's own return",
-                                    **result.cumulative()}
+                                    **result.cumulative}
     path = out / "backtest.json"
     path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     written.append(path)
@@ -90,7 +90,7 @@ def write(result: BacktestRun, out: Path, charts: bool = True) -> list[Path]:
     written.append(path)
 
     path = out / "coverage.csv"
-    cov = result.coverage()
+    cov = result.coverage
     with path.open("w", newline="", encoding="utf-8") as fh:
         dw = csv.DictWriter(fh, fieldnames=list(cov[0]))
         dw.writeheader()
@@ -147,7 +147,8 @@ def summary_text(result: BacktestRun) -> str:
     lines = [f"{u['symbols']} symbol(s), {u['rating_dates']} rating dates {u['from']} .. {u['to']} every {u['every']} "
              f"trading days; {run['evaluations']} evaluations in {run['rating_seconds']} s "
              f"({run['evaluations_per_second']}/s, {run['executor']})",
-             f"benchmark: {result.benchmark.description}"]
+             f"benchmark: {result.benchmark.description}",
+             "time: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.phases.items())]
     for h, st in result.stats.items():
         ic = st["ic"]
         lines.append(f"\n{h}-day forward excess return vs {result.benchmark.name} ({st['observations']} observations "

@@ -396,7 +396,11 @@ def backtest_cmd(
                                          f"the universe file '{universe}' does not exist.",
                                          "Give a text file with one symbol per line.")])
         names = read_universe(universe)
+    import time
+
+    t_load = time.perf_counter()
     ws = Workspace.open(rules, facts, partial=not names or len(names) > 1)
+    load_s = time.perf_counter() - t_load
     wanted = resolve_symbols(ws, None if all_ else names)
     bench = _benchmark(ws, facts, benchmark)
     if charts:
@@ -408,6 +412,7 @@ def backtest_cmd(
     result = _run_backtest(lambda progress, started: backtest_universe(
         ws, WorkspaceSpec.of(rules, facts, partial=True), wanted, d1, d2, every, hs, bench, executor=spec,
         workers=jobs, quantiles=quantiles, detail=len(wanted) == 1, progress=progress, started=started))
+    result.phases = {"load": load_s, **result.phases}
     files = write(result, out, charts)
     if len(wanted) == 1:
         files += write_symbol(result, 0, out, charts)
