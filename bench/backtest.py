@@ -50,6 +50,8 @@ def build_universe(where: Path) -> tuple[Path, float]:
 
 
 def tree_rss_mb(pid: int) -> float:
+    """Memory of the command and its workers: proportional set size (forked workers share the parent's pages,
+    which plain RSS would count once per process)."""
     import psutil
 
     try:
@@ -60,7 +62,8 @@ def tree_rss_mb(pid: int) -> float:
     total = 0
     for p in procs:
         try:
-            total += p.memory_info().rss
+            info = p.memory_full_info()
+            total += getattr(info, "pss", info.rss)
         except psutil.Error:
             continue
     return total / 2**20
