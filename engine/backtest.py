@@ -176,7 +176,14 @@ class BacktestRun:
 
     def honesty(self) -> list[str]:
         cov = self.coverage
-        none = [c["date"] for c in cov if c["rated"] == 0]
+        none = [t for t, c in enumerate(cov) if c["rated"] == 0]
+        runs: list[list[int]] = []
+        for t in none:  # consecutive rating dates without any rating, as ranges
+            if runs and runs[-1][-1] == t - 1:
+                runs[-1].append(t)
+            else:
+                runs.append([t])
+        shown = "; ".join(cov[r[0]]["date"] + (f" .. {cov[r[-1]]['date']}" if len(r) > 1 else "") for r in runs[:6])
         totals = {reason: sum(c[reason] for c in cov) for reason in forward.REASONS}
         stopped = sum(1 for r in self.ratings if r.status and r.status[-1] == forward.NO_RECENT_PRICE)
         lags = {h: btstats.overlap_lags(h, self.every) for h in self.horizons}
@@ -194,7 +201,8 @@ class BacktestRun:
             f"{', '.join(f'{lags[h]} lag(s) for {h}d' for h in self.horizons)}; the IC also has a t-statistic on "
             "non-overlapping dates alone.",
             f"Dates where no rating could be formed: {len(none)} of {len(self.dates)}"
-            + (f" ({none[0]} .. {none[-1]})" if none else "") + "; symbol-dates without a rating by reason: "
+            + (f" ({shown}{' ...' if len(runs) > 6 else ''})" if none else "") + "; symbol-dates without a rating by "
+            "reason: "
             + (", ".join(f"{k} {v}" for k, v in totals.items() if v) or "none") + ". 'short price history' is fewer "
             "bars than the policy's technicals.min_bars; 'no recent price' is a last bar older than the prices "
             "freshness limit.",
