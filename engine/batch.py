@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import Problem, VerdictError
+from .lifetime import die_with_parent
 from .model import Outcome, Summary
 
 if TYPE_CHECKING:
@@ -132,7 +133,8 @@ def evaluate_many(rules: Path, facts: Path, symbols: Iterable[str] | None, *, jo
         return result
     size = max(1, min(256, total // (jobs * 8) or 1))
     chunks = [wanted[i:i + size] for i in range(0, total, size)]
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork")) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork"),
+                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(_chunk, c): c for c in chunks}
         for future in as_completed(futures):
             try:
