@@ -196,6 +196,31 @@ def _open(rules: Path, facts: Path) -> Workspace:
     return Workspace.open(rules, facts, partial=True)
 
 
+def _output_file(option: str, path: Path) -> Path:
+    """A file a command will write: its folder must exist (nothing is created behind the user's back)."""
+    folder = path.parent
+    if path.is_dir():
+        raise LookupFailure([Problem(Location(str(path)), "bad-output", f"{option} '{path}' is a folder, not a file.",
+                                     "Give a file name inside it.")])
+    if not folder.is_dir():
+        raise LookupFailure([Problem(Location(str(path)), "bad-output",
+                                     f"the folder of {option} '{path}' does not exist.",
+                                     f"Create it first (mkdir -p {folder}) or choose another path.")])
+    return path
+
+
+def _output_dir(option: str, path: Path) -> Path:
+    """A folder a command will write into: it may be created, but only inside an existing one."""
+    if path.exists() and not path.is_dir():
+        raise LookupFailure([Problem(Location(str(path)), "bad-output", f"{option} '{path}' is a file, not a folder.",
+                                     "Give a folder for the outputs.")])
+    if not path.exists() and not path.parent.is_dir():
+        raise LookupFailure([Problem(Location(str(path)), "bad-output",
+                                     f"{option} '{path}': its parent folder '{path.parent}' does not exist.",
+                                     f"Create it first (mkdir -p {path}) or choose another folder.")])
+    return path
+
+
 def _note_left_out(ws: Workspace) -> None:
     files = ws.facts.skipped_files
     if files:
@@ -379,6 +404,7 @@ def backtest_cmd(
     if sum([bool(names), all_, universe is not None]) != 1:
         raise LookupFailure([Problem(Location(), "usage", "give SYMBOL(s), --universe FILE or --all (one of them).",
                                      "Example: verdict backtest --all --from 2022-07-01 --to 2025-06-30 --every 5")])
+    _output_dir("--out", out)
     spec = ExecutorSpec.parse(executor)
     try:
         hs = sorted({int(x) for x in horizons.split(",") if x.strip()}) or list(DEFAULT_HORIZONS)
@@ -531,6 +557,8 @@ def sensitivity_cmd(
     """For every numeric fact a rule reads: the nearest values below and above at which the rating changes."""
     from .whatif import describe, price_sensitivity, sensitivity, tornado
 
+    if chart is not None:
+        _output_file("--chart", chart)
     ws = _open(rules, facts)
     day = _date_option("--as-of", as_of)
     result = price_sensitivity(ws, symbol, day) if price else sensitivity(ws, symbol, day, fact)
@@ -1013,6 +1041,13 @@ def _main_command() -> None:
         raise
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
+    except OSError as exc:  # a file we were asked to read or write: the system said no
+        if debug:
+            raise
+        where = f" '{exc.filename}'" if exc.filename else ""
+        sys.stderr.write(f"error: cannot use{where}: {exc.strerror or exc}. Check that the path exists and that "
+                         "you may read or write it.\n")
+        raise SystemExit(2) from None
     except Exception as exc:
         # typer vendors click (typer._click); match by shape so either layout works
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):

@@ -880,8 +880,8 @@ def render_template(parts: list[str | Placeholder], env: EvalEnv,
 
 
 def _fmt_value(v: Value, spec: str) -> str:
-    if isinstance(v, Missing):
-        return "n/a"
+    if isinstance(v, Missing):  # visibly a gap, naming what is missing ("[stock.price unknown]")
+        return "[" + "; ".join(p if " " in p else f"{p} unknown" for p in v.paths) + "]"
     if isinstance(v, Interval):
         return v.text()
     if spec and isinstance(v, (int, float)) and not isinstance(v, bool):

@@ -306,6 +306,8 @@ def _add_stock(sd: SourceDoc, catalog: Catalog | None, sources: dict[str, Source
     stf, errs = validate(StockFile, sd, data={**sd.data, "facts": {}})
     problems.extend(errs)
     facts = _fact_entries(sd, sd.data.get("facts"), "stock", catalog, sources, problems)
+    if stf is None:  # only unknown keys? then its sector and prices are still checked in this run
+        stf = _salvage({**sd.data, "facts": {}}, StockFile)
     if stf is None:
         return
     if stf.symbol in stocks:
@@ -665,7 +667,8 @@ def load_rules_partial(root: Path, catalog: Catalog) -> tuple[RuleBook | None, l
             policy, errs = validate(Policy, pdoc)
             problems.extend(errs)
 
-    raw: list[tuple[Pack, SourceDoc, list[tuple[int, Rule]]]] = []
+    raw: list[tuple[Pack, SourceDoc, list[tuple[int, Rule, bool]]]] = []
+    partial: list[tuple[SourceDoc, int, str, Any]] = []  # rules too broken to salvage: (doc, index, id, when)
     for path in _pack_files(root):
         content = read_file(path, display_path(path, root), problems)
         if content is None:
@@ -683,42 +686,65 @@ def load_rules_partial(root: Path, catalog: Catalog) -> tuple[RuleBook | None, l
             problems.append(problem(where.file, where.line, where.col, "no-rules",
                                     "a pack needs `rules:`, a list of rules.", "Add `rules:` with at least one rule."))
             continue
-        good: list[tuple[int, Rule]] = []
+        good: list[tuple[int, Rule, bool]] = []  # (index, rule, valid): an invalid one is still checked
         for i, item in enumerate(items):
             rule, errs = validate(Rule, doc, ("rules", i), item)
             rid: str = item["id"] if isinstance(item, dict) and isinstance(item.get("id"), str) else ""
             problems.extend(_at(p, rid) for p in errs)
             if rule is not None:
-                good.append((i, rule))
+                good.append((i, rule, True))
+                continue
+            # One run reports everything: a rule whose only fault is an unknown key (`salence:`) is still
+            # checked for a duplicate id, unknown facts and types; it just does not load.
+            salvaged = _salvage(item, Rule)
+            if salvaged is not None:
+                good.append((i, salvaged, False))
+            elif rid:
+                partial.append((doc, i, rid, item.get("when")))
         if header is not None:
             raw.append((header, doc, good))
 
     # Signals are declared by being emitted: collect them before type-checking any `when`.
-    signals = {s.name for _, _, good in raw for _, r in good for s in r.then.signals()}
+    signals = {s.name for _, _, good in raw for _, r, _ in good for s in r.then.signals()}
     env = expr.TypeEnv(catalog, signals)
     value_env = expr.TypeEnv(catalog, signals, allow_signals=False)
     rules: list[LoadedRule] = []
     seen_ids: dict[str, str] = {}
     locs: dict[str, tuple[SourceDoc, Loc]] = {}
     for pack, doc, good in raw:
-        for i, r in good:
+        for i, r, valid in good:
             loc: Loc = ("rules", i)
             where = doc.at(loc)
-            if r.id in seen_ids:
+            duplicate = r.id in seen_ids
+            if duplicate:  # reported, and its condition still checked below, so one run says everything
                 problems.append(problem(where.file, where.line, where.col, "duplicate-id",
                                         f"rule id '{r.id}' is already used at {seen_ids[r.id]}.",
                                         "Rule ids must be unique across all packs.", r.id))
-                continue
-            seen_ids[r.id] = f"{where.file}:{where.line}"
+            else:
+                seen_ids[r.id] = f"{where.file}:{where.line}"
             if not r.id.startswith(pack.pack + "."):
                 idw = doc.at((*loc, "id"))
                 problems.append(problem(idw.file, idw.line, idw.col, "id-prefix",
                                         f"rule id '{r.id}' should start with its pack name '{pack.pack}.'.",
                                         f"Rename it to '{pack.pack}.{r.id.partition('.')[2]}'.", r.id))
             loaded = _check_rule(r, pack.pack, doc, loc, env, value_env, problems)
-            if loaded:
+            if loaded and valid and not duplicate:
                 rules.append(loaded)
                 locs[r.id] = (doc, loc)
+    for doc, i, rid, when in partial:
+        where = doc.at(("rules", i))
+        if rid in seen_ids:
+            problems.append(problem(where.file, where.line, where.col, "duplicate-id",
+                                    f"rule id '{rid}' is already used at {seen_ids[rid]}.",
+                                    "Rule ids must be unique across all packs.", rid))
+        else:
+            seen_ids[rid] = f"{where.file}:{where.line}"
+        if isinstance(when, str):
+            wloc: Loc = ("rules", i, "when")
+            try:
+                expr.check_condition(when, env)
+            except expr.ExprError as exc:
+                problems.append(_at(expr.to_problem(exc, doc.at(wloc), doc.value_col_offset(wloc)), rid))
     if policy is not None:
         names = policy.scale.names()
         for lr in rules:
@@ -730,6 +756,40 @@ def load_rules_partial(root: Path, catalog: Catalog) -> tuple[RuleBook | None, l
                                         did_you_mean(lr.rule.then.rating.value, names) or
                                         f"The scale is: {', '.join(names)}."))
     return (RuleBook(root, policy, rules, files) if policy is not None else None), problems
+
+
+def _salvage(item: Any, model: type[M]) -> M | None:
+    """The item with its unknown keys dropped, if that is all that is wrong with it (else None): so the
+    rest of it is still checked in the same run."""
+    import copy
+
+    if not isinstance(item, dict):
+        return None
+    try:
+        return model.model_validate(item)
+    except ValidationError as exc:
+        errors = exc.errors()
+    if any(e["type"] != "extra_forbidden" for e in errors):
+        return None
+    data = copy.deepcopy(item)
+    for e in errors:
+        loc, fits = _clean_loc(item, tuple(e["loc"]))
+        if not fits or not loc:
+            continue
+        parent: Any = data
+        for part in loc[:-1]:
+            if isinstance(parent, dict):
+                parent = parent.get(part)
+            elif isinstance(parent, list) and isinstance(part, int) and part < len(parent):
+                parent = parent[part]
+            else:
+                parent = None
+        if isinstance(parent, dict):
+            parent.pop(loc[-1], None)
+    try:
+        return model.model_validate(data)
+    except ValidationError:
+        return None
 
 
 def _check_rule(r: Rule, pack: str, doc: SourceDoc, loc: Loc, env: expr.TypeEnv, value_env: expr.TypeEnv,

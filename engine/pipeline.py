@@ -23,6 +23,7 @@ from typing import Any, Literal
 from . import expr
 from .compile import Compiled, compile_rules
 from .derive import SymbolFacts, symbol_facts
+from .errors import Location, LookupFailure, Problem
 from .explain import cross_check, fact_uses, trace
 from .load import FactBase, LoadedRule, RuleBook, load_facts, load_rules
 from .model import Evaluation, Summary, WarningOut
@@ -87,7 +88,21 @@ class Workspace:
         return sorted(self.facts.stocks)
 
     def symbol_facts(self, query: str, as_of: dt.date | None = None) -> SymbolFacts:
-        return symbol_facts(self.facts, self.facts.find(query), self.book.policy, as_of)
+        """The symbol's facts on the evaluation date; an error if nothing about the stock was known by then
+        (a rating from no facts at all would look like a judgement)."""
+        stock = self.facts.find(query)
+        sf = symbol_facts(self.facts, stock, self.book.policy, as_of)
+        day = sf.date
+        if day is not None and not any(c.path.startswith("stock.") and not c.derived.startswith("header")
+                                       for c in sf.chosen.values()):
+            known = [v.known for vs in stock.facts.values() for v in vs]
+            known += [stock.series.bars[0].date] if stock.series is not None and stock.series.bars else []
+            since = f"; the first is known on {min(known)}" if known else ""
+            raise LookupFailure([Problem(Location(stock.path), "nothing-known",
+                                         f"nothing about {stock.file.symbol} is known on or before {day}: no fact "
+                                         f"and no price bar{since}.",
+                                         "Evaluate as of a later date (--as-of), or add facts for that time.")])
+        return sf
 
     def evaluate(self, query: str, run_id: str | None = None, as_of: dt.date | None = None) -> Evaluation:
         return self.evaluate_facts(self.symbol_facts(query, as_of), run_id)

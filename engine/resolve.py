@@ -122,6 +122,11 @@ def resolve(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy,
     # the resolution's own (a rendered evaluation uses the same list).
     env = expr.EvalEnv(facts.values(), signal_env(res.signals)) if fired else expr.EvalEnv({}, {})
 
+    # A fired rule whose values or messages read a fact this evaluation lacks (never stated, not yet
+    # known, dropped as stale) is said so in a warning: its value is not used, its message shows the gap.
+    unmet: list[tuple[str, str, list[str]]] = []  # (rule, what it would have set, the facts it lacks)
+    gaps: dict[str, list[str]] = {}  # rule -> facts its rendered messages lack
+
     target = None
     for rid in fired:
         lr = rules[rid]
@@ -130,10 +135,11 @@ def resolve(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy,
             continue
         low, high = _num(lr, "target.low", env), _num(lr, "target.high", env)
         if low is None or high is None:
+            unmet.append((rid, "target", _absent(lr, ("target.low", "target.high"), env)))
             continue
         low, high = sorted((low, high))
         target = TargetOut(low=round(low, 2), high=round(high, 2), currency=t.currency,
-                           note=_text(lr, "target.note", env), rule=rid)
+                           note=_text(lr, "target.note", env, gaps), rule=rid)
         break
 
     entries: dict[str, EntryOut] = {}
@@ -145,19 +151,32 @@ def resolve(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy,
             low = _num(lr, f"entry.{i}.low", env) if e.low is not None else None
             high = _num(lr, f"entry.{i}.high", env) if e.high is not None else None
             if (e.low is not None and low is None) or (e.high is not None and high is None):
+                unmet.append((rid, f"{e.horizon} entry", _absent(lr, (f"entry.{i}.low", f"entry.{i}.high"), env)))
                 continue
             if low is not None and high is not None and low > high:
                 low, high = high, low
             entries[e.horizon] = EntryOut(horizon=e.horizon, advice=e.advice,
                                           low=None if low is None else round(low, 2),
                                           high=None if high is None else round(high, 2),
-                                          note=_text(lr, f"entry.{i}.note", env), rule=rid)
+                                          note=_text(lr, f"entry.{i}.note", env, gaps), rule=rid)
 
     warnings: list[WarningOut] = []
     for rid in fired:
         lr = rules[rid]
         for i, w in enumerate(lr.rule.then.warnings()):
-            warnings.append(WarningOut(rule=rid, severity=w.severity, message=_text(lr, f"warning.{i}", env)))
+            warnings.append(WarningOut(rule=rid, severity=w.severity,
+                                       message=_text(lr, f"warning.{i}", env, gaps)))
+    used = {"target": target.rule if target else None, **{f"{e.horizon} entry": e.rule for e in entries.values()}}
+    for rid, what, lacks in unmet:
+        if lacks:
+            instead = f"{used[what]}'s is used instead" if used.get(what) else "none is given"
+            warnings.append(WarningOut(rule="facts.missing", severity="medium", message=(
+                f"{rid} fired but sets no {what}: it needs {', '.join(lacks)}, which this evaluation does not "
+                f"have (not stated, not yet known, or too old); {instead}.")))
+    for rid, lacks in gaps.items():
+        warnings.append(WarningOut(rule="facts.missing", severity="medium", message=(
+            f"{rid} fired, but its message reads {', '.join(lacks)}, which this evaluation does not have "
+            "(not stated, not yet known, or too old): the message shows it as unknown.")))
     for c in facts.conflicts:
         warnings.append(WarningOut(rule="facts.conflict", severity="medium", message=c.message))
     for n in facts.notes:
@@ -177,6 +196,21 @@ def _num(lr: LoadedRule, key: str, env: expr.EvalEnv) -> float | None:
     return None
 
 
-def _text(lr: LoadedRule, key: str, env: expr.EvalEnv) -> str:
+def _absent(lr: LoadedRule, keys: tuple[str, ...], env: expr.EvalEnv) -> list[str]:
+    """Facts the rule's values under `keys` read that the evaluation lacks ([] when something else failed,
+    such as a division by zero)."""
+    paths = [p for k in keys if (node := lr.values.get(k)) is not None for p in expr.fact_paths(node)]
+    return [p for p in dict.fromkeys(paths) if p not in env.facts]
+
+
+def _text(lr: LoadedRule, key: str, env: expr.EvalEnv, gaps: dict[str, list[str]] | None = None) -> str:
     parts = lr.templates.get(key)
-    return expr.render_template(parts, env) if parts else ""
+    if not parts:
+        return ""
+    if gaps is not None:
+        lacks = [p for part in parts if isinstance(part, expr.Placeholder) for p in expr.fact_paths(part.node)
+                 if p not in env.facts]
+        if lacks:
+            known = gaps.setdefault(lr.id, [])
+            known.extend(p for p in dict.fromkeys(lacks) if p not in known)
+    return expr.render_template(parts, env)

@@ -34,17 +34,16 @@ class Refused(Exception):
 
 
 class _Loader(SAFE_LOADER):  # type: ignore[misc,valid-type]
-    """The safe loader; a scalar it cannot build becomes a positioned error, not a bare ValueError."""
+    """The safe loader; a scalar it cannot build (`2026-02-30`, an integer of 5,000 digits) stays the text
+    it is, so validation reports it at its position along with every other problem of the file."""
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep=deep)
         except (ValueError, OverflowError) as exc:
-            if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":timestamp"):
-                raise Refused(node, "bad-date", f"'{node.value}' is not a valid date ({exc}).",
-                              "Write dates as YYYY-MM-DD with a real month and day.") from None
-            raise Refused(node, "bad-value", f"'{str(node.value)[:40]}' cannot be read as a value ({exc}).",
-                          "Quote it to keep it as text, or correct it.") from None
+            if isinstance(node, yaml.ScalarNode):
+                return str(node.value)
+            raise Refused(node, "bad-value", f"this cannot be read as a value ({exc}).") from None
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

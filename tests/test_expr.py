@@ -101,7 +101,7 @@ def test_dnf_pushes_negation_to_the_leaves() -> None:
 def test_templates_render_values_bounds_and_missing() -> None:
     env = expr.EvalEnv({"stock.pe_ttm": fv(value=86.26), "stock.kdj_j": fv(gt=80)}, {})
     parts = expr.parse_template("PE {stock.pe_ttm:.1f}, J {stock.kdj_j}, P {stock.price}, {{literal}}")
-    assert expr.render_template(parts, env) == "PE 86.3, J > 80, P n/a, {literal}"
+    assert expr.render_template(parts, env) == "PE 86.3, J > 80, P [stock.price unknown], {literal}"
 
 
 texts = st.text(alphabet=st.sampled_from(list("stock.pricesignal_overbought ()<>=!+-*/0123456789.andornot'\"[],:abs")),

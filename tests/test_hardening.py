@@ -3,6 +3,7 @@ there is one) with exit code 2, or a correct result; a bad file affects only its
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -43,15 +44,18 @@ def _fails_cleanly(out: subprocess.CompletedProcess[str], *fragments: str) -> st
 # ------------------------------------------------------------------ row 1: impossible dates
 
 
-@pytest.mark.parametrize("bad", ["2026-02-30", "2026-13-01", "2026-00-10"])
-def test_an_impossible_date_is_an_error_at_its_position(workdir: Path, verdict: Run, bad: str) -> None:
+@pytest.mark.parametrize(("bad", "why"), [("2026-02-30", "day value is outside expected range"),
+                                          ("2026-13-01", "month value is outside expected range of 1-12"),
+                                          ("2026-00-10", "month value is outside expected range of 1-12")])
+def test_an_impossible_date_is_an_error_at_its_position(workdir: Path, verdict: Run, bad: str, why: str) -> None:
     stock = workdir / "facts" / "stocks" / "600111.yaml"
     _edit(stock, "as_of: 2026-01-19, source: jinling-ai, basis: \"unadjusted close\"",
           f"as_of: {bad}, source: jinling-ai, basis: \"unadjusted close\"")
     line = _line_of(stock, bad)
     col = stock.read_text(encoding="utf-8").splitlines()[line - 1].index(bad) + 1
     _fails_cleanly(verdict("evaluate", "600111", "--no-record", cwd=workdir),
-                   f"facts/stocks/600111.yaml:{line}:{col}: error: '{bad}' is not a valid date")
+                   f"facts/stocks/600111.yaml:{line}:{col}: error: 'as_of': input should be a valid date or "
+                   f"datetime, {why}.")
     screen = verdict("evaluate", "--all", "--no-record", "--format", "csv", cwd=workdir)
     assert screen.returncode == 1 and len(screen.stdout.splitlines()) == 1 + 4  # the other four evaluated
     assert f"skipped: facts/stocks/600111.yaml:{line}:{col}:" in screen.stderr
@@ -62,14 +66,31 @@ def test_an_impossible_date_in_a_shared_file_stops_with_its_position(workdir: Pa
     text = base.read_text(encoding="utf-8")
     base.write_text(re.sub(r"(?m)^as_of: .*$", "as_of: 2026-02-30", text), encoding="utf-8")
     _fails_cleanly(verdict("evaluate", "600111", "--no-record", cwd=workdir),
-                   f"facts/base.yaml:{_line_of(base, 'as_of: 2026-02-30')}:8: error: '2026-02-30' is not a valid "
-                   "date (day is out of range for month)")
+                   f"facts/base.yaml:{_line_of(base, 'as_of: 2026-02-30')}:8: error: 'as_of': input should be a "
+                   "valid date or datetime, day value is outside expected range.")
 
 
-def test_a_value_yaml_cannot_build_is_an_error_not_a_crash() -> None:
-    doc, problems = parse_yaml("a: 1\nb: " + "9" * 5000 + "\n", "f.yaml")
-    assert doc.data is None and [(p.loc.line, p.code) for p in problems] == [(2, "bad-value")]
-    assert fast_load("b: " + "9" * 5000) is None
+def test_a_value_yaml_cannot_build_stays_text_for_validation_to_report() -> None:
+    doc, problems = parse_yaml("a: 2026-02-30\nb: " + "9" * 5000 + "\nc: 2026-01-19\n", "f.yaml")
+    assert problems == [] and doc.data["a"] == "2026-02-30" and doc.data["b"] == "9" * 5000
+    assert doc.data["c"] == dt.date(2026, 1, 19) and (doc.marks[("a",)].line, doc.marks[("b",)].line) == (1, 2)
+    assert fast_load("b: " + "9" * 5000) == {"b": "9" * 5000}
+
+
+def test_every_problem_of_a_stock_file_in_one_run(workdir: Path, verdict: Run) -> None:
+    """Row 19, facts side: a bad date, an unknown source, a misspelt header key, an unknown sector and a
+    bad price row of one stock, all in the first run."""
+    stock = workdir / "facts" / "stocks" / "600111.yaml"
+    _edit(stock, "as_of: 2026-01-19, source: jinling-ai, basis: \"unadjusted close\"",
+          "as_of: 2026-02-30, source: jinling-ai, basis: \"unadjusted close\"")
+    _edit(stock, "source: jinling-ai, basis: TTM", "source: jinling-aj, basis: TTM")
+    _edit(stock, "\naliases:", "\naliasses:")
+    _edit(stock, "\nsector: rare_earth_pm", "\nsector: rare_earth_p")
+    _edit(workdir / PRICES, "2022-01-05,43.36,41.66,43.41,41.36,789848.56,", "2022-01-05,43.36,41.66,43.41,41.36,-5,")
+    err = _fails_cleanly(verdict("evaluate", "600111", "--no-record", cwd=workdir),
+                         "'as_of': input should be a valid date", "source 'jinling-aj' is not listed",
+                         "unknown key 'aliasses'", "sector 'rare_earth_p' has no file", f"{PRICES}:3:1: error: volume")
+    assert "5 problems; nothing was evaluated." in err
 
 
 # ------------------------------------------------------------------ row 2: unreadable files, link loops
@@ -375,3 +396,140 @@ def test_an_exponent_yaml_reads_as_text_gets_a_hint(workdir: Path) -> None:
     base = load_facts(workdir / "facts", partial=True)
     assert [p.message for p in base.skipped] == [
         "'stock.price' must be a number, not '5.107e1' (YAML reads that as text: write the exponent as 1.0e+5)."]
+
+
+# ------------------------------------------------------------------ row 12 is in test_lifetime.py; row 16
+
+
+def test_a_date_before_anything_is_known_is_an_error_not_a_neutral_rating(verdict: Run) -> None:
+    _fails_cleanly(verdict("evaluate", "600111", "--as-of", "1990-01-01", "--no-record"),
+                   "facts/stocks/600111.yaml: error: nothing about 600111.SH is known on or before 1990-01-01: "
+                   "no fact and no price bar; the first is known on 2022-01-04.")
+    screen = verdict("evaluate", "--all", "--as-of", "1990-01-01", "--no-record", "--format", "csv")
+    assert screen.returncode == 1 and screen.stderr.count("nothing about") == 5
+    first_bar = verdict("evaluate", "600111", "--as-of", "2022-01-04", "--no-record", "--format", "json")
+    assert first_bar.returncode == 0 and json.loads(first_bar.stdout)["as_of"] == "2022-01-04"
+
+
+# ------------------------------------------------------------------ row 17: output paths
+
+
+def test_an_output_in_a_missing_folder_is_a_clear_error_and_creates_nothing(tmp_path: Path, verdict: Run) -> None:
+    missing = tmp_path / "missing" / "dir"
+    _fails_cleanly(verdict("sensitivity", "600111", "--chart", str(missing / "x.png")),
+                   f"the folder of --chart '{missing / 'x.png'}' does not exist", f"mkdir -p {missing}")
+    _fails_cleanly(verdict("backtest", "600111", "--out", str(missing), "--no-charts"),
+                   f"--out '{missing}': its parent folder '{missing.parent}' does not exist")
+    assert not (tmp_path / "missing").exists()
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    _fails_cleanly(verdict("backtest", "600111", "--out", str(afile), "--no-charts"), "is a file, not a folder")
+    _fails_cleanly(verdict("sensitivity", "600111", "--chart", str(tmp_path)), "is a folder, not a file")
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="a folder no one can create files in: Linux /proc")
+def test_a_write_the_system_refuses_is_exit_2_naming_the_file(verdict: Run) -> None:
+    _fails_cleanly(verdict("sensitivity", "600111", "--chart", "/proc/self/x.png"),
+                   "error: cannot use '/proc/self/x.png': No such file or directory.")
+
+
+# ------------------------------------------------------------------ row 18: fired rules reading absent facts
+
+
+def test_a_message_reading_a_fact_gone_stale_says_so(verdict: Run) -> None:
+    """The stated price (prices family, 7 days) is stale on 2026-02-10 while the DCF fact is not."""
+    out = verdict("evaluate", "600111", "--as-of", "2026-02-10", "--no-record", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    warnings = json.loads(out.stdout)["warnings"]
+    texts = " | ".join(w["message"] for w in warnings)
+    assert "n/a" not in texts
+    gaps = [w for w in warnings if w["rule"] == "facts.missing"]
+    for w in gaps:
+        assert "which this evaluation does not have" in w["message"]
+    said = {w["rule"]: w["message"] for w in warnings}
+    for rule, message in said.items():
+        if "[stock.price unknown]" in message:
+            assert any(rule in g["message"] and "stock.price" in g["message"] for g in gaps), rule
+
+
+def test_a_value_or_message_reading_an_absent_fact_is_visible(workdir: Path) -> None:
+    from engine.pipeline import Workspace
+
+    pack = workdir / "rules" / "valuation.yaml"
+    pack.write_text(pack.read_text(encoding="utf-8") + """
+  - id: valuation.needs-history
+    title: a target and a message from a fact 600111 does not have
+    when: stock.pe_ttm > 0
+    salience: 1000
+    then:
+      target: {low: stock.pe_hist_avg, high: 2 * stock.pe_hist_avg}
+      entry: {horizon: long, advice: hold, low: stock.pe_hist_avg, high: stock.price}
+      warning: {severity: low, message: "historical PE {stock.pe_hist_avg:.1f}, price {stock.price}"}
+""", encoding="utf-8")
+    ws = Workspace.open(workdir / "rules", workdir / "facts", cache=None)
+    ev = ws.evaluate("600111")
+    assert "stock.pe_hist_avg" not in {f.path for f in ev.facts}
+    mine = next(w for w in ev.warnings if w.rule == "valuation.needs-history")
+    assert mine.message == "historical PE [stock.pe_hist_avg unknown], price 51.07"
+    gaps = sorted(w.message for w in ev.warnings if w.rule == "facts.missing")
+    assert ev.target is not None and ev.target.rule != "valuation.needs-history"
+    assert gaps == [
+        "valuation.needs-history fired but sets no long entry: it needs stock.pe_hist_avg, which this evaluation "
+        "does not have (not stated, not yet known, or too old); " + next(
+            (f"{e.rule}'s is used instead." for e in ev.entries if e.horizon == "long"), "none is given."),
+        "valuation.needs-history fired but sets no target: it needs stock.pe_hist_avg, which this evaluation does "
+        f"not have (not stated, not yet known, or too old); {ev.target.rule}'s is used instead.",
+        "valuation.needs-history fired, but its message reads stock.pe_hist_avg, which this evaluation does not "
+        "have (not stated, not yet known, or too old): the message shows it as unknown."]
+
+
+# ------------------------------------------------------------------ row 19: every problem of a pack in one run
+
+
+def test_rules_check_reports_every_problem_of_a_rule_in_one_run(workdir: Path, verdict: Run) -> None:
+    pack = workdir / "rules" / "valuation.yaml"
+    text = pack.read_text(encoding="utf-8")
+    pack.write_text(text + """
+  - id: valuation.pe-reasonable
+    title: a copy with three mistakes
+    salence: 3
+    when: stock.pric > 3
+    then:
+      signal: {name: copy_signal, score: 1}
+  - id: valuation.broken
+    title: no then, and a misspelt fact
+    when: stock.pe_tmm > 3
+""", encoding="utf-8")
+    n = len(text.splitlines())
+    out = verdict("rules", "check", cwd=workdir)
+    assert out.returncode == 1
+    found = [line.split(" error: ")[0] + " " + line.split(" error: ")[1][:40] for line in out.stdout.splitlines()]
+    assert found == [
+        f"rules/valuation.yaml:{n + 2}:5: " + "rule id 'valuation.pe-reasonable' is already used"[:40],
+        f"rules/valuation.yaml:{n + 4}:5: " + "unknown key 'salence'. Did you mean 'salience'?"[:40],
+        f"rules/valuation.yaml:{n + 5}:11: " + "unknown fact path `stock.pric`. Did you mean"[:40],
+        f"rules/valuation.yaml:{n + 8}:5: " + "'then' is required here but missing. Add 'then:'"[:40],
+        f"rules/valuation.yaml:{n + 10}:11: " + "unknown fact path `stock.pe_tmm`. Did you mean"[:40]]
+    assert "5 error(s)" in out.stderr
+
+
+def test_a_rule_with_a_misspelt_key_still_declares_its_signal(workdir: Path, verdict: Run) -> None:
+    """Its signal is known to the rules that read it, so the misspelling is the only error (no cascade)."""
+    pack = workdir / "rules" / "valuation.yaml"
+    text = pack.read_text(encoding="utf-8")
+    pack.write_text(text + """
+  - id: valuation.emits
+    title: emits a signal, one key misspelt
+    when: stock.pe_ttm > 3
+    salence: 1
+    then:
+      signal: {name: emitted_here, score: 1}
+  - id: valuation.reads
+    title: reads it
+    when: signal.emitted_here
+    then:
+      signal: {name: read_there, score: 0}
+""", encoding="utf-8")
+    out = verdict("rules", "check", cwd=workdir)
+    errors = [line for line in out.stdout.splitlines() if ": error: " in line]
+    assert len(errors) == 1 and "unknown key 'salence'" in errors[0], out.stdout
