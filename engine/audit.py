@@ -167,7 +167,7 @@ class Entry:
 
 @dataclass
 class VerifyResult:
-    records: int
+    records: int  # records that verify (before the first problem, if any)
     problem: str = ""
     bad_seq: int | None = None
 
@@ -475,11 +475,10 @@ class AuditLog:
             return self._verify(until_seq)
 
     def _verify(self, until_seq: int | None) -> VerifyResult:
-        prev_hash, prev_seq, n = GENESIS, 0, 0
+        prev_hash, prev_seq, n = GENESIS, 0, 0  # n: records verified so far
         checked: dict[str, str] = {}
         where = "" if until_seq is None else f"WHERE seq <= {int(until_seq)}"
         for rec in self._iter(f"{where} ORDER BY seq"):
-            n += 1
             if rec.seq != prev_seq + 1:
                 return VerifyResult(n, f"record seq {prev_seq + 1} is missing (the log jumps from seq "
                                        f"{prev_seq} to {rec.seq}): a record was removed.", prev_seq + 1)
@@ -496,6 +495,7 @@ class AuditLog:
                 if bad:
                     return VerifyResult(n, f"record seq {rec.seq} (run {rec.run_id}): {bad}", rec.seq)
             prev_hash, prev_seq = rec.record_hash, rec.seq
+            n += 1
         return VerifyResult(n)
 
     def _check_snapshot(self, snap: str) -> str:

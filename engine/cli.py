@@ -908,7 +908,8 @@ def audit_verify(
             raise typer.Exit(1)
         checks = [cpt.check(log, result, cpt.Checkpoint.parse(line, where), key, where) for where, line in lines]
     if not result.ok:
-        typer.echo(f"chain BROKEN at {log.path}: {result.problem}", err=True)
+        typer.echo(f"chain BROKEN at {log.path}: {result.problem} The {result.records} record(s) before it "
+                   "verify.", err=True)
     else:
         typer.echo(f"chain valid: {result.records} record(s) in {log.path}.")
     for c in checks:

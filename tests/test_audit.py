@@ -82,6 +82,7 @@ def test_changing_one_byte_is_detected(verdict, db):
     res = verdict("audit", "verify", env_extra=db)
     assert res.returncode == 1
     assert f"record seq 3 (run {runs[2]['run_id']}" in res.stderr and "was altered" in res.stderr
+    assert "The 2 record(s) before it verify." in res.stderr
     # a flipped byte in the stored (compressed) form is found too
     con.execute("UPDATE runs SET output = ? WHERE seq = 3", (stored[:20] + bytes([stored[20] ^ 1]) + stored[21:],))
     con.commit()

@@ -77,6 +77,8 @@ def _verify(path: Path) -> tuple[bool, str, int | None]:
         res = log.verify()
     finally:
         log.close()
+    # the records counted are those that verify: all of them, or those before the first problem
+    assert res.records == (len(_records(path)) if res.ok else (res.bad_seq or 0) - 1)
     return res.ok, res.problem, res.bad_seq
 
 
@@ -89,6 +91,21 @@ def _rate(rec: dict, rating: str) -> None:  # type: ignore[type-arg]
 
 def test_the_untouched_log_verifies(db: Path) -> None:
     assert _verify(db) == (True, "", None)
+
+
+def test_verify_reads_one_snapshot_of_the_log_while_others_append(db: Path, ws) -> None:  # type: ignore[no-untyped-def]
+    reader, writer = AuditLog(db, readonly=True), AuditLog(db)
+    try:
+        with reader.reading():
+            before = reader.head()
+            ev = ws.evaluate("600111")
+            writer.append(run_id=ev.run_id, symbol=ev.symbol, rating=ev.rating, output=ev.model_dump_json(),
+                          engine_version=ev.engine_version, rules_files=ws.book.files, facts_files=ws.facts.files)
+            assert reader.head() == before and reader.verify().records == 5  # not the record appended meanwhile
+        assert reader.head() == (6, writer.head()[1]) and reader.verify().records == 6  # type: ignore[index]
+    finally:
+        reader.close()
+        writer.close()
 
 
 def test_link_a_record_rewritten_with_its_own_hash_recomputed_breaks_the_next_link(db: Path) -> None:
