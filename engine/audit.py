@@ -705,7 +705,8 @@ def diff_runs(log: AuditLog, a: Record, b: Record) -> RunDiff:
 
 
 def record_document(rec: Record) -> dict[str, Any]:
-    """A record as one JSON document: its fields, its output as data, its hash."""
+    """A record as one JSON document: its fields, its output as data (as recorded, not re-read through
+    today's model), its hash."""
     d = rec.fields()
     d["output"] = json.loads(rec.output)
     d["record_hash"] = rec.record_hash

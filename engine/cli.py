@@ -740,15 +740,16 @@ def audit_show(
     audit_db: AuditOpt = None,
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
 ) -> None:
-    """The derivation tree of a recorded run, exactly as it was."""
-    from .audit import recorded_evaluation
+    """The derivation tree of a recorded run, exactly as it was (--format json: the recorded output)."""
+    from .audit import record_document, recorded_evaluation
     from .explain import render_markdown, render_tree
 
     rec = _reader(audit_db).get(run_id)
-    ev = recorded_evaluation(rec)
-    if format in (Format.json, Format.jsonl):
-        typer.echo(ev.model_dump_json(indent=2 if format is Format.json else None))
+    if format in (Format.json, Format.jsonl):  # the recorded JSON itself, not re-read through today's model
+        typer.echo(json.dumps(record_document(rec)["output"], indent=2 if format is Format.json else None,
+                              ensure_ascii=False))
         return
+    ev = recorded_evaluation(rec)
     typer.echo(f"run {rec.run_id}  seq {rec.seq}  {rec.created_utc}  by {rec.os_user}  engine {rec.engine_version}")
     typer.echo(render_markdown(ev) if format is Format.markdown else render_tree(ev))
 

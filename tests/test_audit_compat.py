@@ -68,3 +68,11 @@ def test_appending_to_an_old_log_adds_checkpoints_and_keeps_the_chain(old, verdi
     assert "checkpoints" not in tables
     assert verdict("evaluate", "300127", env_extra=old).returncode == 0
     assert verdict("audit", "verify", env_extra=old).stdout.startswith("chain valid: 3 record(s)")
+
+
+def test_show_json_prints_the_recorded_output_itself(old, verdict) -> None:  # type: ignore[no-untyped-def]
+    run = _runs(verdict, old)[0]["run_id"]
+    shown = json.loads(verdict("audit", "show", run, "--format", "json", env_extra=old).stdout)
+    exported = json.loads(verdict("audit", "export", run, env_extra=old).stdout)["output"]
+    assert shown == exported and list(shown)[:5] == ["symbol", "name", "sector", "as_of", "rating"]
+    assert all("known_at" not in f for f in shown["facts"])  # a field added since is not invented
