@@ -43,6 +43,7 @@ ENV_VAR = "VERDICT_AUDIT_DB"
 WAIT_ENV_VAR = "VERDICT_AUDIT_WAIT"
 DEFAULT_WAIT = 30.0  # seconds a writer waits for another process's write lock before giving up
 NOTICE_AFTER = 1.0  # seconds of waiting before a writer says it is waiting
+READER_BUSY = 5.0  # seconds a reader tolerates SQLite's own brief exclusive moments (never the write lock)
 GENESIS = "0" * 64
 SCHEMA_VERSION = 1
 
@@ -224,8 +225,10 @@ class AuditLog:
                                      "audit log (SQLite).")])
 
     def _open_reader(self) -> sqlite3.Connection:
+        """A WAL reader never waits for a writer; the busy timeout only covers the milliseconds in which
+        SQLite itself holds the file exclusively (the last writer closing and folding its WAL back in)."""
         uri = "file:" + quote(str(self.path.absolute()))
-        db = sqlite3.connect(uri + "?mode=ro", uri=True, isolation_level=None, timeout=0)
+        db = sqlite3.connect(uri + "?mode=ro", uri=True, isolation_level=None, timeout=READER_BUSY)
         try:
             names = self._tables(db)
         except sqlite3.OperationalError as exc:
@@ -234,7 +237,7 @@ class AuditLog:
             # A WAL log in a folder this user cannot write: SQLite cannot make the -shm index beside it.
             # Nobody is writing it then (a writer keeps -wal and -shm open), so read the file as it is.
             db.close()
-            db = sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, isolation_level=None, timeout=0)
+            db = sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, isolation_level=None, timeout=READER_BUSY)
             names = self._tables(db)
         if "runs" not in names:
             db.close()
