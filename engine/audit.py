@@ -648,7 +648,7 @@ def recorded_as_of(rec: Record) -> dt.date | None:
 @contextmanager
 def recorded_workspace(log: AuditLog, rec: Record, rules_dir: Path | None = None) -> Iterator[Workspace]:
     """The run's workspace rebuilt from the log: its recorded facts and its recorded rules (or the
-    rules in `rules_dir`), loaded from a scratch folder that is removed afterwards. Evaluate the run
+    rules in `rules_dir`), parsed without any cache from a scratch folder removed afterwards. Evaluate the run
     again with `ws.evaluate(rec.symbol, run_id=rec.run_id, as_of=recorded_as_of(rec))`."""
     import tempfile
 
@@ -656,7 +656,9 @@ def recorded_workspace(log: AuditLog, rec: Record, rules_dir: Path | None = None
 
     with tempfile.TemporaryDirectory(prefix="verdict-replay-") as tmp:
         restored = restore_run(log, rec, Path(tmp))
-        yield Workspace.open(rules_dir if rules_dir is not None else restored.rules_dir, restored.facts_dir)
+        # No parse cache: the recorded bytes are parsed afresh, and nothing is left keyed by a scratch folder.
+        yield Workspace.open(rules_dir if rules_dir is not None else restored.rules_dir, restored.facts_dir,
+                             cache=None)
 
 
 @dataclass

@@ -197,3 +197,16 @@ def test_records_from_before_packing_and_newer_fields_still_list_show_and_diff(h
     a, b = rows[0]["run_id"], rows[1]["run_id"]
     assert verdict("audit", "show", a, env_extra=env).returncode == 0
     assert "rating Hold -> Buy" in verdict("audit", "diff", a, b, env_extra=env).stdout
+
+
+def test_replays_leave_no_cache_files(history, verdict, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Row 11: a replay parses the recorded files afresh and writes no parse cache for its scratch folder."""
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    env = {**history["env"], "VERDICT_CACHE_DIR": str(cache)}
+    run = history["before"]["run_id"]
+    assert verdict("audit", "replay", run, env_extra=env).returncode == 0
+    assert verdict("audit", "replay", run, "--rules", str(RULES), env_extra=env).returncode == 0
+    assert list(cache.iterdir()) == []
+    assert verdict("evaluate", "600111", "--no-record", env_extra=env).returncode == 0
+    assert any(p.name.startswith("facts-") for p in cache.iterdir())  # the same setting does cache evaluations
