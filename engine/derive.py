@@ -15,9 +15,10 @@ from typing import Any, NamedTuple
 
 from .errors import did_you_mean
 from .expr import Interval
+from .formulas import DERIVED_SOURCE, Deriver
 from .limits import number_problem
 from .load import FactBase, StockFacts
-from .model import Catalog, ConflictPolicy, FactCheck, FactValue, Policy, Source
+from .model import Catalog, ConflictPolicy, FactCheck, FactValue, Policy, Provenance, Source
 
 IDENTITY_FACTS = ("symbol", "name", "exchange", "board")
 FILE_SOURCE = "fact file"
@@ -32,6 +33,7 @@ class Chosen(NamedTuple):
     alternatives: tuple[FactValue, ...] = ()
     conflict: bool = False
     derived: str = ""
+    provenance: Provenance | None = None  # a derived fact's formula, parameters, inputs and last bar
 
 
 @dataclass
@@ -61,6 +63,10 @@ class SymbolFacts:
     date: dt.date | None = None  # the evaluation date: nothing dated later was used
     notes: list[Note] = field(default_factory=list)
     checks: list[FactCheck] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)  # derived fact -> why it has no value
+    deriver: Deriver | None = field(default=None, repr=False)
+    # the facts before formulas over facts were applied: overrides re-apply them (what-if, rule tests)
+    before_formulas: tuple[dict[str, Chosen], list[FactCheck], list[Conflict]] | None = field(default=None, repr=False)
 
     def values(self) -> dict[str, FactValue]:
         return {p: c.value for p, c in self.chosen.items()}
@@ -142,15 +148,23 @@ def choose(path: str, values: list[FactValue], policy: ConflictPolicy, sources: 
 
 
 def symbol_facts(base: FactBase, stock: StockFacts, policy: Policy | ConflictPolicy,
-                 as_of: dt.date | None = None) -> SymbolFacts:
+                 as_of: dt.date | None = None, deriver: Deriver | None = None, *,
+                 paths: frozenset[str] | None = None) -> SymbolFacts:
     """Resolve every fact the symbol can see on the evaluation date to one value each.
 
     Only facts that describe no later day and were known by then (their source published), and only
-    price bars up to it, are read (no look-ahead);
-    technical facts are derived from the price history; stale facts are dropped or flagged by policy.
+    price bars up to it, are read (no look-ahead); derived facts are computed by their catalog formulas
+    (engine/formulas.py: price-history ones from the series computed once, then those over facts, then
+    cross-sections); stale facts are dropped or flagged by policy. `paths` resolves only those facts and
+    what their formulas read, and no cross-section (how a cross-section gathers every symbol's value of one
+    fact).
     """
+    from .formulas import default_deriver
+
     full = policy if isinstance(policy, Policy) else None
     conflict_policy: ConflictPolicy = policy.conflicts if isinstance(policy, Policy) else policy
+    deriver = deriver or default_deriver(base, full)
+    wanted = deriver.formulas.closure(paths) if paths is not None else None
     day = base.evaluation_date(as_of)
     raw: dict[str, list[FactValue]] = {}
     sector = base.sectors.get(stock.file.sector)
@@ -162,19 +176,15 @@ def symbol_facts(base: FactBase, stock: StockFacts, policy: Policy | ConflictPol
             continue
         for name, vals in facts.items():
             raw[f"{ns}.{name}"] = [v for v in vals if v.visible_on(day)]
+    if wanted is not None:
+        raw = {p: vs for p, vs in raw.items() if p in wanted}
     notes: list[Note] = []
-    how: dict[str, str] = {}
-    if stock.series is not None and full is not None:
-        from .technicals import derive
-
-        series = stock.series.until(day) if day else stock.series
-        derived, warns = derive(series, full.technicals)
-        notes += [Note("facts.history", "medium", w) for w in warns]
-        for d in derived:
-            if base.catalog.spec(d.path) is None:
-                continue
-            raw[d.path] = [d.value, *raw.get(d.path, [])]
-            how[d.path] = d.how
+    how: dict[str, tuple[str, Provenance]] = {}
+    derived, warns, unavailable = deriver.price_facts(stock, day, wanted)
+    notes += [Note("facts.history", "medium", w) for w in warns]
+    for d in derived:
+        raw[d.path] = [d.value, *raw.get(d.path, [])]
+        how[d.path] = (d.how, d.provenance)
     if full is not None and day is not None and full.freshness.max_age_days:
         raw, stale = _freshness(raw, base, full, day)
         notes += stale
@@ -183,7 +193,7 @@ def symbol_facts(base: FactBase, stock: StockFacts, policy: Policy | ConflictPol
     conflicts: list[Conflict] = []
     for name in IDENTITY_FACTS:
         path = f"stock.{name}"
-        if base.catalog.spec(path) is not None and name not in stock.facts:
+        if base.catalog.spec(path) is not None and name not in stock.facts and (wanted is None or path in wanted):
             dates = [v.as_of for vals in raw.values() for v in vals]
             header_date = day or (max(dates) if dates else dt.date(1970, 1, 1))
             fv = FactValue(value=getattr(stock.file, name), as_of=header_date, source=FILE_SOURCE)
@@ -195,19 +205,19 @@ def symbol_facts(base: FactBase, stock: StockFacts, policy: Policy | ConflictPol
             continue
         spec = base.catalog.spec(path)
         c, conflict = choose(path, vals, conflict_policy, base.sources, spec.label if spec else path)
-        if path in how and c.value.source == vals[0].source == _derived_source():
-            c = Chosen(c.path, c.value, c.alternatives, c.conflict, how[path])
+        if path in how and c.value is vals[0]:
+            c = Chosen(c.path, c.value, c.alternatives, c.conflict, *how[path])
         chosen[path] = c
         if conflict:
             conflicts.append(conflict)
         if path in how and len(vals) > 1:
             derived_value, stated = vals[0], vals[1:]
             agree = not any(disagree(derived_value, s, conflict_policy.tolerance_pct) for s in stated)
-            checks.append(FactCheck(path=path, derived=derived_value.value, how=how[path], agree=agree,
+            checks.append(FactCheck(path=path, derived=derived_value.value, how=how[path][0], agree=agree,
                                     stated=[{"value": s.value if s.is_point else s.describe(), "source": s.source,
                                              "as_of": s.as_of.isoformat()} for s in stated]))
     close, price = chosen.get("stock.close"), chosen.get("stock.price")
-    if close is not None and price is not None and price.value.source != _derived_source() and stock.series:
+    if close is not None and price is not None and price.value.source != DERIVED_SOURCE and stock.series:
         # a stated price is checked against the close of the day it describes, which may be before the last bar
         bar = stock.series.bar_on(price.value.as_of)
         if bar is not None:
@@ -222,7 +232,18 @@ def symbol_facts(base: FactBase, stock: StockFacts, policy: Policy | ConflictPol
             if not agree:
                 notes.append(Note("facts.check", "high", _price_disagreement(which, day_close, price.value, tolerance,
                                                                              base.sources), "stock.price"))
-    return SymbolFacts(stock, chosen, conflicts, day, notes, checks)
+    sf = SymbolFacts(stock, chosen, conflicts, day, notes, checks, unavailable, deriver)
+    _apply_formulas(sf, wanted, cross=paths is None)
+    return sf
+
+
+def _apply_formulas(sf: SymbolFacts, wanted: frozenset[str] | None = None, cross: bool = True,
+                    skip: frozenset[str] = frozenset()) -> None:
+    """Formulas over facts and cross-sections, on the chosen facts (kept first, for overrides)."""
+    if sf.deriver is None or not sf.deriver.formulas.later():
+        return
+    sf.before_formulas = (dict(sf.chosen), list(sf.checks), list(sf.conflicts))
+    sf.deriver.apply(sf, wanted, cross, skip)
 
 
 def _price_disagreement(which: str, close: FactValue, price: FactValue, tolerance_pct: float,
@@ -235,12 +256,6 @@ def _price_disagreement(which: str, close: FactValue, price: FactValue, toleranc
             f"{close.describe()} ({close.basis}), by {gap:.1f}% (the policy's tolerance is {tolerance_pct:g}%). "
             "Targets and valuation rules read the stated price, entry ranges and technical levels read the "
             "history: they are not on one scale. Check the stated price, its date, and the history's adjustment.")
-
-
-def _derived_source() -> str:
-    from .technicals import DERIVED_SOURCE
-
-    return DERIVED_SOURCE
 
 
 _CUTOFFS: dict[tuple[int, tuple[tuple[str, int], ...], dt.date], tuple[Catalog, dict[str, dt.date]]] = {}
@@ -316,7 +331,7 @@ def check_override(catalog: Catalog, path: str, fv: FactValue, ranges: bool = Tr
     else:
         v = fv.value
         ok = {"number": isinstance(v, (int, float)) and not isinstance(v, bool), "bool": isinstance(v, bool),
-              "text": isinstance(v, str)}[spec.type]
+              "text": isinstance(v, str), "date": isinstance(v, dt.date)}[spec.type]
         if not ok:
             return f"'{path}' must be {spec.type}, not {v!r}."
         if spec.type == "number":
@@ -329,13 +344,21 @@ def check_override(catalog: Catalog, path: str, fv: FactValue, ranges: bool = Tr
 
 
 def with_overrides(sf: SymbolFacts, catalog: Catalog, overrides: dict[str, FactValue]) -> SymbolFacts:
-    """A copy of `sf` in which each overridden path has exactly the given value."""
-    chosen = dict(sf.chosen)
+    """A copy of `sf` in which each overridden path has exactly the given value, and the derived facts
+    computed from other facts are computed again from them (unless overridden themselves)."""
+    base_chosen, base_checks, base_conflicts = sf.before_formulas or (sf.chosen, sf.checks, sf.conflicts)
+    chosen = dict(base_chosen)
     for path, fv in overrides.items():
         problem = check_override(catalog, path, fv, ranges=False)
         if problem:
             raise ValueError(problem)
         chosen[path] = Chosen(path, fv, derived="override")
-    return SymbolFacts(sf.stock, chosen, [c for c in sf.conflicts if c.path not in overrides], sf.date,
-                       [n for n in sf.notes if n.path not in overrides],
-                       [c for c in sf.checks if c.path not in overrides])
+    unavailable = {p: why for p, why in sf.unavailable.items() if p not in overrides}
+    out = SymbolFacts(sf.stock, chosen, [c for c in base_conflicts if c.path not in overrides], sf.date,
+                      [n for n in sf.notes if n.path not in overrides],
+                      [c for c in base_checks if c.path not in overrides], unavailable, sf.deriver)
+    if sf.before_formulas is not None:
+        later = {f.path for f in out.deriver.formulas.later()} if out.deriver else set()
+        out.unavailable = {p: why for p, why in unavailable.items() if p not in later}
+        _apply_formulas(out, skip=frozenset(overrides))
+    return out

@@ -6,6 +6,7 @@ Every number printed here comes from a fact (value, unit, source, as-of) or a ru
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Any, Literal
 
@@ -105,8 +106,12 @@ def blockers(cond: expr.Node, env: expr.EvalEnv, seen: list[expr.CmpResult] | No
 
 
 def trace(firings: list[Firing], rules: dict[str, LoadedRule], compiled: Compiled, env: expr.EvalEnv,
-          ) -> tuple[list[Fired], list[NotFired], dict[str, bool | None]]:
-    """Fired and not-fired rules with what they saw, and each condition's truth (one evaluation per rule)."""
+          unavailable: dict[str, str] | None = None) -> tuple[list[Fired], list[NotFired], dict[str, bool | None]]:
+    """Fired and not-fired rules with what they saw, and each condition's truth (one evaluation per rule).
+
+    `unavailable`: why a derived fact has no value (its formula's reason and file:line:col), shown
+    beside the rules it leaves not evaluable."""
+    why = unavailable or {}
     truths: dict[str, bool | None] = {}
     seen_by_rule: dict[str, list[expr.CmpResult]] = {}
     for rid, lr in rules.items():
@@ -129,6 +134,10 @@ def trace(firings: list[Firing], rules: dict[str, LoadedRule], compiled: Compile
                     ns, _, name = path.partition(".")
                     if ns == kind:
                         seen[path] = _seen_value(fact, name)
+                        stated = env.facts.get(path)
+                        if stated is not None and isinstance(stated.value, dt.date):
+                            seen[path] = stated.value  # durable matched it as a day number
+
         for path in lr.then_paths:  # facts its messages, entries and targets were computed from
             if path not in seen and path in env.facts:
                 fv = env.facts[path]
@@ -142,7 +151,7 @@ def trace(firings: list[Firing], rules: dict[str, LoadedRule], compiled: Compile
     for rid, lr in rules.items():
         if rid in done:
             continue
-        missing = [p for p in lr.paths if p not in env.facts]
+        missing = [p if p not in why else f"{p} (not computed: {why[p]})" for p in lr.paths if p not in env.facts]
         t = truths[rid]
         status: Literal["false", "not_evaluable"] = \
             "not_evaluable" if (missing and t is not False) or t is None else "false"
@@ -179,7 +188,7 @@ def fact_uses(facts: SymbolFacts, base: FactBase) -> list[FactUse]:
         cite = f"{src.publisher} {src.ref}".strip() if src else c.value.source
         out.append(FactUse(path=path, value=c.value.value if c.value.is_point else c.value.describe(),
                            unit=c.value.unit or (spec.unit if spec else ""), as_of=c.value.as_of,
-                           known_at=c.value.known, source=cite, derived=c.derived))
+                           known_at=c.value.known, source=cite, derived=c.derived, provenance=c.provenance))
     return out
 
 

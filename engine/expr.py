@@ -9,6 +9,7 @@ missed. rete.py cross-checks the two, so a silent durable_rules trap cannot pass
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import math
 import re
 import string
@@ -28,7 +29,14 @@ CMP_OPS: dict[type[ast.cmpop], str] = {
 FLIP = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "==": "==", "!=": "!="}
 NEGATE = {">": "<=", ">=": "<", "<": ">=", "<=": ">", "==": "!=", "!=": "=="}
 ARITH_OPS: dict[type[ast.operator], str] = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
-FUNCTIONS = {"abs": 1, "min": -2, "max": -2, "round": -1}  # -n: at least n args; -1: 1 or 2
+FUNCTIONS = {"abs": 1, "min": -2, "max": -2, "round": -1,  # -n: at least n args; -1: 1 or 2
+             "age": 1, "days_since": 1}
+# Functions of derived-fact formulas only (facts/catalog.yaml `formula:`): named here for the hint a rule
+# gets when it calls one; engine/series.py and engine/formulas.py define them.
+FORMULA_ONLY = ("ma", "avg", "ema", "sma", "std", "stdp", "highest", "lowest", "highest_days", "lowest_days",
+                "ret", "ref", "volatility", "cross", "macd_dif", "macd_dea", "macd_bar", "kdj_k", "kdj_d", "kdj_j",
+                "rsi", "boll_mid", "boll_upper", "boll_lower", "percentile", "rank")
+_DATE_LIKE = re.compile(r"(?<![\w.])(\d{4})-(\d{1,2})-(\d{1,2})(?![\w.])")
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,14 @@ class FactRef(Node):
     @property
     def name(self) -> str:
         return self.path.partition(".")[2]
+
+
+@dataclass(frozen=True)
+class Word(Node):
+    """A bare name, allowed only in derived-fact formulas: a price series (close, volume, ...) or a scope
+    of a cross-sectional function (sector, universe)."""
+
+    name: str
 
 
 @dataclass(frozen=True)
@@ -133,7 +149,19 @@ def _dotted(node: ast.AST) -> list[str] | None:
     return None
 
 
-def parse(text: str) -> Node:
+@dataclass(frozen=True)
+class Grammar:
+    """What a parse accepts beyond `when` expressions: derived-fact formulas also take bare names
+    (price series, scopes) and the functions of engine/series.py and engine/formulas.py."""
+
+    words: bool = False
+    functions: frozenset[str] = frozenset()
+
+
+WHEN = Grammar()
+
+
+def parse(text: str, grammar: Grammar = WHEN) -> Node:
     """Parse expression text into our tree. Raises ExprError with a position; never evaluates."""
     if not isinstance(text, str) or not text.strip():
         raise ExprError(Pos(1, 0), "empty-expression", "the expression is empty.",
@@ -153,6 +181,9 @@ def parse(text: str) -> Node:
     except SyntaxError as exc:
         line = exc.lineno or 1
         col = max((exc.offset or 1) - 1, 0) + (lead if line == 1 else 0)
+        looks = _DATE_LIKE.search(text)
+        if looks:  # `2026-01-19`: leading zeros are a syntax error in Python; say what was meant
+            raise _date_literal_error(text, looks) from None
         raise ExprError(Pos(line, col), "syntax", f"invalid expression syntax ({exc.msg}).",
                         "Use comparisons (> >= < <= == !=), and/or/not, + - * /, numbers, "
                         "quoted text and fact paths such as stock.price.") from None
@@ -160,7 +191,7 @@ def parse(text: str) -> Node:
         raise ExprError(Pos(1, 0), "syntax", f"invalid expression ({type(exc).__name__}).") from None
     _check_depth(tree.body, lead)
     try:
-        node = _convert(tree.body)
+        node = _convert(tree.body, grammar)
     except RecursionError:  # pragma: no cover - _check_depth keeps the tree far below the stack's limit
         raise ExprError(Pos(1, 0), "too-deep", "the expression is nested too deeply.") from None
     if lead:
@@ -189,6 +220,26 @@ def _check_depth(tree: ast.AST, lead: int) -> None:
                      if isinstance(child, ast.expr) and not isinstance(child, _LEAVES))
 
 
+def _date_literal_error(text: str, m: re.Match[str]) -> ExprError:
+    line = text.count("\n", 0, m.start()) + 1
+    col = m.start() - (text.rfind("\n", 0, m.start()) + 1)
+    y, mo, d = (int(g) for g in m.groups())
+    return ExprError(Pos(line, col), "date-literal",
+                     f"`{m.group(0)}` is not a date here: an expression reads it as the subtraction {y} - {mo} - {d}.",
+                     f'Write a date as date("{y:04d}-{mo:02d}-{d:02d}").')
+
+
+def _looks_like_date(node: ast.BinOp) -> bool:
+    """`2026-1-19`: year - month - day written as integer arithmetic."""
+    left = node.left
+    parts = [left.left, left.right, node.right] if isinstance(left, ast.BinOp) and isinstance(left.op, ast.Sub) \
+        else []
+    if len(parts) != 3 or not all(isinstance(x, ast.Constant) and type(x.value) is int for x in parts):
+        return False
+    y, m, d = (x.value for x in parts)  # type: ignore[attr-defined]
+    return 1000 <= y <= 9999 and 1 <= m <= 12 and 1 <= d <= 31
+
+
 def _shift(node: Node, cols: int) -> Node:
     # Columns of the first line move by the stripped indentation; cheap to rebuild.
     import dataclasses
@@ -209,33 +260,33 @@ def _shift(node: Node, cols: int) -> Node:
     return fix(node)
 
 
-def _convert(node: ast.AST) -> Node:
+def _convert(node: ast.AST, g: Grammar) -> Node:
     p = _pos(node)
     if isinstance(node, ast.BoolOp):
         op = "and" if isinstance(node.op, ast.And) else "or"
-        return BoolOp(p, op, tuple(_convert(v) for v in node.values))
+        return BoolOp(p, op, tuple(_convert(v, g) for v in node.values))
     if isinstance(node, ast.UnaryOp):
         if isinstance(node.op, ast.Not):
-            return Not(p, _convert(node.operand))
+            return Not(p, _convert(node.operand, g))
         if isinstance(node.op, ast.USub):
-            inner = _convert(node.operand)
+            inner = _convert(node.operand, g)
             if isinstance(inner, Const) and isinstance(inner.value, (int, float)) and not isinstance(
                     inner.value, bool):
                 return Const(p, -inner.value)
             return Neg(p, inner)
         if isinstance(node.op, ast.UAdd):
-            return _convert(node.operand)
+            return _convert(node.operand, g)
         raise ExprError(p, "unsupported", "the operator `~` is not allowed in rule expressions.")
     if isinstance(node, ast.Compare):
         items: list[Node] = []
-        left = _convert(node.left)
+        left = _convert(node.left, g)
         for cop, comp in zip(node.ops, node.comparators, strict=True):
             right_ast = comp
             if isinstance(cop, (ast.In, ast.NotIn)):
                 if not isinstance(right_ast, (ast.List, ast.Tuple)) or not right_ast.elts:
                     raise ExprError(_pos(right_ast), "unsupported",
                                     "`in` needs a non-empty list of values, e.g. stock.board in ['main', 'star'].")
-                options = [_convert(e) for e in right_ast.elts]
+                options = [_convert(e, g) for e in right_ast.elts]
                 eqs = tuple(Cmp(p, "==", left, o) for o in options)
                 test: Node = eqs[0] if len(eqs) == 1 else BoolOp(p, "or", eqs)
                 items.append(Not(p, test) if isinstance(cop, ast.NotIn) else test)
@@ -244,16 +295,21 @@ def _convert(node: ast.AST) -> Node:
             if sym is None:
                 raise ExprError(p, "unsupported", f"the comparison `{type(cop).__name__}` is not allowed.",
                                 "Use > >= < <= == != or `in [...]`.")
-            right = _convert(right_ast)
+            right = _convert(right_ast, g)
             items.append(Cmp(p, sym, left, right))
             left = right
         return items[0] if len(items) == 1 else BoolOp(p, "and", tuple(items))
     if isinstance(node, ast.BinOp):
+        if isinstance(node.op, ast.Sub) and _looks_like_date(node):
+            y, m, d = node.left.left.value, node.left.right.value, node.right.value  # type: ignore[attr-defined]
+            raise ExprError(p, "date-literal",
+                            f"`{y}-{m}-{d}` is not a date here: it is read as the arithmetic {y} - {m} - {d} = "
+                            f"{y - m - d}.", f'Write a date as date("{y:04d}-{m:02d}-{d:02d}").')
         sym = ARITH_OPS.get(type(node.op))
         if sym is None:
             raise ExprError(p, "unsupported", f"the operator `{type(node.op).__name__}` is not allowed.",
                             "Only + - * / are supported.")
-        return Arith(p, sym, _convert(node.left), _convert(node.right))
+        return Arith(p, sym, _convert(node.left, g), _convert(node.right, g))
     if isinstance(node, ast.Constant):
         v = node.value
         if isinstance(v, (bool, str)):
@@ -274,6 +330,8 @@ def _convert(node: ast.AST) -> Node:
                 return Const(p, True)
             if word in ("false", "False"):
                 return Const(p, False)
+            if g.words:
+                return Word(p, word)
             raise ExprError(p, "unknown-name", f"`{word}` is not a fact path.",
                             "Fact paths have a namespace: stock.NAME, sector.NAME, commodity.NAME or signal.NAME.")
         if parts[0] == "signal":
@@ -289,12 +347,23 @@ def _convert(node: ast.AST) -> Node:
         return FactRef(p, ".".join(parts))
     if isinstance(node, ast.Call):
         fn = node.func.id if isinstance(node.func, ast.Name) else None
-        if fn not in FUNCTIONS:
+        if fn == "date":
+            return _date_call(node, p)
+        if fn not in FUNCTIONS and (fn is None or fn not in g.functions):
+            known = sorted({*FUNCTIONS, "date", *g.functions})
+            hint = did_you_mean(fn, known) if fn else ""
+            if fn in FORMULA_ONLY:
+                hint = (f"`{fn}` is a function of derived facts: declare one in facts/catalog.yaml, e.g. "
+                        f"`my_fact: {{type: number, label: ..., family: technicals, formula: \"{fn}(...)\"}}`, "
+                        "and compare stock.my_fact here.")
             raise ExprError(p, "unknown-function", f"the function `{ast.unparse(node.func)}` is not available.",
-                            "Available: abs(x), min(a, b, ...), max(a, b, ...), round(x, digits).")
-        if node.keywords:
-            raise ExprError(p, "unsupported", "keyword arguments are not allowed.")
-        args = tuple(_convert(a) for a in node.args)
+                            hint or "Available: abs(x), min(a, b, ...), max(a, b, ...), round(x, digits), "
+                            'age(fact), days_since(date), date("YYYY-MM-DD").')
+        if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+            raise ExprError(p, "unsupported", "keyword and starred arguments are not allowed.")
+        args = tuple(_convert(a, g) for a in node.args)
+        if fn not in FUNCTIONS:  # a formula function: engine/formulas.py checks its arguments
+            return Call(p, fn, args)
         want = FUNCTIONS[fn]
         ok = (len(args) == want) if want > 0 else (len(args) >= 2 if want == -2 else len(args) in (1, 2))
         if not ok:
@@ -303,6 +372,20 @@ def _convert(node: ast.AST) -> Node:
     kind = type(node).__name__
     raise ExprError(p, "unsupported", f"`{kind}` expressions are not allowed in rules.",
                     "Use comparisons, and/or/not, + - * /, abs/min/max/round, numbers and fact paths.")
+
+
+def _date_call(node: ast.Call, p: Pos) -> Const:
+    """`date("2020-01-01")` is a literal: checked and converted when parsed."""
+    arg = node.args[0] if len(node.args) == 1 and not node.keywords else None
+    text = arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else None
+    try:
+        if text is None or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise ValueError
+        return Const(p, dt.date.fromisoformat(text))
+    except ValueError:
+        shown = f" ({text!r} is not a calendar date)" if text and re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) else ""
+        raise ExprError(p, "bad-date", f"date() takes one quoted date written YYYY-MM-DD{shown}.",
+                        'Example: stock.listing_date < date("2020-01-01").') from None
 
 
 # ------------------------------------------------------------------------------------ types
@@ -318,8 +401,10 @@ class TypeEnv:
 def type_of(node: Node, env: TypeEnv) -> str:
     """Check `node` and return its type: number, bool or text. Raises ExprError on the first fault."""
     if isinstance(node, Const):
-        v = node.value
-        return "bool" if isinstance(v, bool) else "text" if isinstance(v, str) else "number"
+        return const_type(node.value)
+    if isinstance(node, Word):
+        raise ExprError(node.pos, "unknown-name", f"`{node.name}` is not a fact path.",
+                        "Fact paths have a namespace: stock.NAME, sector.NAME, commodity.NAME or signal.NAME.")
     if isinstance(node, FactRef):
         spec = env.catalog.spec(node.path)
         if spec is None:
@@ -341,27 +426,48 @@ def type_of(node: Node, env: TypeEnv) -> str:
                 f"signal: {{name: {node.name}}} or fix the name."
             raise ExprError(node.pos, "unknown-signal", f"unknown signal `{node.name}`.", hint)
         return "number" if node.attr == "score" else "bool"
+    if isinstance(node, Arith) and node.op == "-":
+        lt, rt = type_of(node.left, env), type_of(node.right, env)
+        if lt == rt == "date":
+            return "number"  # days between two dates
     if isinstance(node, (Arith, Neg)):
         for sub in ((node.left, node.right) if isinstance(node, Arith) else (node.operand,)):
             t = type_of(sub, env)
             if t != "number":
-                raise ExprError(sub.pos, "type", f"arithmetic needs numbers, but `{unparse(sub)}` is {t}.")
+                raise ExprError(sub.pos, "type", f"arithmetic needs numbers, but `{unparse(sub)}` is {t}.",
+                                "Dates can be compared, or subtracted from each other (days); "
+                                "age(stock.x) is the age in days of a fact." if t == "date" else "")
         return "number"
     if isinstance(node, Call):
+        if node.fn == "age":
+            if not (len(node.args) == 1 and isinstance(node.args[0], FactRef)):
+                raise ExprError(node.pos, "type", "age() takes one fact path, e.g. age(stock.pe_ttm).",
+                                "It is the number of days from the fact's as-of date to the evaluation date.")
+            type_of(node.args[0], env)
+            return "number"
+        want = "date" if node.fn == "days_since" else "number"
         for sub in node.args:
             t = type_of(sub, env)
-            if t != "number":
-                raise ExprError(sub.pos, "type", f"`{node.fn}` needs numbers, but `{unparse(sub)}` is {t}.")
+            if t != want:
+                raise ExprError(sub.pos, "type", f"`{node.fn}` needs {want}s, but `{unparse(sub)}` is {t}.")
+        if node.fn not in FUNCTIONS:
+            raise ExprError(node.pos, "unknown-function", f"the function `{node.fn}` is not available here.")
         return "number"
     if isinstance(node, Cmp):
         lt, rt = type_of(node.left, env), type_of(node.right, env)
         if node.op in ("==", "!="):
             if lt != rt:
                 raise ExprError(node.pos, "type", f"`{unparse(node)}` compares {lt} with {rt}.",
-                                "Both sides of == and != must have the same type.")
+                                "Both sides of == and != must have the same type."
+                                + (' Write dates as date("YYYY-MM-DD").' if "date" in (lt, rt) else ""))
+            return "bool"
+        if lt == rt == "date":
             return "bool"
         for side, t in ((node.left, lt), (node.right, rt)):
             if t != "number":
+                if "date" in (lt, rt):
+                    raise ExprError(side.pos, "type", f"`{node.op}` compares {lt} with {rt}.",
+                                    'Compare dates with dates, written date("YYYY-MM-DD").')
                 raise ExprError(side.pos, "type",
                                 f"`{node.op}` needs numbers on both sides, but `{unparse(side)}` is {t}.",
                                 "Compare text and true/false facts with == or != only.")
@@ -376,6 +482,16 @@ def type_of(node: Node, env: TypeEnv) -> str:
     if isinstance(node, Truth):
         return type_of(node.item, env)
     raise ExprError(node.pos, "internal", f"unknown node {node!r}")  # pragma: no cover
+
+
+def const_type(v: Any) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, str):
+        return "text"
+    if isinstance(v, dt.date):
+        return "date"
+    return "number"
 
 
 def _expect_bool(sub: Node, env: TypeEnv, where: str) -> None:
@@ -483,9 +599,13 @@ def unparse(node: Node, parent: int = 0) -> str:
             return "true" if v else "false"
         if isinstance(v, str):
             return repr(v)
+        if isinstance(v, dt.date):
+            return f'date("{v.isoformat()}")'
         return fmt_num(v)
     if isinstance(node, FactRef):
         return node.path
+    if isinstance(node, Word):
+        return node.name
     if isinstance(node, SignalRef):
         return f"signal.{node.name}" + (f".{node.attr}" if node.attr else "")
     if isinstance(node, Arith):
@@ -563,6 +683,7 @@ Value = Any  # float | bool | str | Interval | Missing
 class EvalEnv:
     facts: dict[str, FactValue]
     signals: dict[str, list[float]]
+    day: dt.date | None = None  # the evaluation date: what age() and days_since() count to
 
 
 @dataclass
@@ -594,6 +715,14 @@ def value_of(node: Node, env: EvalEnv) -> Value:
         if node.attr == "score":
             return float(sum(scores)) if scores else Missing([f"signal.{node.name}"])
         return bool(scores)
+    if isinstance(node, Call) and node.fn == "age":
+        path = unparse(node.args[0])
+        fv = env.facts.get(path)
+        if fv is None:
+            return Missing([path])
+        if env.day is None:
+            return Missing([f"age({path}) (no evaluation date)"])
+        return float((env.day - fv.as_of).days)
     if isinstance(node, (Arith, Neg, Call)):
         subs = [value_of(c, env) for c in children(node)]
         missing = [p for s in subs if isinstance(s, Missing) for p in s.paths]
@@ -602,11 +731,11 @@ def value_of(node: Node, env: EvalEnv) -> Value:
         if any(isinstance(s, Interval) for s in subs):
             return Missing([f"{unparse(c)} (known only as {s.text()})" for c, s in zip(
                 children(node), subs, strict=True) if isinstance(s, Interval)])
-        return _arith(node, subs)
+        return _arith(node, subs, env.day)
     raise ValueError(f"not a value: {unparse(node)}")
 
 
-def _arith(node: Node, subs: list[Any]) -> Any:
+def _arith(node: Node, subs: list[Any], env_day: dt.date | None = None) -> Any:
     try:
         if isinstance(node, Neg):
             return -subs[0]
@@ -615,13 +744,17 @@ def _arith(node: Node, subs: list[Any]) -> Any:
             if node.op == "+":
                 return a + b
             if node.op == "-":
-                return a - b
+                return float((a - b).days) if isinstance(a, dt.date) else a - b
             if node.op == "*":
                 return a * b
             if b == 0:
                 return Missing([f"{unparse(node)} (division by zero)"])
             return a / b
         assert isinstance(node, Call)
+        if node.fn == "days_since":
+            if env_day is None:
+                return Missing([f"{unparse(node)} (no evaluation date)"])
+            return float((env_day - subs[0]).days)
         if node.fn == "abs":
             return abs(subs[0])
         if node.fn == "min":

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from . import expr
+from . import expr, formulas
 from .errors import FactError, Location, LookupFailure, Problem, RuleError, did_you_mean, problem
 from .limits import number_problem
 from .model import (
@@ -389,6 +389,10 @@ def _type_problem(fv: FactValue, spec: FactSpec) -> str:
         return f"must be true or false, not {v!r}"
     if ftype == "text" and not isinstance(v, str):
         return f"must be text, not {v!r}"
+    if ftype == "date" and not isinstance(v, dt.date):
+        return f"must be a date written YYYY-MM-DD, not {v!r}"
+    if ftype != "date" and isinstance(v, dt.date):
+        return f"must be {ftype}, not the date {v}"
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         why = number_problem(float(v), spec.min, spec.max)
         if why:
@@ -402,6 +406,17 @@ def _is_float(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def check_formulas(catalog: Catalog, doc: SourceDoc, base: Loc = ("namespaces",)) -> list[Problem]:
+    """Check the derived facts' formulas of a catalog (positions from `doc`) and remember them."""
+    def where(path: str) -> tuple[Location, int]:
+        loc: Loc = (*base, *path.split(".", 1), "formula")
+        return doc.at(loc), doc.value_col_offset(loc)
+
+    checked, problems = formulas.check(catalog, where)
+    formulas.register(catalog, checked)
+    return problems
 
 
 def load_facts(root: Path, partial: bool = False, cache: ParseCache | None = None) -> FactBase:
@@ -444,6 +459,8 @@ def load_facts(root: Path, partial: bool = False, cache: ParseCache | None = Non
                     where = cdoc.key_at(("namespaces", ns, name))
                     problems.append(problem(where.file, where.line, where.col, "bad-fact-name",
                                             f"fact name '{name}' must be lower_snake_case without '__'.", ""))
+        if catalog is not None:
+            problems.extend(check_formulas(catalog, cdoc))
     sources: dict[str, Source] = {}
     sdoc = doc_of(root / SOURCES_FILE)
     if sdoc:
@@ -542,10 +559,10 @@ def load_facts(root: Path, partial: bool = False, cache: ParseCache | None = Non
     assert catalog is not None
     for s in stocks.values():
         s.doc = None  # positions were only needed to report problems; free them (a universe is large)
-    from .technicals import DERIVED_SOURCE
-
-    sources.setdefault(DERIVED_SOURCE, Source(title="Computed by verdict from the symbol's daily price history",
-                                              publisher="verdict (derived from prices)"))
+    sources.setdefault(formulas.DERIVED_SOURCE, Source(title="Computed by verdict from the symbol's daily price "
+                                                             "history", publisher="verdict (derived from prices)"))
+    sources.setdefault(formulas.FORMULA_SOURCE, Source(title="Computed by verdict from other facts by a formula of "
+                                                             "the fact catalog", publisher="verdict (formula)"))
     skipped_files = {key: ps for key, ps in owned.items()} if partial else {}
     return FactBase(root, catalog, sources, stocks, sectors, commodities, files, base_as_of, skipped, skipped_files)
 

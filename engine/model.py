@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 Number = int | float
-Scalar = bool | int | float | str
+Scalar = bool | int | float | str | dt.date
 
 
 class Strict(BaseModel):
@@ -25,7 +25,7 @@ class Strict(BaseModel):
 # ----------------------------------------------------------------------------------- facts
 
 
-FactType = Literal["number", "bool", "text"]
+FactType = Literal["number", "bool", "text", "date"]
 FACT_NAMESPACES = ("stock", "sector", "commodity")
 
 
@@ -44,6 +44,11 @@ class FactSpec(Strict):
     min: float | None = Field(None, description="lowest value a source may state (numbers; e.g. 0.001 for prices)")
     max: float | None = Field(None, description="highest value a source may state (numbers)")
     description: str = ""
+    formula: str | None = Field(
+        None, description="makes this a derived fact, computed rather than stated: an expression over other facts "
+                          "(stock.pe_ttm / stock.earnings_growth_low_pct), price-history functions "
+                          "(avg(volume, 20) / avg(volume, 60), macd_dif(12, 26, 9), highest(close, 20)) or a "
+                          "cross-sectional rank (percentile(stock.pe_ttm, sector)); see README, 'Derived facts'")
 
 
 class Catalog(Strict):
@@ -346,22 +351,24 @@ class ConflictPolicy(Strict):
     source_rank: list[str] = []
 
 
-class TechnicalParams(Strict):
-    """Indicator parameters and conventions for facts derived from prices (see engine/indicators.py)."""
+MOVED_TECHNICALS = ("macd", "kdj", "rsi", "ma", "boll_n", "boll_k", "boll_ddof", "near_zero_axis_pct", "range_days",
+                    "level_days", "recent_days")
 
-    macd: tuple[int, int, int] = (12, 26, 9)
-    kdj: tuple[int, int, int] = (9, 3, 3)
-    rsi: list[int] = [6, 12, 24]
-    ma: list[int] = [5, 10, 20, 60]
-    boll_n: int = 20
-    boll_k: float = 2.0
-    boll_ddof: Literal[0, 1] = 1
-    near_zero_axis_pct: float = Field(
-        1.0, description="MACD is near the zero axis when |DIF| and |DEA| are below this % of the close")
-    range_days: int = Field(10, description="the trading range spans the closes of this many bars")
-    level_days: int = Field(20, description="resistance/support: highest/lowest close of this many bars")
-    recent_days: int = Field(5, description="window of 'recent' extremes such as the highest J")
-    min_bars: int = Field(120, description="warn below this much history (EMA seeds)")
+
+class TechnicalParams(Strict):
+    """How much price history indicators need. Their parameters are in the formulas of the fact catalog
+    (facts/catalog.yaml: `macd_dif: {formula: "macd_dif(12, 26, 9)"}`), where each fact is declared."""
+
+    min_bars: int = Field(120, ge=0, description="warn below this much history (EMA and SMA seeds)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (moved := [k for k in MOVED_TECHNICALS if k in data]):
+            raise ValueError(f"{', '.join(moved)}: indicator parameters are now written in the formulas of the fact "
+                             "catalog (facts/catalog.yaml, e.g. macd_dif: {formula: \"macd_dif(12, 26, 9)\"}, "
+                             "ma_20: {formula: \"ma(close, 20)\"}); remove them here")
+        return data
 
 
 class Freshness(Strict):
@@ -385,6 +392,29 @@ class Policy(Strict):
 # ----------------------------------------------------------------------------------- results
 
 
+class ProvenanceInput(BaseModel):
+    """One value a derived fact was computed from."""
+
+    name: str = Field(description="a fact path, or a part of the formula such as avg(volume, 20)")
+    value: Any
+    source: str = ""
+    as_of: dt.date | None = None
+    note: str = ""
+
+
+class Provenance(BaseModel):
+    """How a derived fact was computed: enough for a person to recompute it."""
+
+    formula: str
+    defined_at: str = Field(description="file:line:col of the declaration")
+    kind: Literal["prices", "facts", "cross"]
+    parameters: dict[str, dict[str, float]] = Field({}, description="per function call of the formula")
+    inputs: list[ProvenanceInput] = []
+    bars: int | None = Field(None, description="price bars up to the last bar used")
+    last_bar: dt.date | None = None
+    basis: str = ""
+
+
 class FactUse(BaseModel):
     path: str
     value: Any
@@ -393,6 +423,14 @@ class FactUse(BaseModel):
     known_at: dt.date | None = Field(None, description="the day the value became known (publication, trading day)")
     source: str = ""
     derived: str = ""
+    provenance: Provenance | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_empty_provenance(self, handler: Any) -> Any:
+        out = handler(self)
+        if isinstance(out, dict) and out.get("provenance") is None:
+            out.pop("provenance", None)  # stated facts: the output stays as it was
+        return out
 
 
 class Comparison(BaseModel):

@@ -25,6 +25,7 @@ from .compile import Compiled, compile_rules
 from .derive import SymbolFacts, symbol_facts
 from .errors import Location, LookupFailure, Problem
 from .explain import cross_check, fact_uses, trace
+from .formulas import Deriver, of_catalog
 from .load import FactBase, LoadedRule, RuleBook, load_facts, load_rules
 from .model import Evaluation, Summary, WarningOut
 from .parsecache import ParseCache
@@ -84,6 +85,13 @@ class Workspace:
     def rules(self) -> dict[str, LoadedRule]:
         return self.book.by_id()
 
+    @cached_property
+    def deriver(self) -> Deriver:
+        """The derived facts (catalog formulas) with their compute-once caches: each symbol's price
+        formulas over its whole series (`deriver.symbol_series`, `deriver.price_facts(stock, day)`),
+        and each date's cross-sections (`deriver.cross.prefetch(days)` before a backtest)."""
+        return Deriver(of_catalog(self.facts.catalog), self.facts, self.book.policy)
+
     def symbols(self) -> list[str]:
         return sorted(self.facts.stocks)
 
@@ -91,7 +99,7 @@ class Workspace:
         """The symbol's facts on the evaluation date; an error if nothing about the stock was known by then
         (a rating from no facts at all would look like a judgement)."""
         stock = self.facts.find(query)
-        sf = symbol_facts(self.facts, stock, self.book.policy, as_of)
+        sf = symbol_facts(self.facts, stock, self.book.policy, as_of, self.deriver)
         day = sf.date
         if day is not None and not any(c.path.startswith("stock.") and not c.derived.startswith("header")
                                        for c in sf.chosen.values()):
@@ -162,8 +170,8 @@ class Run:
         """Render the trace and cross-check durable's decisions: the full, recordable evaluation."""
         ws, sf, res = self.workspace, self.facts, self.resolution
         stock = sf.stock
-        env = expr.EvalEnv(sf.values(), signal_env(res.signals))
-        fired, not_fired, truths = trace(self.firings, ws.rules, ws.compiled, env)
+        env = expr.EvalEnv(sf.values(), signal_env(res.signals), sf.date)
+        fired, not_fired, truths = trace(self.firings, ws.rules, ws.compiled, env, sf.unavailable)
         warnings = list(res.warnings)
         for msg in cross_check(self.firings, truths):
             warnings.append(WarningOut(rule="engine.cross-check", severity="high", message=msg))

@@ -1,0 +1,273 @@
+"""Derived facts declared in the catalog: checked with positions, computed once, equal to the built-ins.
+
+The reference for "built-in" is the technical-facts module the declarations replaced (kept below as
+`builtin_technicals`, written against engine/indicators.py exactly as it was): it computed every
+indicator on the series cut at the evaluation date and read the last bar.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+
+import pytest
+from conftest import FACTS, RULES
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine import expr, series
+from engine import indicators as ind
+from engine.errors import FactError
+from engine.formulas import GRAMMAR
+from engine.load import load_facts
+from engine.pipeline import Workspace
+from engine.prices import PriceSeries
+
+
+def builtin_technicals(s: PriceSeries) -> dict[str, float | bool]:
+    """What engine/technicals.py derived on a series' last bar (its default parameters)."""
+    bars = s.bars
+    n, day = len(bars), bars[-1].date
+    close, high, low = [b.close for b in bars], [b.high for b in bars], [b.low for b in bars]
+    out: dict[str, float | bool] = {}
+
+    def add(name: str, v: float | bool | None) -> None:
+        if v is not None:
+            out[f"stock.{name}"] = v if isinstance(v, bool) else round(float(v), 6)
+
+    dif, dea, bar = ind.macd(close, 12, 26, 9)
+    add("close", close[-1])
+    add("macd_dif", dif[-1])
+    add("macd_dea", dea[-1])
+    add("macd_bar", bar[-1])
+    add("macd_dif_pct", dif[-1] / close[-1] * 100)
+    add("macd_near_zero_axis", abs(dif[-1]) / close[-1] * 100 < 1.0 and abs(dea[-1]) / close[-1] * 100 < 1.0)
+    add("macd_golden_cross", ind.crossed_above(dif, dea, n - 1))
+    add("macd_death_cross", ind.crossed_above(dea, dif, n - 1))
+    k, d, j = ind.kdj(high, low, close, 9, 3, 3)
+    add("kdj_k", k[-1])
+    add("kdj_d", d[-1])
+    add("kdj_j", j[-1])
+    add("kdj_j_max_recent", max(j[-min(5, n):]))
+    for period in (6, 12, 24):
+        add(f"rsi_{period}", ind.rsi(close, period)[-1])
+    for period in (5, 10, 20, 60):
+        add(f"ma_{period}", ind.ma(close, period)[-1])
+    mid, up, lo = ind.boll(close, 20, 2.0, 1)
+    add("boll_mid", mid[-1])
+    add("boll_upper", up[-1])
+    add("boll_lower", lo[-1])
+    year = [b for b in bars if b.date > day - dt.timedelta(days=365)]
+    add("high_52w", max(b.high for b in year))
+    add("low_52w", min(b.low for b in year))
+    add("range_low", min(close[-min(10, n):]))
+    add("range_high", max(close[-min(10, n):]))
+    add("resistance", max(close[-min(20, n):]))
+    add("support", min(close[-min(20, n):]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def bundled() -> Workspace:
+    return Workspace.open(RULES, FACTS)
+
+
+def test_declared_technicals_equal_the_builtin_on_every_date(bundled: Workspace) -> None:
+    """Every declaration that replaced a built-in technical fact gives exactly its value, on the five real
+    series, on every 3rd date from the 70th bar (where every window is full) to the end."""
+    checked = 0
+    for symbol, stock in bundled.facts.stocks.items():
+        s = stock.series
+        assert s is not None
+        for i in range(70, len(s.bars), 3):
+            day = s.bars[i].date
+            want = builtin_technicals(s.until(day))
+            derived, _, unavailable = bundled.deriver.price_facts(stock, day)
+            got = {d.path: d.value.value for d in derived if d.path in want}
+            assert got == want, (symbol, day, {p: (got.get(p), v) for p, v in want.items() if got.get(p) != v})
+            assert not unavailable
+            checked += len(want)
+    assert checked > 10_000
+
+
+def test_declared_indicators_agree_with_stockstats(bundled: Workspace) -> None:
+    pd = pytest.importorskip("pandas")
+    stockstats = pytest.importorskip("stockstats")
+    stock = bundled.facts.find("600111")
+    s = stock.series
+    assert s is not None
+    df = stockstats.wrap(pd.DataFrame({"open": [b.open for b in s.bars], "high": [b.high for b in s.bars],
+                                       "low": [b.low for b in s.bars], "close": [b.close for b in s.bars],
+                                       "volume": [b.volume for b in s.bars]}))
+    pairs = {"macd_dif(12, 26, 9)": ("macd", 1), "macd_dea(12, 26, 9)": ("macds", 1),
+             "macd_bar(12, 26, 9)": ("macdh", 2), "kdj_k(9, 3, 3)": ("kdjk", 1), "kdj_j(9, 3, 3)": ("kdjj", 1),
+             "rsi(12)": ("rsi_12", 1), "boll_upper(20, 2)": ("boll_ub", 1), "ma(close, 20)": ("close_20_sma", 1),
+             "avg(volume, 20)": ("volume_20_sma", 1)}
+    ss = bundled.deriver.symbol_series(stock)
+    assert ss is not None
+    for text, (column, factor) in pairs.items():
+        ours = ss.values(expr.parse(text, GRAMMAR))
+        theirs = df[column].tolist()
+        for i in range(500, len(s.bars)):  # after the EMA seeds stop mattering (see test_indicators)
+            assert math.isclose(ours[i], factor * theirs[i], rel_tol=1e-6, abs_tol=1e-9), (text, i)
+
+
+def test_a_formula_is_computed_once_however_many_dates_read_it(bundled: Workspace) -> None:
+    stock = bundled.facts.find("300224")
+    s = stock.series
+    assert s is not None
+    dates = [b.date for b in s.bars[-200:]]
+    bundled.symbol_facts("300224", dates[0])
+    ss = bundled.deriver.symbol_series(stock)
+    assert ss is not None
+    after_one = ss.computations
+    for day in dates:
+        bundled.symbol_facts("300224", day)
+    assert ss.computations == after_one > 0  # 200 dates, no formula computed again
+
+
+FORMULAS = ["ma(close, 5)", "ema(close, 12)", "sma(close, 3, 1)", "highest(high, 20)", "lowest(low, 20)",
+            "ret(close, 20)", "volatility(close, 20, 250)", "avg(volume, 20) / avg(volume, 60)", "rsi(6)",
+            "kdj_j(9, 3, 3)", "macd_bar(12, 26, 9)", "boll_lower(20, 2)", "highest_days(high, 365)",
+            "cross(ma(close, 5), ma(close, 20))", "std(close, 10)", "ref(close, 3)", "highest(kdj_j(9, 3, 3), 5)",
+            "ema(ma(close, 5) - ma(close, 10), 9)", "close > boll_upper(20, 2) or close < boll_lower(20, 2)"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(FORMULAS), st.integers(0, 979))
+def test_reading_a_date_of_the_whole_series_equals_computing_on_the_series_cut_there(text: str, i: int) -> None:
+    s = _NRE.series
+    assert s is not None
+    node = expr.parse(text, GRAMMAR)
+    whole = series.SymbolSeries(s).at(node, i)
+    cut = s.until(s.bars[i].date)
+    assert series.SymbolSeries(cut).at(node, i) == whole  # causal: no bar after i is ever read
+
+
+_NRE = load_facts(FACTS).find("600111")
+
+
+def _with_catalog(workdir: Path, entries: str) -> Path:
+    """Add stock.* entries (YAML lines, 4-space indented) to the copied catalog; returns it."""
+    catalog = workdir / "facts" / "catalog.yaml"
+    text = catalog.read_text()
+    catalog.write_text(text.replace("  stock:\n", "  stock:\n" + entries, 1))
+    return catalog
+
+
+def _line_of(path: Path, fragment: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), start=1) if fragment in line)
+
+
+def _at(path: Path, key: str, text: str) -> str:
+    """file:line:col where `text` starts on the line of `key` (1-based column, as editors count)."""
+    line = _line_of(path, key)
+    col = path.read_text().splitlines()[line - 1].index(text) + 1
+    return f"facts/catalog.yaml:{line}:{col}"
+
+
+@pytest.mark.parametrize(("formula", "code", "fragment"), [
+    ("avg(volme, 20)", "unknown-series", "Did you mean 'volume'?"),
+    ("stock.pe_tmm / 2", "unknown-fact", "Did you mean 'stock.pe_ttm'?"),
+    ("mavg(close, 20)", "unknown-function", "Did you mean 'avg'"),
+    ("ma(close)", "arity", "ma(series, n)"),
+    ("ma(close, 0)", "parameter", "from 1 to 10000, not 0"),
+    ("ma(close, 2.5)", "parameter", "a whole number"),
+    ("ma(close, stock.pe_ttm)", "parameter", "must be a number written in the formula"),
+    ("ma(stock.pe_ttm, 20)", "not-a-series", "stock.pe_ttm is a fact with one value per date"),
+    ("macd_dif(26, 12, 9)", "parameter", "fast EMA must be shorter"),
+    ("percentile(stock.pe_ttm, industry)", "arity", "percentile(stock.x, sector)"),
+    ("signal.overbought", "signal-in-formula", "cannot read signals"),
+    ("close > 3", "type", "gives a bool, but the catalog declares stock.x_test as number"),
+    ("stock.price > 2026-1-19", "date-literal", 'date("2026-01-19")'),
+    ("2 * 3", "constant", "reads no fact and no price series"),
+])
+def test_a_bad_formula_is_reported_at_its_file_line_and_column(workdir: Path, formula: str, code: str,
+                                                              fragment: str) -> None:
+    catalog = _with_catalog(workdir, f'    x_test: {{type: number, label: "X", family: technicals,\n'
+                                     f'             formula: "{formula}"}}\n')
+    with pytest.raises(FactError) as err:
+        load_facts(workdir / "facts")
+    hits = [p for p in err.value.problems if p.code == code]
+    assert hits, [p.render() for p in err.value.problems]
+    p = hits[0]
+    assert fragment in p.render(), p.render()
+    assert p.loc.file == "facts/catalog.yaml" and p.loc.line == _line_of(catalog, f'formula: "{formula}"')
+    assert p.loc.col >= 23  # inside the formula's text, not at the start of the line
+
+
+def test_a_cycle_between_derived_facts_is_an_error(workdir: Path) -> None:
+    catalog = _with_catalog(workdir, '    a_x: {type: number, label: A, family: technicals, formula: "stock.b_x + 1"}\n'
+                                     '    b_x: {type: number, label: B, family: technicals, formula: "stock.c_x * 2"}\n'
+                                     '    c_x: {type: number, label: C, family: technicals, formula: "stock.a_x-1"}\n')
+    with pytest.raises(FactError) as err:
+        load_facts(workdir / "facts")
+    cycles = [p for p in err.value.problems if p.code == "cycle"]
+    assert len(cycles) == 1, [p.render() for p in err.value.problems]
+    assert "stock.a_x -> stock.b_x -> stock.c_x -> stock.a_x" in cycles[0].message
+    assert cycles[0].loc.line == _line_of(catalog, "c_x:") and cycles[0].loc.col > 50
+
+
+def test_a_window_longer_than_the_history_is_not_evaluable_with_the_reason(workdir: Path, verdict) -> None:  # type: ignore[no-untyped-def]
+    catalog = _with_catalog(workdir, '    ma_500: {type: number, label: "MA 500", family: technicals, '
+                                     'formula: "ma(close, 500)"}\n')
+    pack = workdir / "rules" / "technical.yaml"
+    pack.write_text(pack.read_text() + "\n  - id: technical.above-ma-500\n    when: stock.close > stock.ma_500\n"
+                                       "    then: {signal: {name: long_uptrend, score: 1}}\n")
+    ws = Workspace.open(workdir / "rules", workdir / "facts")
+    ev = ws.evaluate("300748", as_of=dt.date(2026, 1, 19))  # 137 bars to that date
+    nf = {n.rule: n for n in ev.not_fired}["technical.above-ma-500"]
+    assert nf.status == "not_evaluable"
+    assert nf.missing == [f"stock.ma_500 (not computed: ma(close, 500) needs 500 bars of price history; there are "
+                          f"137 up to 2026-01-19 [{_at(catalog, 'ma_500:', 'ma(close, 500)')}])"]
+    assert "stock.ma_500" in {f.path for f in ws.evaluate("600111").facts}  # 980 bars: computed
+    out = verdict("evaluate", "300748", "--explain", "--no-record", "--as-of", "2026-01-19", cwd=workdir)
+    assert "needs 500 bars of price history; there are 137" in out.stdout
+
+
+def test_a_zero_divisor_gives_a_stated_not_evaluable_result(workdir: Path) -> None:
+    catalog = _with_catalog(workdir, '    peg_test: {type: number, label: "PEG", family: fundamentals, '
+                                     'formula: "stock.pe_ttm / stock.earnings_growth_low_pct"}\n')
+    stock = workdir / "facts" / "stocks" / "600111.yaml"
+    stock.write_text(stock.read_text().replace("{value: 116.67,", "{value: 0,"))
+    pack = workdir / "rules" / "valuation.yaml"
+    pack.write_text(pack.read_text() + "\n  - id: valuation.peg-test\n    when: stock.peg_test > 2\n"
+                                       "    then: {warning: {message: \"PEG {stock.peg_test}\"}}\n")
+    ws = Workspace.open(workdir / "rules", workdir / "facts")
+    sf = ws.symbol_facts("600111")
+    assert sf.unavailable["stock.peg_test"] == ("stock.pe_ttm / stock.earnings_growth_low_pct (division by zero) "
+                                                f"[{_at(catalog, 'peg_test:', 'stock.pe_ttm /')}]")
+    nf = {n.rule: n for n in ws.evaluate("600111").not_fired}["valuation.peg-test"]
+    assert nf.status == "not_evaluable" and "division by zero" in nf.missing[0]
+
+
+def test_a_formula_over_facts_shows_its_inputs_and_is_recomputed_under_overrides(bundled: Workspace) -> None:
+    from engine.derive import given_value, with_overrides
+
+    sf = bundled.symbol_facts("600111")
+    peg = sf.chosen["stock.peg"]
+    assert peg.value.value == pytest.approx(86.26 / 116.67, abs=1e-6) and peg.value.source == "formula"
+    assert peg.value.as_of == dt.date(2026, 1, 16)  # its oldest input
+    assert peg.provenance is not None and [(i.name, i.value, i.source) for i in peg.provenance.inputs] == [
+        ("stock.pe_ttm", 86.26, "jinling-ai"), ("stock.earnings_growth_low_pct", 116.67, "eastmoney-20260120")]
+    assert peg.derived.startswith("stock.pe_ttm / stock.earnings_growth_low_pct: stock.pe_ttm 86.26 [jinling-ai, ")
+    assert peg.provenance.defined_at.startswith("facts/catalog.yaml:")
+    moved = with_overrides(sf, bundled.facts.catalog,
+                           {"stock.earnings_growth_low_pct": given_value(30, dt.date(2026, 1, 16), "override")})
+    assert moved.chosen["stock.peg"].value.value == pytest.approx(86.26 / 30, abs=1e-6)
+    fixed = with_overrides(sf, bundled.facts.catalog, {"stock.peg": given_value(9, dt.date(2026, 1, 16), "override")})
+    assert fixed.chosen["stock.peg"].value.value == 9
+
+
+def test_volume_ratio_matches_a_hand_computation_from_the_csv(bundled: Workspace) -> None:
+    stock = bundled.facts.find("300127")
+    assert stock.series is not None
+    volumes = [b.volume for b in stock.series.until(dt.date(2026, 1, 30)).bars]
+    want = round((sum(volumes[-20:]) / 20) / (sum(volumes[-60:]) / 60), 6)
+    sf = bundled.symbol_facts("300127", dt.date(2026, 1, 30))
+    c = sf.chosen["stock.vol_ratio_20_60"]
+    assert c.value.value == pytest.approx(want, abs=2e-6) and c.value.value > 1.5
+    assert c.provenance is not None and c.provenance.last_bar == dt.date(2026, 1, 30)
+    assert c.provenance.parameters == {"avg(volume, 20)": {"n": 20}, "avg(volume, 60)": {"n": 60}}
+    assert [i.name for i in c.provenance.inputs] == ["avg(volume, 20)", "avg(volume, 60)", "volume"]
