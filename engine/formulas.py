@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import expr, series
 from .errors import Location, Problem, did_you_mean
-from .model import Catalog, FactCheck, FactValue, Policy, Provenance, ProvenanceInput
+from .model import Catalog, FactCheck, FactValue, Policy, Provenance, ProvenanceInput, TechnicalParams
 
 if TYPE_CHECKING:
     from .derive import SymbolFacts
@@ -311,6 +311,58 @@ def check(catalog: Catalog, where: Callable[[str], tuple[Location, int]] | None 
     `where(path)` gives the position of a formula's text and the columns before its first character."""
     checker = _Checker(catalog, where)
     return checker.run(), checker.problems
+
+
+def builtin_formulas(p: TechnicalParams) -> dict[str, str]:
+    """The formulas of the built-in technical facts, from the policy's parameters: what verdict computed
+    before formulas existed, for catalogs that declare these facts without one (and audit replays of
+    runs made then). The bundled catalog writes each formula out instead."""
+    f, sl, sig = p.macd
+    kn, m1, m2 = p.kdj
+    dif, dea, kdj = f"macd_dif({f}, {sl}, {sig})", f"macd_dea({f}, {sl}, {sig})", f"{kn}, {m1}, {m2}"
+    out = {"close": "close", "macd_dif": dif, "macd_dea": dea, "macd_bar": f"macd_bar({f}, {sl}, {sig})",
+           "macd_dif_pct": f"{dif} / close * 100",
+           "macd_near_zero_axis": f"abs({dif}) / close * 100 < {p.near_zero_axis_pct:g} and "
+                                  f"abs({dea}) / close * 100 < {p.near_zero_axis_pct:g}",
+           "macd_golden_cross": f"cross({dif}, {dea})", "macd_death_cross": f"cross({dea}, {dif})",
+           "kdj_k": f"kdj_k({kdj})", "kdj_d": f"kdj_d({kdj})", "kdj_j": f"kdj_j({kdj})",
+           "kdj_j_max_recent": f"highest(kdj_j({kdj}), {p.recent_days})",
+           "boll_mid": f"boll_mid({p.boll_n})", "boll_upper": f"boll_upper({p.boll_n}, {p.boll_k:g}, {p.boll_ddof})",
+           "boll_lower": f"boll_lower({p.boll_n}, {p.boll_k:g}, {p.boll_ddof})",
+           "high_52w": "highest_days(high, 365)", "low_52w": "lowest_days(low, 365)",
+           "range_low": f"lowest(close, {p.range_days})", "range_high": f"highest(close, {p.range_days})",
+           "resistance": f"highest(close, {p.level_days})", "support": f"lowest(close, {p.level_days})"}
+    out.update({f"rsi_{n}": f"rsi({n})" for n in p.rsi})
+    out.update({f"ma_{n}": f"ma(close, {n})" for n in p.ma})
+    return {f"stock.{name}": text for name, text in out.items()}
+
+
+POLICY_TECHNICALS = Location("rules/policy.yaml")  # where built-in formulas take their parameters
+
+
+def with_builtins(formulas: Formulas, catalog: Catalog, params: TechnicalParams | None,
+                  where: Location = POLICY_TECHNICALS) -> Formulas:
+    """`formulas` plus the built-in technical facts the catalog declares without a formula."""
+    texts = {path: text for path, text in builtin_formulas(params or TechnicalParams()).items()
+             if (spec := catalog.spec(path)) is not None and spec.formula is None and spec.type in ("number", "bool")}
+    if not texts:
+        return formulas
+    data = catalog.model_dump()
+    for path, text in texts.items():
+        ns, name = path.split(".", 1)
+        data["namespaces"][ns][name]["formula"] = text
+    builtin, _ = check(Catalog.model_validate(data), lambda path: (where, 0))
+    return Formulas({**{p: f for p, f in builtin.items.items() if p in texts}, **formulas.items})
+
+
+def unused_technicals(params: TechnicalParams, catalog: Catalog) -> list[str]:
+    """The `technicals:` parameters a policy sets that no fact uses: every built-in technical fact of the
+    catalog has its own formula, whose parameters apply."""
+    given = sorted(params.model_fields_set - {"min_bars"})
+    if not given:
+        return []
+    paths = [p for p in builtin_formulas(params) if catalog.spec(p) is not None]
+    return given if all(s.formula is not None for p in paths if (s := catalog.spec(p)) is not None) else []
 
 
 _BY_CATALOG: dict[int, tuple[Catalog, Formulas]] = {}
@@ -727,6 +779,12 @@ class CrossSections:
             self._values.popitem(last=False)
 
 
+def for_catalog(catalog: Catalog, policy: Policy | None) -> Formulas:
+    """The formulas a workspace evaluates: the catalog's, and the built-in technical facts it declares
+    without one (computed with the policy's `technicals:` parameters)."""
+    return with_builtins(of_catalog(catalog), catalog, policy.technicals if policy is not None else None)
+
+
 _DEFAULT: dict[tuple[int, int], tuple[Any, Any, Deriver]] = {}
 
 
@@ -738,7 +796,7 @@ def default_deriver(base: FactBase, policy: Policy | None) -> Deriver:
         return hit[2]
     if len(_DEFAULT) > 16:
         _DEFAULT.clear()
-    d = Deriver(of_catalog(base.catalog), base, policy)
+    d = Deriver(for_catalog(base.catalog, policy), base, policy)
     _DEFAULT[key] = (base, policy, d)
     return d
 

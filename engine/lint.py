@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import expr
-from .errors import FactError, Problem, RuleError
+from .errors import FactError, Location, Problem, RuleError
 from .load import LoadedRule, RuleBook
+from .model import Catalog
 
 
 def lint(book: RuleBook) -> list[Problem]:
@@ -158,6 +159,23 @@ def _conflicting_overrides(book: RuleBook) -> list[Problem]:
     return out
 
 
+def _unused_technicals(book: RuleBook, catalog: Catalog, rules_dir: Path) -> list[Problem]:
+    from .formulas import unused_technicals
+    from .load import POLICY_FILE, display_path
+
+    unused = unused_technicals(book.policy.technicals, catalog)
+    if not unused:
+        return []
+    path = rules_dir / POLICY_FILE
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    line = next((i for i, text in enumerate(lines, start=1) if text.startswith("technicals:")), 0)
+    return [Problem(Location(display_path(path, rules_dir), line, 1), "technicals-unused",
+                    f"technicals: {', '.join(unused)} is not used: every built-in technical fact of the catalog "
+                    "has a formula, and the formula's parameters apply.",
+                    "Change the parameters in the formulas of facts/catalog.yaml (e.g. macd_dif: "
+                    '"macd_dif(12, 26, 9)"), and keep only min_bars here.', severity="warning")]
+
+
 @dataclass
 class CheckReport:
     problems: list[Problem]
@@ -190,6 +208,7 @@ def check(rules_dir: Path, facts_dir: Path) -> CheckReport:
     if book is None:
         return CheckReport(ordered(problems))
     problems += lint(book)
+    problems += _unused_technicals(book, base.catalog, rules_dir)
     from .casetest import check_cases
 
     problems += check_cases(rules_dir, book, base)  # a test naming a rule that does not exist passes for ever

@@ -351,24 +351,25 @@ class ConflictPolicy(Strict):
     source_rank: list[str] = []
 
 
-MOVED_TECHNICALS = ("macd", "kdj", "rsi", "ma", "boll_n", "boll_k", "boll_ddof", "near_zero_axis_pct", "range_days",
-                    "level_days", "recent_days")
-
-
 class TechnicalParams(Strict):
-    """How much price history indicators need. Their parameters are in the formulas of the fact catalog
-    (facts/catalog.yaml: `macd_dif: {formula: "macd_dif(12, 26, 9)"}`), where each fact is declared."""
+    """How much price history the EMA/SMA-seeded indicators need, and the parameters of the built-in
+    technical facts for catalogs written before formulas: a built-in fact (macd_dif, kdj_j, ma_20, ...)
+    that the catalog declares without a `formula:` is computed with these (engine/formulas.py,
+    `builtin_formulas`). Where the catalog gives a formula, the formula's own parameters apply."""
 
-    min_bars: int = Field(120, ge=0, description="warn below this much history (EMA and SMA seeds)")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _moved(cls, data: Any) -> Any:
-        if isinstance(data, dict) and (moved := [k for k in MOVED_TECHNICALS if k in data]):
-            raise ValueError(f"{', '.join(moved)}: indicator parameters are now written in the formulas of the fact "
-                             "catalog (facts/catalog.yaml, e.g. macd_dif: {formula: \"macd_dif(12, 26, 9)\"}, "
-                             "ma_20: {formula: \"ma(close, 20)\"}); remove them here")
-        return data
+    macd: tuple[int, int, int] = (12, 26, 9)
+    kdj: tuple[int, int, int] = (9, 3, 3)
+    rsi: list[int] = [6, 12, 24]
+    ma: list[int] = [5, 10, 20, 60]
+    boll_n: int = 20
+    boll_k: float = 2.0
+    boll_ddof: Literal[0, 1] = 1
+    near_zero_axis_pct: float = Field(
+        1.0, description="MACD is near the zero axis when |DIF| and |DEA| are below this % of the close")
+    range_days: int = Field(10, description="the trading range spans the closes of this many bars")
+    level_days: int = Field(20, description="resistance/support: highest/lowest close of this many bars")
+    recent_days: int = Field(5, description="window of 'recent' extremes such as the highest J")
+    min_bars: int = Field(120, description="warn below this much history (EMA and SMA seeds)")
 
 
 class Freshness(Strict):

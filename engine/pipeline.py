@@ -25,7 +25,7 @@ from .compile import Compiled, compile_rules
 from .derive import SymbolFacts, symbol_facts
 from .errors import Location, LookupFailure, Problem
 from .explain import cross_check, fact_uses, trace
-from .formulas import Deriver, of_catalog
+from .formulas import Deriver, for_catalog
 from .load import FactBase, LoadedRule, RuleBook, load_facts, load_rules
 from .model import Evaluation, Summary, WarningOut
 from .parsecache import ParseCache
@@ -90,7 +90,7 @@ class Workspace:
         """The derived facts (catalog formulas) with their compute-once caches: each symbol's price
         formulas over its whole series (`deriver.symbol_series`, `deriver.price_facts(stock, day)`),
         and each date's cross-sections (`deriver.cross.prefetch(days)` before a backtest)."""
-        return Deriver(of_catalog(self.facts.catalog), self.facts, self.book.policy)
+        return Deriver(for_catalog(self.facts.catalog, self.book.policy), self.facts, self.book.policy)
 
     def symbols(self) -> list[str]:
         return sorted(self.facts.stocks)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -271,3 +272,27 @@ def test_volume_ratio_matches_a_hand_computation_from_the_csv(bundled: Workspace
     assert c.provenance is not None and c.provenance.last_bar == dt.date(2026, 1, 30)
     assert c.provenance.parameters == {"avg(volume, 20)": {"n": 20}, "avg(volume, 60)": {"n": 60}}
     assert [i.name for i in c.provenance.inputs] == ["avg(volume, 20)", "avg(volume, 60)", "volume"]
+
+
+def test_a_catalog_without_formulas_gets_the_builtin_technicals_from_the_policy(workdir: Path, verdict) -> None:  # type: ignore[no-untyped-def]
+    """Catalogs (and audit snapshots) written before formulas: built-in facts declared without one are
+    computed with the policy's `technicals:` parameters, as before."""
+    import re
+
+    catalog = workdir / "facts" / "catalog.yaml"
+    catalog.write_text(re.sub(r',?\s*formula: (?:"[^"]*"|close)', "", catalog.read_text()))
+    ws = Workspace.open(workdir / "rules", workdir / "facts")
+    old = {p: c.value.value for p, c in ws.symbol_facts("600111").chosen.items() if c.value.source == "prices"}
+    bundled = Workspace.open(RULES, FACTS)
+    new = {p: c.value.value for p, c in bundled.symbol_facts("600111").chosen.items() if c.value.source == "prices"}
+    assert old == {p: v for p, v in new.items() if p != "stock.vol_ratio_20_60"} and len(old) == 28
+    assert "stock.peg" not in ws.symbol_facts("600111").chosen
+    policy = workdir / "rules" / "policy.yaml"
+    policy.write_text(policy.read_text().replace("  min_bars: 120", "  min_bars: 120\n  macd: [10, 20, 5]"))
+    ws = Workspace.open(workdir / "rules", workdir / "facts")
+    dif = ws.symbol_facts("600111").chosen["stock.macd_dif"]
+    assert dif.derived.startswith("macd_dif(10, 20, 5): ") and dif.value.value != new["stock.macd_dif"]
+    assert verdict("rules", "check", cwd=workdir).returncode == 0  # used: no warning
+    shutil.copy(FACTS / "catalog.yaml", catalog)
+    out = verdict("rules", "check", cwd=workdir)
+    assert "rules/policy.yaml:" in out.stdout and "warning: technicals: macd is not used" in out.stdout
