@@ -104,7 +104,7 @@ def _cited(sid: str, sources: dict[str, Source]) -> Cited:
 
 def page_data(ws: Workspace, ev: Evaluation, window: int = DEFAULT_WINDOW) -> PageData:
     """Everything the page shows for `ev`, taken from `ws`, the workspace it was evaluated on."""
-    from .technicals import DERIVED_SOURCE
+    from .formulas import DERIVED_SOURCE
 
     stock = ws.facts.find(ev.symbol)
     sf = ws.symbol_facts(ev.symbol, ev.as_of)
