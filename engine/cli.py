@@ -496,50 +496,69 @@ def _run_backtest(go: Any) -> Any:
 def what_if_cmd(
     symbol: Annotated[str, typer.Argument(help="600111, 600111.SH or the name.")],
     set_: Annotated[list[str] | None, typer.Option("--set", help="PATH=VALUE, repeatable (e.g. stock.pe_ttm=40; "
-                                                                  "a bound, quoted: 'stock.kdj_j=>80').")] = None,
+                                                                  "a bound, quoted: 'stock.kdj_j=>80'); with "
+                                                                  "--scenarios or --grid: set in each.")] = None,
+    scenarios: Annotated[Path | None, typer.Option("--scenarios", help="A YAML file of named scenarios, shown side "
+                                                   "by side (see README).")] = None,
+    grid: Annotated[list[str] | None, typer.Option("--grid", help="PATH=FROM:TO:STEP, once or twice: the rating and "
+                                                   "score at every value (two: a two-way table).")] = None,
+    chart: Annotated[Path | None, typer.Option("--chart", help="With --grid: write a heat map (PNG) here.")] = None,
     rules: RulesOpt = Path("rules"),
     facts: FactsOpt = Path("facts"),
     as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluation date (YYYY-MM-DD).")] = None,
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
 ) -> None:
-    """Re-evaluate with some facts replaced; show what changed next to the baseline."""
-    from .whatif import parse_assignments, what_if
+    """Re-evaluate with facts replaced (--set, named --scenarios or a --grid); side by side with the baseline."""
+    from . import views
+    from .scenarios import Scenario, compare, heat_map, load_scenarios, parse_axis
+    from .scenarios import grid as grid_of
+    from .whatif import parse_assignments
 
     values = parse_assignments(set_ or [])
+    if grid and scenarios is not None:
+        raise LookupFailure([Problem(Location(), "usage", "give --scenarios or --grid, not both.",
+                                     "A grid varies one or two facts; scenarios set several at once.")])
+    if chart is not None and not grid:
+        raise LookupFailure([Problem(Location(), "usage", "--chart draws a --grid's heat map; give --grid too.",
+                                     "Example: --grid stock.pe_ttm=30:90:10 --grid stock.price=40:60:5 --chart g.png")])
     ws = _open(rules, facts)
-    w = what_if(ws, symbol, values, _date_option("--as-of", as_of))
-    if format is Format.json:
-        typer.echo(json.dumps(w.as_dict(), indent=2, ensure_ascii=False, default=str))
+    day = _date_option("--as-of", as_of)
+    if grid:
+        g = grid_of(ws, symbol, [parse_axis(t, ws) for t in grid], values, day)
+        if chart is not None:
+            heat_map(g, chart)
+        text = {Format.json: lambda: json.dumps(g.as_dict(), indent=2, ensure_ascii=False) + "\n",
+                Format.jsonl: lambda: json.dumps(g.as_dict(), ensure_ascii=False) + "\n",
+                Format.csv: lambda: views.grid_csv(g), Format.markdown: lambda: views.grid_markdown(g),
+                Format.table: lambda: views.grid_table(g) + "\n"}[format]()
+        typer.echo(text, nl=False)
+        if chart is not None:
+            typer.echo(f"chart: {chart}", err=True)
         return
-    b, s = w.baseline, w.scenario
-    typer.echo(f"{b.symbol} {b.name}, facts as of {b.as_of}")
-    typer.echo(f"  {'':<12} {'baseline':<28} {'what-if':<28}")
-    typer.echo(f"  {'rating':<12} {b.rating + f' (score {b.score:g})':<28} {s.rating + f' (score {s.score:g})':<28}")
-    tb = f"{b.target.low:.2f}-{b.target.high:.2f}" if b.target else "none"
-    ts = f"{s.target.low:.2f}-{s.target.high:.2f}" if s.target else "none"
-    typer.echo(f"  {'target':<12} {tb:<28} {ts:<28}")
-    for h in ("short", "medium", "long"):
-        eb = next((e for e in b.entries if e.horizon == h), None)
-        es = next((e for e in s.entries if e.horizon == h), None)
-        typer.echo(f"  {h + ' entry':<12} {_entry_cell(eb):<28} {_entry_cell(es):<28}")
-    typer.echo(f"  {'warnings':<12} {len(b.warnings):<28} {len(s.warnings):<28}")
-    if not w.overrides:
+    if scenarios is not None:
+        named = load_scenarios(scenarios, ws)
+        comparison = compare(ws, symbol, named, values, day)
+    else:
+        named = [Scenario(", ".join(f"{p}={t.partition('=')[2].strip()}" for p, t in zip(values, set_ or [],
+                                                                                           strict=True)), values)
+                 ] if values else []
+        comparison = compare(ws, symbol, named, None, day, from_set=True)
+    if format in (Format.json, Format.jsonl):
+        d = comparison.as_dict()
+        if scenarios is None and comparison.results:  # the keys of a single --set what-if, as before
+            r = comparison.results[0]
+            d.update(overrides=values, changes=r.changes, newly_fired=r.newly_fired, stopped_firing=r.stopped_firing,
+                     scenario={"rating": r.evaluation.rating, "score": r.evaluation.score})
+        typer.echo(json.dumps(d, indent=None if format is Format.jsonl else 2, ensure_ascii=False, default=str))
+        return
+    if format is Format.csv:
+        typer.echo(views.scenarios_csv(comparison), nl=False)
+    elif format is Format.markdown:
+        typer.echo(views.scenarios_markdown(comparison), nl=False)
+    else:
+        typer.echo(views.scenarios_table(comparison, _width()))
+    if not named:
         typer.echo("no overrides given: no change.")
-        return
-    typer.echo("changes: " + ("; ".join(w.changes) if w.changes else "none"))
-    if w.newly_fired:
-        typer.echo(f"  now fires: {', '.join(w.newly_fired)}")
-    if w.stopped_firing:
-        typer.echo(f"  no longer fires: {', '.join(w.stopped_firing)}")
-
-
-def _entry_cell(e: object) -> str:
-    from .model import EntryOut
-
-    if not isinstance(e, EntryOut):
-        return "none"
-    rng = "" if e.low is None or e.high is None else f" {e.low:.2f}-{e.high:.2f}"
-    return e.advice + rng
 
 
 @app.command("sensitivity")

@@ -661,3 +661,23 @@ class Case(Strict):
 
 class CaseFile(Strict):
     cases: list[Case]
+
+
+# ----------------------------------------------------------------------------------- what-if scenarios
+
+
+class ScenarioSpec(Strict):
+    """One named scenario: facts set to other values, and optionally the share price moved."""
+
+    note: str = Field("", description="what the scenario stands for (shown with it)")
+    set: dict[str, GivenValue] = Field({}, description="fact path -> value, or a bound such as {gt: 80}, as "
+                                                       "`--set` takes them")
+    price: float | None = Field(None, gt=0, description="the share price: stock.price and every fact the catalog "
+                                                        "links to it (PE, DCF vs price, returns) move with it; "
+                                                        "facts under `set` keep their given values")
+
+
+class ScenarioFile(Strict):
+    """`verdict what-if SYMBOL --scenarios FILE`: named scenarios, shown side by side in this order."""
+
+    scenarios: dict[str, ScenarioSpec] = Field(min_length=1, description="scenario name -> what it changes")

@@ -20,6 +20,7 @@ from .model import (
     FactBaseFile,
     Pack,
     Policy,
+    ScenarioFile,
     SectorFile,
     SourceList,
     StockFile,
@@ -36,6 +37,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "commodities": CommodityFile,
     "base": FactBaseFile,
     "benchmark": BenchmarkFile,
+    "scenarios": ScenarioFile,
 }
 
 
@@ -63,6 +65,8 @@ def kind_of(path: Path, root: Path) -> str | None:
     rel = path.relative_to(root).parts
     if rel[0] == "rules":
         return "policy" if rel[-1] == "policy.yaml" else "cases" if "tests" in rel else "pack"
+    if rel[0] == "scenarios":
+        return "scenarios"
     if rel[0] == "facts":
         if rel[-1] in ("catalog.yaml", "sources.yaml", "commodities.yaml", "base.yaml"):
             return rel[-1].removesuffix(".yaml")

@@ -20,7 +20,6 @@ from .derive import SymbolFacts, check_override, given_value, with_overrides
 from .errors import Location, LookupFailure, Problem
 from .model import Evaluation
 from .pipeline import Workspace
-from .rulediff import describe_changes
 
 
 @dataclass
@@ -95,12 +94,12 @@ def overrides_for(ws: Workspace, sf: SymbolFacts, values: dict[str, Any]) -> dic
 
 
 def what_if(ws: Workspace, query: str, values: dict[str, Any], as_of: dt.date | None = None) -> WhatIf:
-    sf = ws.symbol_facts(query, as_of)
-    base = ws.evaluate_facts(sf, run_id="baseline")
-    scenario = ws.evaluate_facts(with_overrides(sf, ws.facts.catalog, overrides_for(ws, sf, values)),
-                                 run_id="baseline")
-    fa, fb = {f.rule for f in base.fired}, {f.rule for f in scenario.fired}
-    return WhatIf(base, scenario, values, describe_changes(base, scenario), sorted(fb - fa), sorted(fa - fb))
+    """One scenario against the baseline (see scenarios.compare for several)."""
+    from .scenarios import Scenario, compare
+
+    c = compare(ws, query, [Scenario("what-if", dict(values))], None, as_of)
+    r = c.results[0]
+    return WhatIf(c.baseline, r.evaluation, values, r.changes, r.newly_fired, r.stopped_firing)
 
 
 # ------------------------------------------------------------------------------ sensitivity

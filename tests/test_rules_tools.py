@@ -140,7 +140,8 @@ def test_schema_is_current_and_validates_every_bundled_file(tmp_path, verdict):
         return x.isoformat() if isinstance(x, dt.date) else x
 
     checked = 0
-    for path in sorted([*ROOT.joinpath("rules").rglob("*.yaml"), *ROOT.joinpath("facts").rglob("*.yaml")]):
+    for path in sorted([*ROOT.joinpath("rules").rglob("*.yaml"), *ROOT.joinpath("facts").rglob("*.yaml"),
+                        *ROOT.joinpath("scenarios").rglob("*.yaml")]):
         kind = kind_of(path, ROOT)
         assert kind, path
         schema = json.loads((tmp_path / f"{kind}.schema.json").read_text())
