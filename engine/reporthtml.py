@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from html import escape
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit
 
-from . import expr
+from . import reportquality as quality_fields
+from .htmltext import e, flat, href, num, pct
 from .model import Evaluation, FactUse, Fired
 from .report import DEFAULT_WINDOW, MAX_SENSITIVITY_ROWS, Cited, FactSources, Flip, PageData
 from .svgchart import TornadoRow, price_chart, tornado
@@ -29,33 +28,6 @@ KNOWN_FACT_FIELDS = ("path", "value", "unit", "as_of", "source", "derived")
 @cache
 def _asset(name: str) -> str:
     return resources.files("engine").joinpath("assets", name).read_text(encoding="utf-8")
-
-
-def e(text: Any) -> str:
-    return escape(str(text), quote=True)
-
-
-def href(url: str | None) -> str | None:
-    """A source address usable as a link: http(s) only (never javascript: or file:)."""
-    if not url:
-        return None
-    try:
-        scheme = urlsplit(url.strip()).scheme.lower()
-    except ValueError:
-        return None
-    return url.strip() if scheme in ("http", "https") else None
-
-
-def num(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return expr.fmt_num(round(float(v), 6))
-    return str(v)
-
-
-def pct(v: float | None) -> str:
-    return "" if v is None else f"{v:+.1f}%"
 
 
 def _doc(title: str, body: str, version: str) -> str:
@@ -112,26 +84,6 @@ def _score_gauge(ev: Evaluation) -> str:
     return "".join(parts)
 
 
-def _extra(value: Any) -> str:
-    """A field other engineers add to the evaluation (coverage, fragility): shown as it is given."""
-    if hasattr(value, "model_dump"):
-        value = value.model_dump(mode="json")
-    if isinstance(value, dict):
-        return "; ".join(f"{e(k)} {e(num(v) if not isinstance(v, (dict, list)) else _flat(v))}"
-                         for k, v in value.items())
-    if isinstance(value, list):
-        return e(_flat(value))
-    return e(num(value))
-
-
-def _flat(v: Any) -> str:
-    if isinstance(v, dict):
-        return ", ".join(f"{k} {_flat(x)}" for k, x in v.items())
-    if isinstance(v, list):
-        return ", ".join(_flat(x) for x in v)
-    return num(v)
-
-
 def _header(d: PageData) -> str:
     ev, r = d.evaluation, d.evaluation.rating_info
     alias = "".join(f'<span class="alias" lang="zh-CN">{e(a)}</span>' for a in d.aliases)
@@ -153,11 +105,10 @@ def _header(d: PageData) -> str:
                   + f'<dt>from</dt><dd><a class="rule-link" href="#rule-{e(t.rule)}">{e(t.rule)}</a></dd>')
     else:
         target = '<dt>target</dt><dd id="target">none: no target rule could compute its bounds</dd>'
-    extras = []
-    for name in ("coverage", "fragility"):
-        value = getattr(ev, name, None)
-        if value is not None:
-            extras.append(f'<dt>{name}</dt><dd id="{name}">{_extra(value)}</dd>')
+    fired = {f.rule for f in ev.fired}
+    # fields of the rating stage, shown when the evaluation carries them (reportquality.py)
+    quality = quality_fields.coverage(getattr(ev, "coverage", None)) + \
+        quality_fields.fragility(getattr(ev, "fragility", None), fired)
     return f"""<header class="hdr"><div class="in">
 <h1>{e(ev.name)}{alias}<span class="sym">{e(ev.symbol)}</span></h1>
 <div class="sub">sector {e(ev.sector)} &middot; facts as of {e(ev.as_of)} &middot; run \
@@ -167,7 +118,7 @@ def _header(d: PageData) -> str:
 <p class="meaning">{e(ev.rating)}: {e(r.meaning)}</p>
 <p class="dim">{e(r.scale)}; benchmark {e(r.benchmark)}; horizon {e(r.horizon)}</p></div>
 <div>{_score_gauge(ev)}<p class="dim">decided by: {e(r.decided_by)}</p>
-<dl class="kv extra">{"".join(extras)}</dl></div>
+{quality_fields.steps(getattr(r, "steps", None))}<dl class="kv quality">{quality}</dl></div>
 <div><dl class="kv">{target}</dl></div>
 </div>
 <p class="disclaimer">{e(ev.disclaimer)}</p>
@@ -418,7 +369,7 @@ def _facts(d: PageData) -> str:
         for k in extra_keys:
             v = dump.get(k)
             if v not in (None, "", [], {}):
-                notes.append(f"{e(k)}: {e(_flat(v))}")
+                notes.append(f"{e(k)}: {e(flat(v))}")
         rows.append(f'<tr id="fact-{e(fu.path)}" data-path="{e(fu.path)}"><td><code>{e(fu.path)}</code>'
                     f'<div class="dim">{e(d.labels.get(fu.path, ""))}</div></td>'
                     f'<td class="num">{e(num(fu.value))}</td><td>{e(fu.unit if fu.unit != "bool" else "")}</td>'
@@ -513,7 +464,8 @@ verdict audit report {e(ev.run_id)}{window} --out {e(code)}.html   # this page a
 def render_page(d: PageData) -> str:
     ev = d.evaluation
     fired = {f.rule for f in ev.fired}
-    body = "\n".join([_header(d), "<main>", _chart(d), _entries(d, fired), _warnings(ev, fired),
+    body = "\n".join([_header(d), "<main>", _chart(d), _entries(d, fired),
+                      quality_fields.valuations(getattr(ev, "valuations", None), fired), _warnings(ev, fired),
                       _Tree(d).render(), _facts(d), _sensitivity(d, fired), "</main>", _footer(d)])
     return _doc(f"{ev.name} ({ev.symbol}): {ev.rating} - verdict", body, ev.engine_version)
 

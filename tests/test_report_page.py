@@ -261,3 +261,51 @@ def test_a_symbol_without_prices_gets_a_page_without_chart(workdir: Path):
     assert 'id="price-chart"' not in html and "No price history for this symbol" in html
     assert 'id="target">none' in html  # 300127 has no target: said, not left blank
     assert f'id="rating">{ev.rating}<' in html
+
+
+COVERAGE = {"percent": 87.5, "missing": ["flows"], "needs": ["a valuation method for Buy"],
+            "families": [{"family": "valuation", "label": "Valuation <&>", "scope": "stock", "rules": 4, "evaluable": 3,
+                          "fired": 2, "present": True, "missing": ["stock.pe_hist_avg"]},
+                         {"family": "flows", "label": "Capital flows", "scope": "stock", "rules": 2, "evaluable": 0,
+                          "fired": 0, "present": False, "missing": ["stock.margin_balance_change_pct"]}]}
+FRAGILITY = {"fragile": True, "notes": ["score 4 is on the Buy band's edge"], "score_edges": [],
+             "facts": [{"path": "stock.earnings_growth_low_pct", "label": "Net profit growth guidance, low end",
+                        "value": 116.67, "threshold": 100, "change_pct": -14.3, "rating": "Neutral",
+                        "rule": "valuation.earnings-growth-strong"}], "facts_checked": True}
+VALUATIONS = [{"method": "dcf-scenarios", "title": "DCF scenarios, equal weight", "kind": "dcf", "file": "rules/x.yaml",
+               "line": 3, "value": 68.2, "low": 61.38, "high": 75.02, "price": 51.07, "price_fact": "stock.price",
+               "upside_pct": 33.5, "how": "mean of three <cases>", "inputs": {"stock.dcf_base": 68.2}, "used": True}]
+
+
+def test_rating_quality_fields_are_rendered_when_the_evaluation_carries_them(ws):  # type: ignore[no-untyped-def]
+    """Coverage, fragility, the rating's steps and valuation methods come from the rating stage; a page
+    shows them when they are there, whatever model carries them, and escapes their text."""
+    from pydantic import create_model
+
+    from engine.model import Evaluation, RatingOut
+    from engine.reporthtml import render_page
+
+    rating_with_steps = create_model("RatingWithSteps", __base__=RatingOut, steps=(list[str], []))
+    richer = create_model("Richer", __base__=Evaluation, coverage=(dict | None, None), fragility=(dict | None, None),
+                          valuations=(list[dict], []), rating_info=(rating_with_steps, ...))
+    base = ws.evaluate("600111", run_id="q").model_dump(mode="json")
+    base["rating_info"]["steps"] = ["score 4 is in the Buy band (>= 4)", "no override <fired>"]
+    ev = richer.model_validate({**base, "coverage": COVERAGE, "fragility": FRAGILITY, "valuations": VALUATIONS})
+    html = render_page(page_data(ws, ev))
+    header = html[:html.index("</header>")]
+    assert "88% of the rules that read facts could be evaluated; no evidence on flows" in header
+    assert "Valuation &lt;&amp;&gt;" in header and "stock.margin_balance_change_pct" in header
+    assert '<span class="tag fails">fragile</span> score 4 is on the Buy band&#x27;s edge' in header
+    assert 'href="#rule-valuation.earnings-growth-strong"' in header
+    assert "<li>no override &lt;fired&gt;</li>" in header
+    section = html[html.index('<section id="valuations">'):]
+    assert "DCF scenarios, equal weight" in section and "+33.5%" in section and "mean of three &lt;cases&gt;" in section
+    plain = stock_page(ws, ws.evaluate("600111", run_id="q"))  # without them: no empty shells
+    assert 'id="coverage"' not in plain and 'id="valuations"' not in plain and "<ol" not in plain
+
+
+def test_unknown_shapes_of_quality_fields_are_shown_as_text():
+    from engine import reportquality as q
+
+    assert q.coverage(None) == "" and q.fragility(None, set()) == "" and q.valuations(None, set()) == ""
+    assert "0.8" in q.coverage(0.8) and "&lt;b&gt;" in q.fragility({"level": "<b>"}, set())
