@@ -620,14 +620,19 @@ def report_cmd(
     The evaluation is recorded in the audit log (unless --no-record), so `verdict audit report RUN_ID`
     writes the same page again, byte for byte, from the stored rules and facts."""
     from .model import Evaluation, Outcome
-    from .pipeline import Workspace
     from .report import stock_page, write_reports, write_text
 
     if sum([symbol is not None, all_, universe is not None]) != 1:
         raise LookupFailure([Problem(Location(), "usage", "give a SYMBOL, --universe FILE or --all (one of them).",
                                      "Example: verdict report 600111 --out 600111.html")])
+    if symbol is not None:
+        _output_file("--out", out)
+    else:
+        _output_dir("--out", out)
     day = _date_option("--as-of", as_of)
-    ws = Workspace.open(rules, facts)
+    ws = _open(rules, facts)
+    if all_:
+        _note_left_out(ws)
     if universe is not None:
         from .batch import universe as read_universe
 
@@ -885,6 +890,7 @@ def audit_report(
     page `verdict report` wrote for it with the same --window)."""
     from .report import recorded_page, write_text
 
+    _output_file("--out", out)
     log = _reader(audit_db)
     rec = log.get(run_id)
     path = write_text(out, recorded_page(log, rec, window))

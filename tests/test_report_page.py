@@ -309,3 +309,14 @@ def test_unknown_shapes_of_quality_fields_are_shown_as_text():
 
     assert q.coverage(None) == "" and q.fragility(None, set()) == "" and q.valuations(None, set()) == ""
     assert "0.8" in q.coverage(0.8) and "&lt;b&gt;" in q.fragility({"level": "<b>"}, set())
+
+
+def test_outputs_in_missing_folders_are_refused_before_any_work(verdict, tmp_path: Path):  # type: ignore[no-untyped-def]
+    db = tmp_path / "audit.sqlite3"
+    out = verdict("report", "600111", "--out", str(tmp_path / "no" / "such" / "p.html"), "--audit-db", str(db))
+    assert out.returncode == 2 and "does not exist" in out.stderr
+    assert not db.exists() and not (tmp_path / "no").exists()  # nothing evaluated, recorded or created
+    out = verdict("report", "--all", "--out", str(tmp_path / "no" / "site"), "--no-record")
+    assert out.returncode == 2 and not (tmp_path / "no").exists()
+    out = verdict("report", "--all", "--out", str(tmp_path / "site"), "--no-record")  # one level is made
+    assert out.returncode == 0 and (tmp_path / "site" / "index.html").is_file()
