@@ -9,11 +9,18 @@ This module never imports durable. It owns the translation and the engine's stru
   durable does not withdraw an activation when the negated fact arrives later;
 - rules are sharded so no fact can meet more than a safe number of condition nodes (durable
   fails the whole assert past 64, silently for every rule);
-- division gets a float numerator: durable divides two integers as integers (3 / 2 == 1).
+- division gets a float numerator: durable divides two integers as integers (3 / 2 == 1);
+- a side of a comparison durable cannot compute (a fact times or over another fact, min/max/round,
+  age(), days_since()) becomes a synthesised field: its value is computed from the resolved facts
+  before they are asserted (`synthesised`, see pipeline.durable_facts), and durable still does the
+  comparing. A side with no value (a missing input, a zero divisor) leaves the field out: no match,
+  and the evaluator says not evaluable, so the cross-check agrees;
+- dates are compared as day numbers (date.toordinal()), on both sides.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections import defaultdict
@@ -63,6 +70,7 @@ class Compiled:
     consumers: dict[str, list[str]]  # signal name -> shards with a rule that reads it
     phases: list[tuple[int, list[str]]]  # (stratum, shards) markers to assert in order
     bounded: set[str] = field(default_factory=set)  # fact paths matched through bound fields
+    synthesised: dict[str, expr.Node] = field(default_factory=dict)  # "stock.syn__..." -> what to compute
 
     @cached_property
     def read_paths(self) -> frozenset[str]:
@@ -87,9 +95,11 @@ class CompileError(Exception):
 
 
 def literal(v: Any, pos: expr.Pos) -> Any:
-    """A constant durable can parse: it rejects exponent notation such as 1e-05."""
+    """A constant durable can parse: it rejects exponent notation such as 1e-05. Dates are day numbers."""
     if isinstance(v, (bool, str)):
         return v
+    if isinstance(v, dt.date):
+        return v.toordinal()
     if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
         return int(v)
     if "e" in repr(v).lower():
@@ -100,9 +110,9 @@ def literal(v: Any, pos: expr.Pos) -> Any:
 
 
 def _const(node: expr.Node) -> tuple[bool, Any]:
-    """Fold an arithmetic subtree made only of literals (never reads facts)."""
+    """Fold an arithmetic subtree made only of literals (never reads facts); dates fold to day numbers."""
     if isinstance(node, expr.Const):
-        return True, node.value
+        return True, node.value.toordinal() if isinstance(node.value, dt.date) else node.value
     if isinstance(node, expr.Neg):
         ok, v = _const(node.operand)
         return ok, (-v if ok else None)
@@ -191,10 +201,42 @@ def _isolate(left: expr.Node, op: str, right: expr.Node, target: expr.Node) -> t
     return op, right
 
 
+SYNTH_PREFIX = "syn__"  # fact names cannot contain "__" (load.py), so these never clash with a catalog's
+
+
+def _needs_synthesis(node: expr.Node) -> bool:
+    """Whether durable cannot compute `node` itself: a product or quotient of facts, or a function."""
+    for n in expr.walk(node):
+        if isinstance(n, expr.Call):
+            return True
+        if isinstance(n, expr.Arith) and ((n.op == "*" and _refs(n.left) and _refs(n.right))
+                                          or (n.op == "/" and _refs(n.right))):
+            return True
+    return False
+
+
 class _RuleCompiler:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self.bounded: set[str] = set()
+        self.synthesised: dict[str, expr.Node] = {}
+
+    def synthesise(self, side: expr.Node) -> expr.Node:
+        """`side` itself when durable can compute it, else a reference to a field computed beforehand."""
+        if not _needs_synthesis(side):
+            return side
+        refs = _refs(side)
+        signals = [r for r in refs if isinstance(r, expr.SignalRef)]
+        if signals:
+            raise expr.ExprError(signals[0].pos, "not-linear",
+                                 f"cannot compile `{expr.unparse(side)}`: a signal's score arrives while the rules "
+                                 "run, so it cannot be multiplied or divided by a fact or passed to a function.",
+                                 "Compare the score with a number or with a sum of facts.")
+        home = max((_element_of(r) or "" for r in refs), key=_order, default="stock")
+        digest = hashlib.sha1(expr.unparse(side).encode()).hexdigest()[:10]
+        path = f"{home}.{SYNTH_PREFIX}{digest}"
+        self.synthesised[path] = side
+        return expr.FactRef(side.pos, path)
 
     def rvalue(self, node: expr.Node, home: str) -> Any:
         ok, c = _const(node)
@@ -227,9 +269,10 @@ class _RuleCompiler:
         durable evaluates arithmetic over a missing field as if it were there (the condition can
         hold with no value at all), so every field read on the right side gets an `$ex` test.
         """
-        refs = _refs(cmp.left) + _refs(cmp.right)
-        if not refs:
+        if not (_refs(cmp.left) or _refs(cmp.right)):
             raise expr.ExprError(cmp.pos, "constant", f"`{expr.unparse(cmp)}` does not read any fact.")
+        cmp = expr.Cmp(cmp.pos, cmp.op, self.synthesise(cmp.left), self.synthesise(cmp.right))
+        refs = _refs(cmp.left) + _refs(cmp.right)
         target = max(refs, key=lambda r: _order(_element_of(r) or ""))
         home = _element_of(target) or ""
         left, op, right = cmp.left, cmp.op, cmp.right
@@ -429,7 +472,8 @@ def compile_rules(book: RuleBook, catalog: Catalog) -> Compiled:
         if "phase__" in cr.aliases and cr.shard not in phase_shards[cr.stratum or 1]:
             phase_shards[cr.stratum or 1].append(cr.shard)
     phases = sorted(phase_shards.items())
-    return Compiled(digest, shards, rules, by_key, dict(kinds), dict(consumers), phases, rc.bounded)
+    return Compiled(digest, shards, rules, by_key, dict(kinds), dict(consumers), phases, rc.bounded,
+                    rc.synthesised)
 
 
 def _place(prefix: str, pack: str, nodes: dict[str, int], shards: dict[str, dict[str, Any]],

@@ -156,7 +156,12 @@ def trace(firings: list[Firing], rules: dict[str, LoadedRule], compiled: Compile
         status: Literal["false", "not_evaluable"] = \
             "not_evaluable" if (missing and t is not False) or t is None else "false"
         if status == "not_evaluable" and not missing:
-            missing = [expr.describe_cmp(c) for c in seen_by_rule[rid] if c.holds is None]
+            # no fact is absent: a value could not be computed (a zero divisor, no evaluation date), or a
+            # bound leaves the comparison undecided
+            missing = list(dict.fromkeys(
+                reason for c in seen_by_rule[rid] if c.holds is None
+                for reason in ([p for v in (c.left, c.right) if isinstance(v, expr.Missing) for p in v.paths]
+                               or [expr.describe_cmp(c)])))
         # blocked_by names each failed or undecided part with its values and margin; the full list of
         # comparisons is kept for fired rules only (it is most of the cost of a trace).
         not_fired.append(NotFired(rule=rid, pack=lr.pack, file=lr.file, line=lr.line, status=status,

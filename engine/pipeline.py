@@ -14,6 +14,7 @@ times the matching at 200 rules, so it is done for what is shown or recorded.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 from dataclasses import dataclass
 from functools import cached_property
@@ -49,12 +50,19 @@ def durable_facts(facts: SymbolFacts, compiled: Compiled) -> dict[str, dict[str,
         fv = chosen.value
         slot = out.setdefault(ns, {})
         if fv.is_point:
-            slot[name] = fv.value
+            slot[name] = fv.value if not isinstance(fv.value, dt.date) else fv.value.toordinal()
         elif path in compiled.bounded:
             for b in ("gt", "gte", "lt", "lte"):
                 v = getattr(fv, b)
                 if v is not None:
                     slot[f"{name}__{b}"] = v
+    if compiled.synthesised:  # what durable cannot compute (compile.py): computed here, compared there
+        env = expr.EvalEnv(facts.values(), {}, facts.date)
+        for path, node in compiled.synthesised.items():
+            v = expr.value_of(node, env)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                ns, name = path.split(".", 1)
+                out.setdefault(ns, {})[name] = v
     for ns in ("stock", "sector", "commodity"):
         out.setdefault(ns, {})
     return out

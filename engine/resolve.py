@@ -120,7 +120,7 @@ def resolve(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy,
     res = Resolution(rating_out, score, None, [], [], firings, rules)
     # Signals are built only when a fired rule's values or messages may read them; once built, they are
     # the resolution's own (a rendered evaluation uses the same list).
-    env = expr.EvalEnv(facts.values(), signal_env(res.signals)) if fired else expr.EvalEnv({}, {})
+    env = expr.EvalEnv(facts.values(), signal_env(res.signals), facts.date) if fired else expr.EvalEnv({}, {})
 
     # A fired rule whose values or messages read a fact this evaluation lacks (never stated, not yet
     # known, dropped as stale) is said so in a warning: its value is not used, its message shows the gap.

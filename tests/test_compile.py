@@ -6,6 +6,7 @@ compiled and run in durable_rules; every rule's firing must agree with the three
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 from pathlib import Path
 
@@ -25,7 +26,9 @@ CATALOG = {"catalog": "t", "namespaces": {
               "b": {"type": "number", "label": "b", "family": "prices"},
               "j": {"type": "number", "label": "j", "family": "technicals", "bounds": True},
               "flag": {"type": "bool", "label": "flag", "family": "reference"},
-              "word": {"type": "text", "label": "word", "family": "reference"}},
+              "word": {"type": "text", "label": "word", "family": "reference"},
+              "d": {"type": "date", "label": "d", "family": "reference"},
+              "anchor": {"type": "text", "label": "anchor", "family": "reference"}},
     "sector": {"g": {"type": "number", "label": "g", "family": "sector"}},
     "commodity": {"p": {"type": "number", "label": "p", "family": "commodity"}},
 }}
@@ -41,13 +44,16 @@ def write_workspace(root: Path, whens: list[str], stock: dict, sector: dict, com
     (root / "facts" / "sources.yaml").write_text(yaml.safe_dump({"sources": {"s": {"title": "t", "publisher": "p"}}}))
 
     def facts(d: dict) -> dict:
-        return {k: {**v, "as_of": "2026-01-01", "source": "s"} for k, v in d.items()}
+        return {k: {"as_of": "2026-01-01", **v, "source": "s"} for k, v in d.items()}
+
+    (root / "facts" / "base.yaml").write_text("as_of: 2026-01-01\n")
 
     (root / "facts" / "commodities.yaml").write_text(yaml.safe_dump({"facts": facts(commodity)}))
     sector_file = {"sector": "x", "name": "X", "facts": facts(sector)}
     (root / "facts" / "sectors" / "x.yaml").write_text(yaml.safe_dump(sector_file))
-    (root / "facts" / "stocks" / "600000.yaml").write_text(yaml.safe_dump({
-        "symbol": "600000.SH", "name": "T", "sector": "x", "exchange": "SH", "facts": facts(stock)}))
+    (root / "facts" / "stocks" / "600000.yaml").write_text(yaml.safe_dump({  # `anchor`: something is known
+        "symbol": "600000.SH", "name": "T", "sector": "x", "exchange": "SH",
+        "facts": facts({**stock, "anchor": {"value": "x"}})}))
     rules = [{"id": f"p.r{i}", "when": w, "then": {"signal": {"name": f"s{i}", "score": 0}}}
              for i, w in enumerate(whens)]
     rules.append({"id": "p.chain", "when": "signal.s0 and not signal.s1",
@@ -91,8 +97,30 @@ def atoms(draw: st.DrawFn) -> str:
 
 
 @st.composite
+def synthesised_atoms(draw: st.DrawFn) -> str:
+    """The forms the compiler computes before durable compares: fact x fact, functions, ages, dates."""
+    kind = draw(st.integers(0, 7))
+    op = draw(ops)
+    if kind == 0:
+        return f"{draw(num_fields)} / {draw(num_fields)} {op} {draw(consts)}"  # a zero divisor: not evaluable
+    if kind == 1:
+        return f"{draw(num_fields)} * {draw(num_fields)} {op} {draw(num_fields)}"
+    if kind == 2:
+        return f"{draw(st.sampled_from(['max', 'min']))}({draw(num_fields)}, {draw(num_fields)}) {op} {draw(consts)}"
+    if kind == 3:
+        return f"{draw(num_fields)} / {draw(num_fields)} + {draw(num_fields)} {op} {draw(terms())}"
+    if kind == 4:
+        return f"age({draw(num_fields)}) {op} {draw(st.integers(0, 7))}"
+    if kind == 5:
+        return f'stock.d {op} date("2026-0{draw(st.integers(1, 3))}-01")'
+    if kind == 6:
+        return f"days_since(stock.d) {op} {draw(st.integers(-40, 40))}"
+    return f'stock.d - date("2025-12-01") {op} {draw(st.integers(0, 60))}'
+
+
+@st.composite
 def conditions(draw: st.DrawFn) -> str:
-    parts = draw(st.lists(atoms(), min_size=1, max_size=3))
+    parts = draw(st.lists(atoms() | synthesised_atoms(), min_size=1, max_size=3))
     text = parts[0]
     for p in parts[1:]:
         text = f"{text} {draw(st.sampled_from(['and', 'or']))} {p}"
@@ -102,13 +130,17 @@ def conditions(draw: st.DrawFn) -> str:
 num_value = st.none() | st.integers(-4, 4).map(lambda v: {"value": v}) | st.sampled_from(
     [{"value": 0.5}, {"value": 2.25}, {"value": -1.5}])
 j_value = st.none() | num_value | st.sampled_from([{"gt": 1}, {"gte": 1}, {"lt": -1}, {"lte": 0}, {"gt": -2, "lt": 2}])
+as_of = st.sampled_from(["2026-01-01", "2025-12-29", "2025-12-26"])  # ages 0, 3 and 6 days
+d_value = st.none() | st.dates(dt.date(2025, 10, 1), dt.date(2026, 3, 31)).map(lambda d: {"value": d})
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(conditions(), min_size=2, max_size=8), num_value, num_value, j_value, num_value, num_value,
-       st.none() | st.booleans(), st.none() | st.sampled_from(["x", "y"]))
-def test_durable_fires_exactly_the_rules_that_hold(whens, a, b, j, g, p, flag, word) -> None:  # type: ignore[no-untyped-def]
-    stock = {k: v for k, v in {"a": a, "b": b, "j": j}.items() if v is not None}
+       st.none() | st.booleans(), st.none() | st.sampled_from(["x", "y"]), d_value, as_of)
+def test_durable_fires_exactly_the_rules_that_hold(whens, a, b, j, g, p, flag, word, d, a_as_of) -> None:  # type: ignore[no-untyped-def]
+    stock = {k: v for k, v in {"a": a, "b": b, "j": j, "d": d}.items() if v is not None}
+    if a is not None:
+        stock["a"] = {**a, "as_of": a_as_of}
     if flag is not None:
         stock["flag"] = {"value": flag}
     if word is not None:
@@ -125,7 +157,7 @@ def test_durable_fires_exactly_the_rules_that_hold(whens, a, b, j, g, p, flag, w
 
     assert not [w for w in ev.warnings if w.rule == "engine.cross-check"], [w.message for w in ev.warnings]
     sf = symbol_facts(ws.facts, ws.facts.find("600000"), ws.book.policy.conflicts)
-    env = expr.EvalEnv(sf.values(), signal_env(ev.signals))
+    env = expr.EvalEnv(sf.values(), signal_env(ev.signals), sf.date)
     for rule_id, lr in ws.rules.items():
         fired = rule_id in {f.rule for f in ev.fired}
         assert fired == (expr.truth(lr.cond, env) is True), (rule_id, lr.rule.when)
@@ -162,11 +194,34 @@ def test_linear_terms_are_isolated_and_cross_fact_joins_reference_aliases(tmp_pa
     assert "p.r0" in {f.rule for f in ws.evaluate("600000").fired}
 
 
-def test_nonlinear_condition_is_refused_with_a_reason(tmp_path: Path) -> None:
+def test_fact_times_fact_is_a_field_computed_before_durable_compares_it(tmp_path: Path) -> None:
+    ws = write_workspace(tmp_path, ["stock.a / stock.b > 2", "stock.a * sector.g <= stock.b"],
+                         {"a": {"value": 3}, "b": {"value": 1}}, {"g": {"value": 2}}, {})
+    shard = next(iter(ws.compiled.shards.values()))
+    synth, = [k for k, v in ws.compiled.synthesised.items() if expr.unparse(v) == "stock.a / stock.b"]
+    assert synth.startswith("stock.syn__")
+    cond = shard[ws.compiled.rules["p.r0"].key]["all"][0]["stock"]["$and"]
+    assert {"$gt": {synth.split(".")[1]: 2}} in cond  # durable does the comparing
+    cond = shard[ws.compiled.rules["p.r1"].key]["all"]
+    assert next(iter(cond[-1])) == "sector"  # a * g lives on the later of its facts' elements
+    ev = ws.evaluate("600000")
+    assert {"p.r0"} <= {f.rule for f in ev.fired} and "p.r1" not in {f.rule for f in ev.fired}
+    assert next(f for f in ev.fired if f.rule == "p.r0").comparisons[0].text == \
+        "stock.a / stock.b = 3 > 2 (holds by 50.0%)"
+
+
+def test_a_zero_divisor_in_a_condition_is_not_evaluable(tmp_path: Path) -> None:
+    ws = write_workspace(tmp_path, ["stock.a / stock.b > 2", "stock.a > 1"], {"a": {"value": 3}, "b": {"value": 0}},
+                         {}, {})
+    nf = {n.rule: n for n in ws.evaluate("600000").not_fired}["p.r0"]
+    assert nf.status == "not_evaluable" and nf.missing == ["stock.a / stock.b (division by zero)"]
+
+
+def test_a_signal_score_times_a_fact_is_refused_with_a_reason(tmp_path: Path) -> None:
     with pytest.raises(RuleError) as err:
-        write_workspace(tmp_path, ["stock.a * stock.b > 3", "stock.a > 1"], {}, {}, {})
+        write_workspace(tmp_path, ["stock.a > 1", "signal.s0.score * stock.a > 3"], {}, {}, {})
     assert err.value.problems[0].code == "not-linear"
-    assert "p.yaml" in str(err.value.problems[0].loc)
+    assert "p.yaml" in str(err.value.problems[0].loc) and "signal's score" in err.value.problems[0].message
 
 
 def test_rules_are_sharded_under_the_node_budget(tmp_path: Path) -> None:

@@ -296,3 +296,29 @@ def test_a_catalog_without_formulas_gets_the_builtin_technicals_from_the_policy(
     shutil.copy(FACTS / "catalog.yaml", catalog)
     out = verdict("rules", "check", cwd=workdir)
     assert "rules/policy.yaml:" in out.stdout and "warning: technicals: macd is not used" in out.stdout
+
+
+def test_date_facts_and_ages_in_rules(workdir: Path, verdict) -> None:  # type: ignore[no-untyped-def]
+    _with_catalog(workdir, '    listing_date: {type: date, label: "Listing date", family: reference}\n')
+    stock = workdir / "facts" / "stocks" / "300748.yaml"
+    stock.write_text(stock.read_text().replace("facts:\n", "facts:\n  listing_date: {value: 2018-09-21, as_of: "
+                                                           "2026-01-19, source: seed-report}\n", 1))
+    pack = workdir / "rules" / "risk.yaml"
+    pack.write_text(pack.read_text() + '\n  - id: risk.seasoned\n    when: stock.listing_date < date("2020-01-01") '
+                    "and days_since(stock.listing_date) > 2000 and age(stock.pe_ttm) <= 7\n"
+                    "    then: {warning: {severity: low, message: \"listed {days_since(stock.listing_date)} days\"}}\n")
+    ws = Workspace.open(workdir / "rules", workdir / "facts")
+    ev = ws.evaluate("300748", as_of=dt.date(2026, 1, 20))
+    fired = next(f for f in ev.fired if f.rule == "risk.seasoned")
+    assert [c.text for c in fired.comparisons] == [
+        "stock.listing_date 2018-09-21 < 2020-01-01 (holds)",
+        "days_since(stock.listing_date) = 2678 > 2000 (holds by 33.9%)",
+        "age(stock.pe_ttm) = 1 <= 7 (holds by 85.7%)"]
+    assert fired.facts["stock.listing_date"] == dt.date(2018, 9, 21)
+    assert "listed 2678 days" in [w.message for w in ev.warnings if w.rule == "risk.seasoned"][0]
+    assert "risk.seasoned" not in {f.rule for f in ws.evaluate("300748", as_of=dt.date(2026, 2, 10)).fired}  # PE old
+    pack.write_text(pack.read_text().replace('stock.listing_date < date("2020-01-01")', "stock.price > 2026-1-19"))
+    out = verdict("rules", "check", cwd=workdir)
+    line = _line_of(pack, "stock.price > 2026-1-19")
+    col = pack.read_text().splitlines()[line - 1].index("2026-1-19") + 1
+    assert out.returncode == 1 and f"rules/risk.yaml:{line}:{col}: error: `2026-1-19` is not a date here" in out.stdout

@@ -125,3 +125,34 @@ def test_parser_never_raises_anything_but_expr_error(text: str) -> None:
 def test_parser_fuzz_slow(text: str) -> None:
     with contextlib.suppress(expr.ExprError):
         check(text)
+
+
+@pytest.mark.parametrize(("text", "code", "col", "fragment"), [
+    ("stock.price > 2026-1-19", "date-literal", 14, "read as the arithmetic 2026 - 1 - 19 = 2006"),
+    ("stock.price > 2026-01-19", "date-literal", 14, 'Write a date as date("2026-01-19")'),
+    ('stock.price > date("2026-13-01")', "bad-date", 14, "'2026-13-01' is not a calendar date"),
+    ('stock.price > date("19 Jan 2026")', "bad-date", 14, "YYYY-MM-DD"),
+    ('stock.price < date("2026-01-19")', "type", 14, "compares number with date"),
+    ('date("2026-01-19") + 1 > stock.price', "type", 0, "Dates can be compared, or subtracted"),
+    ("age(stock.price + 1) > 3", "type", 0, "age() takes one fact path"),
+    ("avg(volume, 20) > 3", "unknown-function", 0, "a function of derived facts: declare one"),
+])
+def test_dates_and_ages_are_typed(text: str, code: str, col: int, fragment: str) -> None:
+    with pytest.raises(expr.ExprError) as err:
+        check(text)
+    assert (err.value.code, err.value.pos.col) == (code, col), err.value.message
+    assert fragment in err.value.message + " " + err.value.hint
+
+
+def test_ages_and_date_arithmetic_evaluate_against_the_evaluation_date() -> None:
+    import datetime as dt
+
+    env = expr.EvalEnv({"stock.pe_ttm": fv(value=30.0), "stock.price": fv(value=20.0)}, {}, dt.date(2026, 4, 19))
+    assert expr.value_of(expr.parse("age(stock.pe_ttm)"), env) == 90.0
+    assert expr.truth(check("age(stock.pe_ttm) > 89 and stock.pe_ttm / stock.price > 1.4"), env) is True
+    assert expr.value_of(expr.parse('date("2026-03-01") - date("2026-01-30")'), env) == 30.0
+    no_day = expr.EvalEnv(env.facts, {})
+    assert expr.truth(check("age(stock.pe_ttm) > 89"), no_day) is None
+    zero = expr.EvalEnv({"stock.pe_ttm": fv(value=30.0), "stock.price": fv(value=0)}, {})
+    v = expr.value_of(expr.parse("stock.pe_ttm / stock.price"), zero)
+    assert isinstance(v, expr.Missing) and v.paths == ["stock.pe_ttm / stock.price (division by zero)"]
