@@ -315,7 +315,7 @@ def test_date_facts_and_ages_in_rules(workdir: Path, verdict) -> None:  # type: 
         "days_since(stock.listing_date) = 2678 > 2000 (holds by 33.9%)",
         "age(stock.pe_ttm) = 1 <= 7 (holds by 85.7%)"]
     assert fired.facts["stock.listing_date"] == dt.date(2018, 9, 21)
-    assert "listed 2678 days" in [w.message for w in ev.warnings if w.rule == "risk.seasoned"][0]
+    assert "listed 2678 days" in next(w.message for w in ev.warnings if w.rule == "risk.seasoned")
     assert "risk.seasoned" not in {f.rule for f in ws.evaluate("300748", as_of=dt.date(2026, 2, 10)).fired}  # PE old
     pack.write_text(pack.read_text().replace('stock.listing_date < date("2020-01-01")', "stock.price > 2026-1-19"))
     out = verdict("rules", "check", cwd=workdir)
