@@ -239,15 +239,27 @@ class BacktestRun:
 
 
 def resolve_symbols(ws: Workspace, wanted: Sequence[str] | None) -> list[str]:
-    """Canonical symbols: the named ones (by code, symbol, name or alias), or every stock with prices."""
+    """Canonical symbols: the named ones (by code, symbol, name or alias), or every stock with prices.
+    Unknown names are reported together, in one problem."""
     if wanted is None:
         return [s for s in ws.symbols() if (series := ws.facts.stocks[s].series) is not None and series.bars]
-    out, seen = [], set()
+    out, seen, unknown = [], set(), []
     for q in wanted:
-        symbol = ws.facts.find(q).file.symbol
+        try:
+            symbol = ws.facts.find(q).file.symbol
+        except LookupFailure:
+            unknown.append(q)
+            continue
         if symbol not in seen:
             seen.add(symbol)
             out.append(symbol)
+    if unknown and len(wanted) == 1:
+        ws.facts.find(unknown[0])  # the usual error, with its did-you-mean
+    if unknown:
+        raise LookupFailure([Problem(Location(str(ws.facts_dir)), "unknown-symbol",
+                                     f"{len(unknown)} of the {len(wanted)} symbols have no facts in "
+                                     f"{ws.facts_dir}: {', '.join(unknown[:12])}{' ...' if len(unknown) > 12 else ''}.",
+                                     "Import them (verdict data import) or remove them from the list.")])
     return out
 
 

@@ -145,9 +145,12 @@ def _run_local(ws_spec: WorkspaceSpec, fn: Task, job: Any, items: Sequence[Any],
             for future in done:
                 i = pending.pop(future)
                 try:
-                    yield i, future.result()
+                    res = future.result()
                 except BrokenProcessPool as exc:
-                    yield i, Lost(f"the worker process died ({exc})")
+                    res = Lost(f"the worker process died ({exc})")
+                except Exception as exc:  # a task's own defect: reported with its item, the rest go on
+                    res = Lost(f"{type(exc).__name__}: {exc}")
+                yield i, res
 
 
 # -------------------------------------------------------------------------------------- dask

@@ -152,6 +152,10 @@ def test_outputs_say_which_benchmark(verdict, tmp_path: Path) -> None:  # type: 
 def test_bad_arguments_are_clear_errors(verdict, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     out = verdict("backtest", "600111", "--from", "2030-01-01", "--to", "2030-02-01")
     assert out.returncode == 2 and "no trading day between 2030-01-01 and 2030-02-01" in out.stderr
+    listing = tmp_path / "symbols.txt"
+    listing.write_text("600111\nFOO\n000831\nBAR\n", encoding="utf-8")
+    out = verdict("backtest", "--universe", str(listing), "--out", str(tmp_path))
+    assert out.returncode == 2 and "2 of the 4 symbols have no facts" in out.stderr and "FOO, BAR" in out.stderr
     out = verdict("backtest", "600111", "--executor", "spark")
     assert out.returncode == 2 and "unknown executor 'spark'" in out.stderr
     out = verdict("backtest", "600111", "--horizons", "20,x")
