@@ -55,9 +55,26 @@ class SymbolRatings:
     error: str = ""
 
 
+def rating_paths(ws: Workspace) -> frozenset[str] | None:
+    """The fact paths the rules read (all a rating needs), unless one of them is a cross-sectional formula:
+    that one needs every symbol's value on the date, which only the full resolution gathers."""
+    paths = frozenset(p for p, _, _ in ws.compiled.read_fields)
+    formulas = ws.deriver.formulas
+    if any((f := formulas.items.get(p)) is not None and f.kind == "cross" for p in formulas.closure(paths)):
+        return None
+    return paths
+
+
 def rate_symbol(ws: Workspace, job: RatingJob, symbol: str) -> SymbolRatings:
-    """Rate one symbol as of each date of the job (a task: runs in a worker process)."""
+    """Rate one symbol as of each date of the job (a task: runs in a worker process).
+
+    Only the facts the rules read are resolved (derive.symbol_facts with `paths`), with the price
+    formulas computed once over the symbol's series and read per date; the rating and score are the
+    ones a full evaluation gives (a test compares them date by date)."""
+    from .derive import symbol_facts
+
     stock = ws.facts.find(symbol)
+    paths = None if job.detail else rating_paths(ws)
     bar_dates = [b.date for b in stock.series.bars] if stock.series is not None else []
     out = SymbolRatings(stock.file.symbol, [], [], [], [] if job.detail else None)
     for day in job.dates:
@@ -65,7 +82,8 @@ def rate_symbol(ws: Workspace, job: RatingJob, symbol: str) -> SymbolRatings:
         rating, score, entry = "", math.nan, None
         if status == forward.RATED:
             try:
-                sf = ws.symbol_facts(symbol, day)
+                sf = symbol_facts(ws.facts, stock, ws.book.policy, day, ws.deriver, paths=paths) \
+                    if paths is not None else ws.symbol_facts(symbol, day)
                 if job.detail:
                     r = ws.run_facts(sf, run_id=f"backtest-{day}")
                     rating, score = r.rating, r.score

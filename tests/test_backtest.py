@@ -177,3 +177,19 @@ def test_benchmark_csv_with_or_without_opens(tmp_path: Path, opens: bool) -> Non
     b = bm.read_levels(path, bm.BenchmarkColumns(date="trade_date"))
     assert b[0] == [dt.date(2025, 1, 2), dt.date(2025, 1, 3), dt.date(2025, 1, 6)] and b[2] == [11.0, 12.0, 13.0]
     assert (b[1] == [10.0, 11.0, 12.0]) if opens else b[1] is None
+
+
+def test_backtest_ratings_are_those_of_full_evaluations(ws: Workspace) -> None:
+    """The backtest resolves only the facts the rules read, from series computed once: every rating and score
+    is still the one `verdict evaluate --as-of` gives on that date."""
+    symbols = [s for s in ws.symbols() if ws.facts.stocks[s].series]
+    r = backtest_universe(ws, WorkspaceSpec.of(ws.rules_dir, ws.facts_dir), symbols, dt.date(2025, 3, 3),
+                          dt.date(2026, 4, 7), 15, [20], bm.load(CSI300), workers=1)
+    checked = 0
+    for s, symbol in enumerate(symbols):
+        for t, day in enumerate(r.dates):
+            if r.ratings[s].status[t] == "":
+                ev = ws.evaluate(symbol, as_of=day)
+                assert (r.ratings[s].rating[t], r.ratings[s].score[t]) == (ev.rating, ev.score), (symbol, day)
+                checked += 1
+    assert checked > 60
