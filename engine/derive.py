@@ -179,8 +179,8 @@ def symbol_facts(base: FactBase, stock: StockFacts, policy: Policy | ConflictPol
     if wanted is not None:
         raw = {p: vs for p, vs in raw.items() if p in wanted}
     notes: list[Note] = []
-    how: dict[str, tuple[str, Provenance]] = {}
-    derived, warns, unavailable = deriver.price_facts(stock, day, wanted)
+    how: dict[str, tuple[str, Provenance | None]] = {}
+    derived, warns, unavailable = deriver.price_facts(stock, day, wanted, provenance=paths is None)
     notes += [Note("facts.history", "medium", w) for w in warns]
     for d in derived:
         raw[d.path] = [d.value, *raw.get(d.path, [])]

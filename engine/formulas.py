@@ -394,7 +394,7 @@ class Derived:
     path: str
     value: FactValue
     how: str
-    provenance: Provenance
+    provenance: Provenance | None  # None when gathered without it (price_facts(provenance=False))
 
 
 def _num_text(v: Any) -> str:
@@ -479,10 +479,12 @@ class Deriver:
 
     # ---------------------------------------------------------------- prices
 
-    def price_facts(self, stock: StockFacts, day: dt.date | None, wanted: frozenset[str] | None = None
-                    ) -> tuple[list[Derived], list[str], dict[str, str]]:
+    def price_facts(self, stock: StockFacts, day: dt.date | None, wanted: frozenset[str] | None = None,
+                    provenance: bool = True) -> tuple[list[Derived], list[str], dict[str, str]]:
         """The price-history facts of `stock` on `day` (its last bar on or before it), warnings about the
-        history, and why each formula that has no value has none."""
+        history, and why each formula that has no value has none. Without `provenance` (values gathered
+        for a rating or a cross-section, never shown) each fact's text is its formula and no provenance
+        is built: that text and those models cost more than reading the values from the cached series."""
         todo = [f for f in self.formulas.prices() if wanted is None or f.path in wanted]
         if not todo:
             return [], [], {}
@@ -507,6 +509,11 @@ class Deriver:
                 continue
             value = v if isinstance(v, bool) else round(float(v), 6)
             spec = self.base.catalog.spec(f.path)
+            if not provenance:
+                out.append(Derived(f.path, FactValue.model_construct(
+                    value=value, as_of=last, source=DERIVED_SOURCE, unit=spec.unit if spec else "", basis=s.basis,
+                    note=f.text), f.text, None))
+                continue
             parts = list({expr.unparse(p): p for p in _parts(f.node)}.values())
             single = len(parts) == 1 and parts[0] == f.node
             note = describe_node(f.node, self.formulas) if single else f.text

@@ -297,6 +297,20 @@ def _no_refs(path: str) -> expr.Node | None:
     return None
 
 
+_KEYS: dict[int, tuple[expr.Node, str]] = {}
+
+
+def _key(node: expr.Node) -> str:
+    """A formula node's memo key, its text: kept per node object (a backtest asks for the same nodes on every
+    date, and unparsing them each time cost more than reading the value)."""
+    hit = _KEYS.get(id(node))
+    if hit is None or hit[0] is not node:
+        if len(_KEYS) > 4096:
+            _KEYS.clear()
+        hit = _KEYS[id(node)] = (node, expr.unparse(node))
+    return hit[1]
+
+
 class SymbolSeries:
     """One symbol's price history and every formula computed on it, each once over the whole series.
 
@@ -338,7 +352,7 @@ class SymbolSeries:
 
     def values(self, node: expr.Node) -> Values:
         """The formula's value on every bar (computed the first time, then kept)."""
-        key = expr.unparse(node)
+        key = _key(node)
         hit = self._memo.get(key)
         if hit is None:
             v = self._eval(node)
