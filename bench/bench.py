@@ -122,9 +122,9 @@ def run_pipeline(root: str, symbols: list[str], collect: bool, render: int = 0) 
     lat: list[float] = []
     fired: dict[str, list[str]] = {}
     rss_at: dict[str, float] = {}
-    passes = []
+    passes, cpu = [], []
     for p in range(PASSES):
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         for i, s in enumerate(symbols, 1):
             a = time.perf_counter()
             run = ws.run(s, run_id="bench")
@@ -134,12 +134,14 @@ def run_pipeline(root: str, symbols: list[str], collect: bool, render: int = 0) 
             if p == 0 and i == 1000:
                 rss_at["first_1000"] = rss_mb()
         passes.append(time.perf_counter() - t1)
+        cpu.append(time.process_time() - c1)
     rss_at["last"] = rss_mb()
     t2 = time.perf_counter()
     for s in symbols[:render]:
         ws.evaluate(s, run_id="bench").model_dump_json()
     render_s = time.perf_counter() - t2
-    return {"open_s": opened, "eval_s": statistics.median(passes), "passes": passes, "lat": lat, "fired": fired,
+    return {"open_s": opened, "eval_s": statistics.median(passes), "cpu_s": statistics.median(cpu), "passes": passes,
+            "lat": lat, "fired": fired,
             "rss_at": rss_at, "peak_rss": peak_rss_mb(), "n": len(symbols), "render_s": render_s,
             "rendered": min(render, len(symbols))}
 
@@ -193,15 +195,16 @@ def run_durable_direct(root: str, symbols: list[str]) -> dict[str, Any]:
     handles = {name: dre.create_ruleset(name + "_direct", json.dumps(rules)) for name, rules in comp.shards.items()}
     emits = {rid: [json.dumps(e) for e in cr.emits] for rid, cr in comp.rules.items()}
     fired: dict[str, list[str]] = {}
-    passes = []
+    passes, cpu = [], []
     for p in range(PASSES):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for n, s in enumerate(symbols):
             done = _direct_one(dre, handles, comp, emits, f"d{n}", prepared[s])
             if p == 0:
                 fired[s] = sorted(done)
         passes.append(time.perf_counter() - t0)
-    return {"eval_s": statistics.median(passes), "passes": passes, "fired": fired}
+        cpu.append(time.process_time() - c0)
+    return {"eval_s": statistics.median(passes), "cpu_s": statistics.median(cpu), "passes": passes, "fired": fired}
 
 
 def _direct_one(dre: Any, handles: dict[str, int], comp: Any, emits: dict[str, list[str]], sid: str,
