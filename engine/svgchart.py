@@ -158,6 +158,9 @@ def price_chart(candles: Sequence[Candle], ind: Indicators, bands: Sequence[Band
     for t in nice_ticks(py.lo, py.hi, 6):
         if abs(py(t) - last_y) > 12:  # the last close's tag sits on the axis there
             out.append(f'<text x="{right + 4}" y="{_n(py(t) + 4)}">{_tick_text(t, span)}</text>')
+    if len(months) > 1 and cx(months[1][0]) - cx(months[0][0]) < 44:
+        # the chart starts a few bars before a month begins: label that month, with its year
+        months = [(months[1][0], candles[months[1][0]].date.strftime("%Y-%m")), *months[2:]]
     for i, label in months:
         where = "start" if cx(i) - x0 < 24 else "middle"
         out.append(f'<text x="{_n(cx(i))}" y="{kdj_top + PANEL_H + 16}" text-anchor="{where}">{label}</text>')
