@@ -33,6 +33,9 @@ app.add_typer(rules_app, name="rules")
 audit_app = typer.Typer(no_args_is_help=True, help="The audit log: list, show, replay, report, diff, verify, "
                                                    "checkpoint, export.")
 app.add_typer(audit_app, name="audit")
+from .cli_data import data_app  # noqa: E402  (commands of their own module: verdict data ...)
+
+app.add_typer(data_app, name="data")
 
 _state = {"debug": False}
 

@@ -176,6 +176,10 @@ def symbol_facts(base: FactBase, stock: StockFacts, policy: Policy | ConflictPol
             continue
         for name, vals in facts.items():
             raw[f"{ns}.{name}"] = [v for v in vals if v.visible_on(day)]
+    if stock.file.indicators:  # daily tables: each column's latest row on or before the day, known on its day
+        for table in base.daily_series(stock):
+            for name, fv in table.facts(day or dt.date.max).items():
+                raw[f"stock.{name}"] = [*raw.get(f"stock.{name}", []), fv]
     if wanted is not None:
         raw = {p: vs for p, vs in raw.items() if p in wanted}
     notes: list[Note] = []

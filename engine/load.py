@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from . import expr, formulas
+from .calendar import exchange_calendar
+from .dailyfacts import DailySeries
 from .errors import FactError, Location, LookupFailure, Problem, RuleError, did_you_mean, problem
 from .limits import number_problem
 from .model import (
@@ -195,6 +197,7 @@ class StockFacts:
     facts: dict[str, list[FactValue]]
     doc: SourceDoc | None
     series: PriceSeries | None = None
+    daily: list[DailySeries] | None = None  # read on first use: FactBase.daily_series
 
     @cached_property
     def newest(self) -> dt.date | None:
@@ -240,6 +243,16 @@ class FactBase:
 
     def evaluation_date(self, as_of: dt.date | None = None) -> dt.date | None:
         return as_of or self.as_of or self.latest_date()
+
+    def daily_series(self, stock: StockFacts) -> list[DailySeries]:
+        """The stock's daily fact tables, read on first use (a universe loads without reading them)."""
+        if stock.daily is None:
+            from . import dailyfacts
+
+            known = {name for ns, fields in self.catalog.namespaces.items() if ns == "stock" for name in fields}
+            stock.daily = [dailyfacts.load(self.root, self.root.name, t.file, t.source, known, self.files)
+                           for t in stock.file.indicators]
+        return stock.daily
 
     @cached_property
     def _index(self) -> dict[str, StockFacts]:
@@ -509,6 +522,16 @@ def load_facts(root: Path, partial: bool = False, cache: ParseCache | None = Non
         base_as_of = bf.as_of if bf else None
 
     for s in stocks.values():
+        for i, table in enumerate(s.file.indicators):
+            if table.source not in sources:
+                doc = s.doc if s.doc and s.doc.marks else _read(root / Path(s.path).relative_to(root.name), root,
+                                                                 []) or s.doc
+                where = doc.at(("indicators", i, "source")) if doc else Location(s.path)
+                start = len(problems)
+                problems.append(problem(where.file, where.line, where.col, "unknown-source",
+                                        f"indicator source '{table.source}' is not listed in facts/{SOURCES_FILE}.",
+                                        did_you_mean(table.source, list(sources))))
+                own(s.path, start)
         spec = s.file.prices
         if spec is None:
             continue
@@ -530,12 +553,13 @@ def load_facts(root: Path, partial: bool = False, cache: ParseCache | None = Non
         own(s.path, start)
     if cache is not None:
         cache.save()
-    # Trading days: the union of every bundled series' dates (all are SSE/SZSE trading days).
-    calendar = sorted({b.date for s in stocks.values() if s.series for b in s.series.bars})
+    # Trading days: the exchange calendar; past its last day, the dates the series themselves have there.
+    calendar = exchange_calendar(root)
+    beyond = frozenset(d for s in stocks.values() if s.series for d in s.series.dates_after(calendar.last))
     for s in stocks.values():
         if s.series:
             start = len(problems)
-            problems.extend(check_gaps(s.series, calendar, s.path))
+            problems.extend(check_gaps(s.series, calendar, s.path, beyond))
             own(s.path, start)
 
     skipped: list[Problem] = []

@@ -169,6 +169,13 @@ class PriceSeriesSpec(Strict):
     suspensions: list[tuple[dt.date, dt.date]] = Field([], description="[first, last] days with no trading")
 
 
+class IndicatorTable(Strict):
+    """A daily fact table (date, then one column per stock fact: pe_ttm, pb, total_mv ...), see dailyfacts.py."""
+
+    file: str = Field(description="CSV, relative to the facts directory")
+    source: str
+
+
 class StockFile(Strict):
     symbol: str = Field(description="code with exchange suffix, e.g. 600111.SH")
     name: str
@@ -177,6 +184,8 @@ class StockFile(Strict):
     exchange: Literal["SH", "SZ", "BJ"]
     board: Literal["main", "chinext", "star", "bse"] = "main"
     prices: PriceSeriesSpec | None = None
+    indicators: list[IndicatorTable] = Field([], description="daily fact tables: each column's latest row on or "
+                                                             "before the evaluation date is a fact")
     facts: dict[str, FactEntry] = {}
 
     @field_validator("symbol")

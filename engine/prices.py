@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import limits
+from .calendar import TradingCalendar
 from .errors import FactError, Problem, problem
 from .model import PriceSeriesSpec
 from .parsecache import ParseCache
@@ -49,6 +50,10 @@ class PriceSeries:
         """Only the bars on or before `day`: nothing later may reach an as-of evaluation."""
         return PriceSeries(self.symbol, self.adjust, [b for b in self.bars if b.date <= day], self.sources,
                            self.files, self.anchor, self.suspensions)
+
+    def dates_after(self, day: dt.date) -> list[dt.date]:
+        i = bisect.bisect_right(self.bars, day, key=lambda b: b.date)
+        return [b.date for b in self.bars[i:]]
 
     def bar_on(self, day: dt.date) -> Bar | None:
         """The bar of that trading day, if the series has one."""
@@ -179,18 +184,33 @@ def load_series(symbol: str, spec: PriceSeriesSpec, root: Path, shown_root: str,
                        list(spec.suspensions))
 
 
-def check_gaps(series: PriceSeries, calendar: list[dt.date], shown: str) -> list[Problem]:
-    """Trading days (by `calendar`) missing from the series and not inside a declared suspension."""
+def check_gaps(series: PriceSeries, calendar: TradingCalendar, shown: str,
+               beyond: frozenset[dt.date] = frozenset()) -> list[Problem]:
+    """Rows on days the exchange was closed, and trading days missing from the series outside its declared
+    suspensions. Past the calendar's last day, `beyond` (the dates other series have there) stands in."""
     if not series.bars:
         return []
     have = {b.date for b in series.bars}
     first, last = series.bars[0].date, series.bars[-1].date
-    missing = [d for d in calendar if first <= d <= last and d not in have
-               and not any(a <= d <= b for a, b in series.suspensions)]
-    if not missing:
-        return []
-    sample = ", ".join(str(d) for d in missing[:5]) + (" ..." if len(missing) > 5 else "")
-    return [problem(shown, 0, 0, "price-gap",
-                    f"{series.symbol}: {len(missing)} trading day(s) missing: {sample}.",
-                    "Declare suspensions under `prices: suspensions: [[first, last]]`, or complete the data; "
-                    "gaps are never filled in.")]
+    out: list[Problem] = []
+    closed = sorted(d for d in have if calendar.covers(d) and not calendar.is_open(d))
+    if closed:
+        out.append(problem(shown, 0, 0, "price-closed-day",
+                           f"{series.symbol}: {len(closed)} row(s) on day(s) the exchange was closed: "
+                           f"{_sample(closed)} ({', '.join(series.files)}).",
+                           "Remove the rows (they are not trading days by the exchange calendar), or extend the "
+                           "calendar with calendar.txt in the facts directory if it is out of date."))
+    expected = set(calendar.between(first, min(last, calendar.last)))
+    if last > calendar.last:
+        expected |= {d for d in beyond if calendar.last < d <= last}
+    missing = sorted(d for d in expected - have if not any(a <= d <= b for a, b in series.suspensions))
+    if missing:
+        out.append(problem(shown, 0, 0, "price-gap",
+                           f"{series.symbol}: {len(missing)} trading day(s) missing: {_sample(missing)}.",
+                           "Declare suspensions under `prices: suspensions: [[first, last]]` (verdict data import "
+                           "records them), or complete the data; gaps are never filled in."))
+    return out
+
+
+def _sample(days: list[dt.date]) -> str:
+    return ", ".join(str(d) for d in days[:5]) + (" ..." if len(days) > 5 else "")
