@@ -43,6 +43,11 @@ class TradingCalendar:
     def is_open(self, day: dt.date) -> bool:
         return day in self._set
 
+    def closed_among(self, days: set[dt.date]) -> set[dt.date]:
+        """Those of `days` within the calendar's span on which the exchange was closed."""
+        out = days - self._set
+        return {d for d in out if self.first <= d <= self.last} if out else out
+
     def between(self, first: dt.date, last: dt.date) -> tuple[dt.date, ...]:
         """Trading days from `first` to `last`, both included."""
         lo = bisect.bisect_left(self.days, first)

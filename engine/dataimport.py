@@ -44,6 +44,7 @@ MANIFEST = ".import.json"
 UNCLASSIFIED = "unclassified"
 OVERLAP_TOLERANCE = 0.0051  # as prices.py: two roundings to 0.01 may differ by one tick
 MANIFEST_FORMAT = 1
+PUBLISHERS = {"tushare daily_basic": "Tushare (daily_basic export)", "akshare": "akshare (Eastmoney)"}
 
 
 # ----------------------------------------------------------------------------------- inputs
@@ -478,8 +479,9 @@ def default_source_id(folder: Path) -> str:
 
 
 def _source_entry(source: str, folder: Path, fmt: str, adjust: str) -> str:
-    publisher = BY_NAME[fmt].publisher if fmt in BY_NAME else "daily bars"
-    title = f"Daily bars of {folder.name}/ ({fmt} format, {adjust})"
+    publisher = BY_NAME[fmt].publisher if fmt in BY_NAME else PUBLISHERS.get(fmt, fmt)
+    title = f"Daily bars of {folder.name}/ ({fmt} format, {adjust})" if adjust != "daily indicators" else \
+        f"Daily indicators of {folder.name}/ ({fmt})"
     note = "Imported by verdict data import; volume in lots, amount in RMB thousands. Known on their trading day."
     return f"  {source}:\n    title: {_q(title)}\n    publisher: {_q(publisher)}\n    note: {_q(note)}\n"
 

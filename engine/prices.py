@@ -12,8 +12,10 @@ import bisect
 import csv
 import datetime as dt
 import io
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from . import limits
 from .calendar import TradingCalendar
@@ -26,8 +28,9 @@ REQUIRED = ("date", "open", "high", "low", "close", "volume")
 OVERLAP_TOLERANCE = 0.0051  # two sources rounding to 0.01 can differ by one tick
 
 
-@dataclass(frozen=True)
-class Bar:
+class Bar(NamedTuple):
+    """One trading day (a tuple: a universe holds millions, and a tuple is built ten times faster)."""
+
     date: dt.date
     open: float
     high: float
@@ -82,19 +85,38 @@ def read_csv(path: Path, shown: str, problems: list[Problem], cache: ParseCache 
     if content is None:
         return []
     if cache is not None:
-        rows = cache.parse(content, _clean_rows)
-        if rows is not None:
-            return [(r[0], Bar(*r[1:])) for r in rows]
+        packed = cache.parse(content, _clean_rows)
+        if isinstance(packed, tuple) and len(packed) == 7 and all(isinstance(p, bytes) for p in packed):
+            return _unpack(packed)
     return parse_rows(content.decode("utf-8", errors="replace"), shown, problems)
 
 
-def _clean_rows(text: str) -> list[tuple[object, ...]] | None:
-    """Plain tuples of a file with no problem (what the cache keeps), else None."""
+def _clean_rows(text: str) -> tuple[bytes, ...] | None:
+    """A file with no problem, packed by column (what the cache keeps: a few bytes objects load at memory
+    speed, where millions of pickled tuples took seconds), else None."""
     problems: list[Problem] = []
     rows = parse_rows(text, "", problems)
     if problems:
         return None
-    return [(n, b.date, b.open, b.high, b.low, b.close, b.volume) for n, b in rows]
+    lines = array("i", (n for n, _ in rows))
+    days = array("i", (b.date.toordinal() for _, b in rows))
+    bars = [b for _, b in rows]
+    cols = [array("d", (b.open for b in bars)), array("d", (b.high for b in bars)), array("d", (b.low for b in bars)),
+            array("d", (b.close for b in bars)), array("d", (b.volume for b in bars))]
+    return (lines.tobytes(), days.tobytes(), *(c.tobytes() for c in cols))
+
+
+def _unpack(packed: tuple[bytes, ...]) -> list[tuple[int, Bar]]:
+    lines, days = array("i"), array("i")
+    lines.frombytes(packed[0])
+    days.frombytes(packed[1])
+    cols = []
+    for raw in packed[2:]:
+        c = array("d")
+        c.frombytes(raw)
+        cols.append(c)
+    bars = map(Bar, map(dt.date.fromordinal, days), *cols)
+    return list(zip(lines, bars, strict=True))
 
 
 def parse_rows(text: str, shown: str, problems: list[Problem]) -> list[tuple[int, Bar]]:
@@ -193,7 +215,7 @@ def check_gaps(series: PriceSeries, calendar: TradingCalendar, shown: str,
     have = {b.date for b in series.bars}
     first, last = series.bars[0].date, series.bars[-1].date
     out: list[Problem] = []
-    closed = sorted(d for d in have if calendar.covers(d) and not calendar.is_open(d))
+    closed = sorted(calendar.closed_among(have))
     if closed:
         out.append(problem(shown, 0, 0, "price-closed-day",
                            f"{series.symbol}: {len(closed)} row(s) on day(s) the exchange was closed: "
@@ -203,7 +225,8 @@ def check_gaps(series: PriceSeries, calendar: TradingCalendar, shown: str,
     expected = set(calendar.between(first, min(last, calendar.last)))
     if last > calendar.last:
         expected |= {d for d in beyond if calendar.last < d <= last}
-    missing = sorted(d for d in expected - have if not any(a <= d <= b for a, b in series.suspensions))
+    absent = expected - have
+    missing = sorted(d for d in absent if not any(a <= d <= b for a, b in series.suspensions)) if absent else []
     if missing:
         out.append(problem(shown, 0, 0, "price-gap",
                            f"{series.symbol}: {len(missing)} trading day(s) missing: {_sample(missing)}.",

@@ -196,3 +196,50 @@ def test_a_killed_import_leaves_a_loadable_directory_and_a_rerun_completes_it(tm
     load_facts(facts)  # no stock names a file, source or sector that is not there
     import_folder(folder, facts, NAMES)
     assert len(load_facts(facts).stocks) >= 400
+
+
+DAILY_BASIC = Path(__file__).parent / "data" / "daily_basic"
+
+
+def test_daily_indicator_tables_are_dated_sourced_facts(tmp_path: Path, facts: Path, verdict) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    import_folder(_slice(tmp_path, ["000002", "002564"]), facts, NAMES)
+    out = verdict("data", "import", str(DAILY_BASIC), "--facts", str(facts), "--source", "tushare-daily-basic",
+                  "--format", "json", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    d = json.loads(out.stdout)
+    assert d["files"] == 3 and d["bad"] == 0 and d["stock_files_written"] == 2
+    table = (facts / "indicators" / "tushare-daily-basic" / "000002.csv").read_text().splitlines()
+    assert table[0] == "date,pb,ps_ttm,ps,turnover_rate,volume_ratio,total_mv,circ_mv"
+    assert table[3] == "2025-09-03,0.4554,0.2432,0.2272,1.46,1.05,785.055135,639.354951"  # 万元 -> 亿元
+    ws = Workspace.open(ROOT / "rules", facts)
+
+    def facts_on(day: dt.date) -> dict[str, object]:
+        return {f.path: f for f in ws.evaluate("000002", as_of=day).facts}
+
+    on = facts_on(dt.date(2025, 9, 3))
+    assert on["stock.pb"].value == 0.4554 and on["stock.total_mv"].unit == "RMB 100m"
+    assert on["stock.pb"].source == "Tushare (daily_basic export)"
+    assert on["stock.pb"].as_of == on["stock.pb"].known_at == dt.date(2025, 9, 3)
+    assert facts_on(dt.date(2025, 9, 2))["stock.pb"].value == 0.4651  # the row of that day, not a later one
+    assert "stock.pb" not in facts_on(dt.date(2025, 8, 29))  # before the first row nothing is known
+    assert "stock.pe_ttm" not in on  # an empty cell (a loss) is no value
+    again = verdict("data", "import", str(DAILY_BASIC), "--facts", str(facts), "--source", "tushare-daily-basic",
+                    cwd=tmp_path)
+    assert again.returncode == 0 and "0 written" in again.stdout
+
+
+def test_a_bad_indicator_row_is_named_and_its_table_not_used(tmp_path: Path, facts: Path) -> None:
+    from engine.dataimport import import_indicators
+
+    import_folder(_slice(tmp_path, ["000002"]), facts, NAMES)
+    folder = tmp_path / "basic"
+    shutil.copytree(DAILY_BASIC, folder)
+    (folder / "README.md").unlink()
+    text = (folder / "20250902.csv").read_text().replace("000002.SZ,20250902,6.72,1.31", "000002.SZ,20250902,6.72,x")
+    (folder / "20250902.csv").write_text(text)
+    d = import_indicators(folder, facts).as_dict()
+    assert d["bad"] == 1 and "basic/20250902.csv:2: unreadable row" in d["problems"][0]
+    rows = (facts / "indicators" / "basic" / "000002.csv").read_text()
+    assert "2025-09-02" not in rows and "2025-09-03" in rows
