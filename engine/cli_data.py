@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 data_app = typer.Typer(no_args_is_help=True,
-                       help="Market data in: import a folder of daily bars, pull through akshare.")
+                       help="Market data in: import a folder of daily bars or daily indicator tables.")
 
 
 class Adjust(StrEnum):
@@ -66,33 +66,6 @@ def data_import(
     else:
         summary = import_folder(folder, facts, names, source, adjust.value, replace, jobs or None,
                                 _progress())  # type: ignore[arg-type]
-    if format is Out.json:
-        typer.echo(json.dumps(summary.as_dict(), indent=2, ensure_ascii=False))
-    else:
-        typer.echo(summary.render())
-    if summary.bad:
-        raise typer.Exit(1)
-
-
-@data_app.command("pull")
-def data_pull(
-    symbols: Annotated[list[str] | None, typer.Argument(help="Codes such as 600111 (or 600111.SH).")] = None,
-    names: Annotated[Path | None, typer.Option("--names", help="Pull every code of this names list (and use it "
-                                                               "for names and industries).")] = None,
-    facts: Annotated[Path, typer.Option("--facts", help="The facts directory to add the stocks to.")] = Path("facts"),
-    start: Annotated[str, typer.Option("--from", help="First date, YYYY-MM-DD.")] = "2022-01-01",
-    end: Annotated[str | None, typer.Option("--to", help="Last date (default: today).")] = None,
-    adjust: Annotated[Adjust, typer.Option("--adjust", help="Price basis to fetch.")] = Adjust.qfq,
-    source: Annotated[str, typer.Option("--source", help="Source id for sources.yaml.")] = "akshare-em",
-    calendar: Annotated[bool, typer.Option("--calendar/--no-calendar", help="Also refresh FACTS_DIR/calendar.txt "
-                                                                            "(the exchange's trading days).")] = True,
-    format: Annotated[Out, typer.Option("--format", "-f", help="Summary as text or JSON.")] = Out.text,
-) -> None:
-    """Fetch daily bars and indicators through akshare (needs `pip install 'verdict[akshare]'` and a network)
-    and import them as `verdict data import` would."""
-    from .pull import pull
-
-    summary = pull(symbols or [], names, facts, start, end, adjust.value, source, calendar)
     if format is Out.json:
         typer.echo(json.dumps(summary.as_dict(), indent=2, ensure_ascii=False))
     else:
