@@ -63,6 +63,7 @@ def test_import_adds_stocks_that_load_and_evaluate(tmp_path: Path, facts: Path) 
     vanke = (facts / "stocks" / "000002.yaml").read_text(encoding="utf-8")
     assert 'name: "万科A"' in vanke and 'sector: "全国地产"' in vanke
     assert (facts / "sectors" / "全国地产.yaml").is_file() and "全国地产" in (facts / "sector_map.yaml").read_text()
+    assert (facts / "prices" / "download" / "000002.csv").stat().st_mode & 0o044 == 0o044  # readable as usual
     csv = (facts / "prices" / "download" / "000002.csv").read_text().splitlines()
     assert csv[0] == "date,open,high,low,close,volume,amount"
     assert csv[1].startswith("2022-01-04,17.46,18.49,17.34,18.35")
