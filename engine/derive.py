@@ -87,7 +87,10 @@ class SymbolFacts:
         }
         used = sorted({c.value.source for c in self.chosen.values()} |
                       {a.source for c in self.chosen.values() for a in c.alternatives})
-        blob = {"symbol": self.stock.file.model_dump(mode="json", exclude={"facts"}), "facts": payload,
+        # a stock without daily tables hashes as before they existed (recorded runs replay identical)
+        header = self.stock.file.model_dump(mode="json", exclude={"facts"} | (
+            set() if self.stock.file.indicators else {"indicators"}))
+        blob = {"symbol": header, "facts": payload,
                 "sources": {s: sources[s].model_dump(mode="json") for s in used if s in sources}}
         return hashlib.sha256(json.dumps(blob, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
