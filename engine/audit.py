@@ -45,6 +45,7 @@ DEFAULT_WAIT = 30.0  # seconds a writer waits for another process's write lock b
 NOTICE_AFTER = 1.0  # seconds of waiting before a writer says it is waiting
 READER_BUSY = 5.0  # seconds a reader tolerates SQLite's own brief exclusive moments (never the write lock)
 GENESIS = "0" * 64
+LAST_SEQ = 2**63 - 1  # SQLite's largest integer: no seq is beyond it
 SCHEMA_VERSION = 1
 
 SCHEMA = """
@@ -480,8 +481,8 @@ class AuditLog:
     def _verify(self, until_seq: int | None) -> VerifyResult:
         prev_hash, prev_seq, n = GENESIS, 0, 0  # n: records verified so far
         checked: dict[str, str] = {}
-        where = "" if until_seq is None else f"WHERE seq <= {int(until_seq)}"
-        for rec in self._iter(f"{where} ORDER BY seq"):
+        last = LAST_SEQ if until_seq is None else until_seq
+        for rec in self._iter("WHERE seq <= ? ORDER BY seq", (last,)):
             if rec.seq != prev_seq + 1:
                 return VerifyResult(n, f"record seq {prev_seq + 1} is missing (the log jumps from seq "
                                        f"{prev_seq} to {rec.seq}): a record was removed.", prev_seq + 1)

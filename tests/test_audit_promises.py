@@ -93,6 +93,21 @@ def test_the_untouched_log_verifies(db: Path) -> None:
     assert _verify(db) == (True, "", None)
 
 
+def test_verify_up_to_a_record_checks_that_far_and_no_further(db: Path) -> None:
+    """What a checkpoint is signed over: the chain up to the head it signs."""
+    recs = _records(db)
+    recs[3]["os_user"] = "mallory"
+    _rewrite(db, recs, rechain=False)
+    log = AuditLog(db, readonly=True)
+    try:
+        assert log.verify(3).ok and log.verify(3).records == 3
+        bad = log.verify(4)
+        assert not bad.ok and bad.bad_seq == 4 and bad.records == 3
+        assert not log.verify().ok
+    finally:
+        log.close()
+
+
 def test_verify_reads_one_snapshot_of_the_log_while_others_append(db: Path, ws) -> None:  # type: ignore[no-untyped-def]
     reader, writer = AuditLog(db, readonly=True), AuditLog(db)
     try:
