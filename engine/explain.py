@@ -39,6 +39,11 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+def _as_stated(v: Any) -> Any:
+    """A signal score as its rule wrote it: durable holds every number as a double (rete.encode_fact)."""
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
 def _seen_value(fact: dict[str, Any], name: str) -> Any:
     if name in fact:
         return fact[name]
@@ -128,7 +133,7 @@ def trace(firings: list[Firing], rules: dict[str, LoadedRule], compiled: Compile
             if fact is None:
                 continue
             if kind.startswith("signal:"):
-                used.append({"name": fact.get("name"), "score": fact.get("score"), "by": fact.get("by")})
+                used.append({"name": fact.get("name"), "score": _as_stated(fact.get("score")), "by": fact.get("by")})
             elif kind in ("stock", "sector", "commodity"):
                 for path in cr.reads:
                     ns, _, name = path.partition(".")
@@ -137,6 +142,8 @@ def trace(firings: list[Firing], rules: dict[str, LoadedRule], compiled: Compile
                         stated = env.facts.get(path)
                         if stated is not None and isinstance(stated.value, dt.date):
                             seen[path] = stated.value  # durable matched it as a day number
+                        elif stated is not None and type(stated.value) is int and seen[path] == stated.value:
+                            seen[path] = stated.value  # durable holds every number as a double (rete.encode_fact)
 
         for path in lr.then_paths:  # facts its messages, entries and targets were computed from
             if path not in seen and path in env.facts:

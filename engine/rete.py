@@ -108,8 +108,12 @@ def encode_fact(fact: dict[str, Any]) -> str:
     """JSON for one flat fact (None fields left out), with numbers written as durable can read them.
 
     json.dumps writes floats as repr() does, with exponents below 1e-4 and from 1e16 on (durable
-    refuses `1e-05`): a text with an exponent-like run is written again field by field."""
-    plain = {k: v for k, v in fact.items() if v is not None}
+    refuses `1e-05`): a text with an exponent-like run is written again field by field.
+
+    Every number is written as a double: in a join, durable's `==` never holds between an integer
+    and a double (`commodity.p == stock.a + 0.5` fails for p = 1, a = 0.5), while every other
+    comparison converts. Doubles everywhere make equality mean what the evaluator means by it."""
+    plain = {k: (float(v) if type(v) is int else v) for k, v in fact.items() if v is not None}
     try:
         text = json.dumps(plain, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except ValueError:

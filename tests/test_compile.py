@@ -164,6 +164,16 @@ def test_durable_fires_exactly_the_rules_that_hold(whens, a, b, j, g, p, flag, w
     assert cross_check([], {}) == []
 
 
+def test_equality_across_facts_holds_for_an_integer_fact(tmp_path: Path) -> None:
+    # found by the differential test above: durable's == in a join never holds between an int and a double
+    ws = write_workspace(tmp_path, ["stock.a == commodity.p - 0.5", "stock.a > 0"], {"a": {"value": 0.5}}, {},
+                         {"p": {"value": 1}})
+    ev = ws.evaluate("600000")
+    assert "p.r0" in {f.rule for f in ev.fired}
+    assert not [w for w in ev.warnings if w.rule == "engine.cross-check"]
+    assert next(f for f in ev.fired if f.rule == "p.r0").facts == {"stock.a": 0.5, "commodity.p": 1}
+
+
 def test_bounded_fact_compiles_to_its_bound_fields(tmp_path: Path) -> None:
     ws = write_workspace(tmp_path, ["stock.j > 80", "stock.a > 1"], {"j": {"gt": 80}, "a": {"value": 2}}, {}, {})
     shard = next(iter(ws.compiled.shards.values()))
