@@ -83,7 +83,7 @@ OUTCOME: dict[str, tuple[str, str, Callable[[Run], Any]]] = {
     "symbol": ("text", "symbol with exchange suffix", lambda r: r.symbol),
     "name": ("text", "company name", lambda r: r.facts.stock.file.name),
     "sector": ("text", "sector id", lambda r: r.facts.stock.file.sector),
-    "as_of": ("text", "evaluation date (YYYY-MM-DD)", lambda r: r.facts.as_of.isoformat() if r.facts.as_of else None),
+    "as_of": ("date", "evaluation date", lambda r: r.facts.as_of),
     "rating": ("text", "the rating", lambda r: r.rating),
     "score": ("number", "summed signal score", lambda r: r.score),
     "target": ("number", "middle of the target range", _target_mid),
@@ -116,7 +116,8 @@ class Column:
 
     def value(self, run: Run) -> Any:
         if self.key in OUTCOME:
-            return OUTCOME[self.key][2](run)
+            v = OUTCOME[self.key][2](run)
+            return v.isoformat() if isinstance(v, dt.date) else v
         if self.key.startswith("signal."):
             scores = [s.score for s in run.resolution.signals if s.name == self.key[7:]]
             return sum(scores) if scores else None

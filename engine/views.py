@@ -9,13 +9,15 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import expr
 from .explain import text_table
 from .model import Evaluation, Outcome, Summary
-from .scenarios import Comparison, Grid
-from .screen import Column
+
+if TYPE_CHECKING:
+    from .scenarios import Comparison, Grid
+    from .screen import Column
 
 
 def _cell(v: Any) -> str:

@@ -162,6 +162,9 @@ def test_where_reads_outcome_names_signals_and_missing_facts_leave_a_symbol_out(
                                  "--format", "json"))
     want = sorted(s for s, d in evaluations.items() if any(g["name"] == "overbought" for g in d["signals"]))
     assert sorted(r["symbol"] for r in overbought) == want
+    dated = json.loads(_run(verdict, universe, "--where", f'as_of == date("{AS_OF}")', "--columns", "as_of",
+                            "--format", "json"))
+    assert len(dated) == len(evaluations) and {r["as_of"] for r in dated} == {AS_OF}
     none = _run(verdict, universe, "--where", "stock.pe_ttm > 0 and stock.pe_ttm < 1", "--format", "csv")
     assert none.splitlines() == [none.splitlines()[0]]  # a header and no row
 
