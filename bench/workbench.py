@@ -7,7 +7,8 @@
    process, with and without the heat map (`--chart`), and the grid alone in-process (per cell).
 2. A screen of the synthetic universe of bench/bench.py (5,000 symbols x 200 rules), not recorded,
    printed as CSV: without a filter, and with `--where` + `--columns` + `--sort` (the filter and the
-   columns are evaluated in the workers on the unrendered outcomes).
+   columns are evaluated in the workers on the unrendered outcomes); and a recorded `--top 20` screen,
+   which renders and records the traces of the 20 symbols it keeps only.
 Timings move with the shared machine's load: the load average and the calibration loop of bench.py
 are written beside them. Not part of the test suite.
 """
@@ -87,6 +88,9 @@ def screen_figures(symbols: int, runs: int) -> list[str]:
         screen = [*base, "--where", "score > 0 and stock.f01 < 50", "--columns", "rating,score,f01,f02,upside,warning",
                   "--sort", "f01:asc"]
         rows.append(_row("the same with `--where` + `--columns` + `--sort`", _times(screen, runs, root, env)))
+        recorded = [*_verdict(), "evaluate", "--all", "--format", "csv", "--audit-db", str(root / "audit.db")]
+        rows.append(_row("recorded (traces rendered), `--top 20`: 20 traces", _times(
+            [*recorded, "--top", "20"], runs, root, env)))
     return rows
 
 

@@ -163,7 +163,8 @@ def _screen(rules: Path, facts: Path, names: list[str] | None, *, jobs: int, day
         return Screen.build(ws.facts.catalog, book_signals(ws.book), where=where, columns=columns, sort=sort,
                             top=top)
 
-    kwargs: dict[str, Any] = {"jobs": jobs, "as_of": day, "full": full, "screen": build,
+    # With --top the traces of the few symbols kept are rendered afterwards, not those of every symbol.
+    kwargs: dict[str, Any] = {"jobs": jobs, "as_of": day, "full": full and top is None, "screen": build,
                               "executor": ExecutorSpec.parse(executor)}
     if format is Format.table and sys.stderr.isatty():
         from rich.console import Console
@@ -178,6 +179,10 @@ def _screen(rules: Path, facts: Path, names: list[str] | None, *, jobs: int, day
     ws = r.workspace
     screen = r.screen
     outcomes = screen.order(r.outcomes, ws.book.policy.scale.names())
+    if full and top is not None:
+        from .screen import with_traces
+
+        outcomes = with_traces(ws, outcomes, day)
     if not no_record:
         _record(ws, outcomes, audit_db)
     _emit_screen(outcomes, screen, format, explain, depth, r.filtered)

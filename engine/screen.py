@@ -333,3 +333,16 @@ class Screen:
             missing = [o for o in items if value(o) is None]
             items = sorted(present, key=value, reverse=key.descending) + missing
         return items[:self.top] if self.top is not None else items
+
+
+def with_traces(ws: Any, outcomes: list[Outcome], as_of: dt.date | None) -> list[Outcome]:
+    """The outcomes with their traces rendered: the few a --top screen keeps are evaluated again in full
+    (the same facts give the same outcome; only the run id is new), instead of rendering every symbol's."""
+    from .model import Outcome, Summary
+
+    out = []
+    for o in outcomes:
+        ev = ws.run(o.summary.symbol, as_of=as_of).evaluation()
+        row = {**o.row, "run_id": ev.run_id} if "run_id" in o.row else o.row
+        out.append(Outcome(Summary.of(ev), ev.model_dump_json(), row=row))
+    return out
