@@ -1,4 +1,5 @@
-"""The screener on a slice of the real A-share universe: --where, --columns, --sort, --top in every format.
+"""The screener on an imported slice of the real A-share universe: --where, --columns, --sort, --top in every
+format.
 
 Each screen is checked against the symbols' own full evaluations (`verdict evaluate SYMBOL --format json`),
 so the filter, the columns and the order are what evaluating each symbol alone says they should be.
@@ -17,6 +18,7 @@ import pytest
 from conftest import FACTS, ROOT
 
 UNIVERSE = ROOT.parent / "shared" / "data" / "market" / "ashare_universe_2022_2025"
+NAMES = ROOT.parent / "shared" / "data" / "market" / "ashare_universe_2022_2025_stocklist.csv"
 # Shenzhen and Shanghai main-board stocks with every trading day of 2022-01-04 .. 2025-09-03
 SLICE = ["000002", "000063", "000333", "600000", "600007", "600008", "600011", "600036", "600519"]
 AS_OF = "2025-09-03"  # the slice's last day: its technical facts are fresh
@@ -25,22 +27,18 @@ pytestmark = pytest.mark.skipif(not UNIVERSE.is_dir(), reason="shared market dat
 
 
 @pytest.fixture(scope="module")
-def universe(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled facts plus a slice of the universe's daily bars, one stock file each."""
+def universe(tmp_path_factory: pytest.TempPathFactory, verdict: Any) -> Path:  # type: ignore[misc]
+    """The bundle plus a slice of the real universe, imported as a user imports it (`verdict data import`)."""
     root = tmp_path_factory.mktemp("screen")
-    facts = root / "facts"
-    shutil.copytree(FACTS, facts)
+    shutil.copytree(FACTS, root / "facts")
     shutil.copytree(ROOT / "rules", root / "rules")
-    prices = facts / "prices" / "universe"
-    prices.mkdir()
+    download = root / "tushare_universe"
+    download.mkdir()
     for code in SLICE:
-        shutil.copy(UNIVERSE / f"{code}.csv", prices / f"{code}.csv")
-        exchange = "SH" if code.startswith("6") else "SZ"
-        (facts / "stocks" / f"{code}.yaml").write_text(
-            f"symbol: {code}.{exchange}\nname: Stock {code}\nsector: rare_earth_pm\nexchange: {exchange}\n"
-            "prices:\n  adjust: qfq\n  volume_unit: lots\n  segments:\n"
-            f"    - {{file: prices/universe/{code}.csv, source: tushare-visiontrekker, anchor: 2025-09-03}}\n",
-            encoding="utf-8")
+        shutil.copy(UNIVERSE / f"{code}.csv", download / f"{code}.csv")
+    out = verdict("data", "import", str(download), "--facts", "facts", "--names", str(NAMES), cwd=root)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert all((root / "facts" / "stocks" / f"{code}.yaml").is_file() for code in SLICE)
     return root
 
 
@@ -162,6 +160,10 @@ def test_where_reads_outcome_names_signals_and_missing_facts_leave_a_symbol_out(
                                  "--format", "json"))
     want = sorted(s for s, d in evaluations.items() if any(g["name"] == "overbought" for g in d["signals"]))
     assert sorted(r["symbol"] for r in overbought) == want
+    banks = json.loads(_run(verdict, universe, "--where", 'sector == "银行"', "--columns", "name,sector",
+                            "--format", "json"))  # the industry the names list gives, as the import maps it
+    assert sorted(r["symbol"] for r in banks) == sorted(s for s, d in evaluations.items() if d["sector"] == "银行")
+    assert len(banks) >= 2 and all(r["name"].endswith("银行") for r in banks)
     dated = json.loads(_run(verdict, universe, "--where", f'as_of == date("{AS_OF}")', "--columns", "as_of",
                             "--format", "json"))
     assert len(dated) == len(evaluations) and {r["as_of"] for r in dated} == {AS_OF}
