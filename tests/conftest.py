@@ -32,6 +32,32 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
 
 
+def check_golden(path: Path, text: str, update: bool) -> None:
+    """Compare `text` with a golden file. Only the explicit --update-golden flag writes one: a missing
+    golden file fails (a file written when missing would compare the output with itself)."""
+    if update:
+        path.write_text(text, encoding="utf-8")
+        return
+    if not path.exists():
+        pytest.fail(f"golden file {path.relative_to(ROOT)} is missing: run pytest with --update-golden, "
+                    "review it and commit it")
+    assert text == path.read_text(encoding="utf-8"), f"output differs from {path.relative_to(ROOT)}"
+
+
+SHARED = ROOT.parent / "shared"
+
+
+def need_shared(path: Path) -> Path:
+    """A file or folder of the shared data beside the repository (`ROOT.parent / "shared"`). Missing, a
+    test skips on a developer's machine but fails in CI (`CI` set), where the data is always present:
+    there, a test that skipped would pass without testing anything."""
+    if not path.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{path} is missing: CI must run the tests that need the shared data")
+        pytest.skip(f"{path} not present (shared data beside the repository)")
+    return path
+
+
 @pytest.fixture(scope="session")
 def ws():  # type: ignore[no-untyped-def]
     from engine.pipeline import Workspace

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import check_golden
 
 from engine.explain import render_markdown, render_tree
 
@@ -14,10 +15,7 @@ GOLDEN = Path(__file__).parent / "golden"
 @pytest.mark.parametrize(("symbol", "name"), [("600111", "600111_explain.txt"), ("300127", "300127_explain.txt")])
 def test_explain_tree_matches_golden(ws, update_golden, symbol, name):
     text = render_tree(ws.evaluate(symbol, run_id="golden"))
-    path = GOLDEN / name
-    if update_golden or not path.exists():
-        path.write_text(text, encoding="utf-8")
-    assert text == path.read_text(encoding="utf-8")
+    check_golden(GOLDEN / name, text, update_golden)
 
 
 def test_explain_names_rules_facts_and_sources(ws):

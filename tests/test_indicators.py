@@ -20,14 +20,14 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import FACTS, ROOT
+from conftest import FACTS, ROOT, check_golden, need_shared
 
 from engine import indicators as ind
 from engine.load import load_facts
 
 pd = pytest.importorskip("pandas")
 stockstats = pytest.importorskip("stockstats")
-SHARED = ROOT.parent / "shared" / "data" / "market" / "stockstats_testdata"
+SHARED = ROOT.parent / "shared" / "data" / "market" / "stockstats_testdata"  # need_shared() in CI
 WARM_UP = 500  # (1 - 1/24)^500 < 1e-9: seeds no longer matter for RSI24, the slowest
 
 
@@ -71,9 +71,7 @@ def test_indicators_agree_with_stockstats_on_real_prices(symbol: str) -> None:
 
 
 def _stockstats_csv(name: str):  # type: ignore[no-untyped-def]
-    path = SHARED / name
-    if not path.exists():
-        pytest.skip(f"{path} not present (shared test data)")
+    path = need_shared(SHARED / name)
     with path.open() as f:
         rows = list(csv.DictReader(f))
     out = []
@@ -123,6 +121,16 @@ def test_conventions() -> None:
     assert ind.boll([1.0, 2.0, 3.0], n=3, k=1, ddof=0)[1][-1] == pytest.approx(2 + (2 / 3) ** 0.5)
 
 
+def test_kdj_k_and_d_start_from_50() -> None:
+    """The seed of 50 shows on the first bars (later it fades out geometrically, so the real-price
+    comparison after warm-up cannot see it): RSV 75 -> K = (75 + 2 x 50) / 3, D = (K + 2 x 50) / 3."""
+    k, d, j = ind.kdj([10.0, 11.0], [8.0, 9.0], [9.5, 10.5])
+    assert (k[0], d[0]) == pytest.approx((175 / 3, 475 / 9))
+    assert j[0] == pytest.approx(3 * 175 / 3 - 2 * 475 / 9)
+    rsv1 = (10.5 - 8.0) / (11.0 - 8.0) * 100  # the 9-bar window holds both bars
+    assert k[1] == pytest.approx((rsv1 + 2 * k[0]) / 3) and d[1] == pytest.approx((k[1] + 2 * d[0]) / 3)
+
+
 def test_flat_window_rsv_is_neutral() -> None:
     # a one-price limit day carried over a whole window (suspension, limit-down): RSV 0/0 -> 50
     k, _d, j = ind.kdj([5.0] * 12, [5.0] * 12, [5.0] * 12)
@@ -143,9 +151,7 @@ def test_report_date_values_are_frozen(ws, update_golden) -> None:
         sf = ws.symbol_facts(symbol, as_of=REPORT_PRICE_DAY)
         out[symbol] = {p: c.value.value for p, c in sorted(sf.chosen.items())
                        if c.value.source == "prices"}
-    if update_golden or not GOLDEN.exists():
-        GOLDEN.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
-    assert out == json.loads(GOLDEN.read_text())
+    check_golden(GOLDEN, json.dumps(out, indent=1, sort_keys=True) + "\n", update_golden)
     nre = out["600111.SH"]
     assert nre["stock.close"] == 51.07 and nre["stock.kdj_j"] == pytest.approx(58.75, abs=0.01)
     assert nre["stock.range_low"] == 48.15 and nre["stock.range_high"] == 52.48

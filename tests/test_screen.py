@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FACTS, ROOT
+from conftest import FACTS, ROOT, need_shared
 
 UNIVERSE = ROOT.parent / "shared" / "data" / "market" / "ashare_universe_2022_2025"
 NAMES = ROOT.parent / "shared" / "data" / "market" / "ashare_universe_2022_2025_stocklist.csv"
@@ -23,12 +23,17 @@ NAMES = ROOT.parent / "shared" / "data" / "market" / "ashare_universe_2022_2025_
 SLICE = ["000002", "000063", "000333", "600000", "600007", "600008", "600011", "600036", "600519"]
 AS_OF = "2025-09-03"  # the slice's last day: its technical facts are fresh
 
-pytestmark = pytest.mark.skipif(not UNIVERSE.is_dir(), reason="shared market data not present")
+
+@pytest.fixture(autouse=True, scope="module")
+def _universe_present() -> None:
+    need_shared(UNIVERSE)  # skipped on a machine without the shared data; failed in CI
+    need_shared(NAMES)
 
 
 @pytest.fixture(scope="module")
 def universe(tmp_path_factory: pytest.TempPathFactory, verdict: Any) -> Path:  # type: ignore[misc]
     """The bundle plus a slice of the real universe, imported as a user imports it (`verdict data import`)."""
+    need_shared(UNIVERSE)
     root = tmp_path_factory.mktemp("screen")
     shutil.copytree(FACTS, root / "facts")
     shutil.copytree(ROOT / "rules", root / "rules")
