@@ -156,3 +156,64 @@ def test_ages_and_date_arithmetic_evaluate_against_the_evaluation_date() -> None
     zero = expr.EvalEnv({"stock.pe_ttm": fv(value=30.0), "stock.price": fv(value=0)}, {})
     v = expr.value_of(expr.parse("stock.pe_ttm / stock.price"), zero)
     assert isinstance(v, expr.Missing) and v.paths == ["stock.pe_ttm / stock.price (division by zero)"]
+
+
+def _iv(lo: float = float("-inf"), hi: float = float("inf"), lo_open: bool = False, hi_open: bool = False
+        ) -> expr.Interval:
+    return expr.Interval(lo, hi, lo_open, hi_open)
+
+
+@pytest.mark.parametrize(("a", "b", "want"), [(1.0, 2.0, (False, False, True, True, False, True)),
+                                              (2.0, 2.0, (False, True, False, True, True, False)),
+                                              (3.0, 2.0, (True, True, False, False, False, True))])
+def test_compare_points_for_every_operator(a: float, b: float, want: tuple[bool, ...]) -> None:
+    got = tuple(expr.compare(op, a, b) for op in (">", ">=", "<", "<=", "==", "!="))
+    assert got == want
+    assert all(isinstance(g, bool) for g in got)
+    assert expr.compare("==", "a", "a") is True and expr.compare("!=", "a", "b") is True
+    assert expr.compare("==", True, False) is False
+
+
+GT80, GTE80, LT20, LTE20, BAND = _iv(80, lo_open=True), _iv(80), _iv(hi=20, hi_open=True), _iv(hi=20), _iv(10, 20)
+
+
+@pytest.mark.parametrize(("bound", "op", "x", "want"), [
+    (GT80, ">", 80, True), (GT80, ">=", 80, True), (GT80, ">", 79, True), (GT80, ">", 90, None),
+    (GT80, "<", 80, False), (GT80, "<=", 80, False), (GT80, "<", 90, None), (GT80, "<=", 79, False),
+    (GT80, "==", 70, False), (GT80, "==", 90, None), (GT80, "!=", 70, True), (GT80, "!=", 90, None),
+    (GTE80, ">", 80, None), (GTE80, ">=", 80, True), (GTE80, ">", 79.9, True), (GTE80, "<", 80, False),
+    (GTE80, "<=", 80, None), (GTE80, "<", 81, None), (GTE80, "==", 79, False), (GTE80, "!=", 79, True),
+    (LT20, "<", 20, True), (LT20, "<=", 20, True), (LT20, "<", 21, True), (LT20, "<", 10, None),
+    (LT20, ">", 20, False), (LT20, ">=", 20, False), (LT20, ">", 10, None), (LT20, ">=", 21, False),
+    (LTE20, "<", 20, None), (LTE20, "<=", 20, True), (LTE20, ">", 20, False), (LTE20, ">=", 20, None),
+    (LTE20, "==", 21, False), (LTE20, "!=", 21, True), (LTE20, "==", 19, None),
+    (BAND, ">", 5, True), (BAND, ">=", 10, True), (BAND, ">", 10, None), (BAND, "<", 25, True),
+    (BAND, "<=", 20, True), (BAND, "<", 20, None), (BAND, ">", 15, None), (BAND, "<", 15, None),
+    (BAND, ">", 20, False), (BAND, "<", 10, False), (BAND, "==", 25, False), (BAND, "==", 5, False),
+    (BAND, "!=", 25, True), (BAND, "!=", 15, None),
+])
+def test_compare_bounds_is_three_valued_at_every_edge(bound: expr.Interval, op: str, x: float,
+                                                      want: bool | None) -> None:
+    assert expr.compare(op, bound, float(x)) is want
+    # the same comparison written the other way round: x FLIP(op) bound
+    assert expr.compare(expr.FLIP[op], float(x), bound) is want
+
+
+def test_compare_with_a_missing_side_or_two_bounds_is_undecided() -> None:
+    missing = expr.Missing(["stock.pe_ttm"])
+    for op in (">", ">=", "<", "<=", "==", "!="):
+        assert expr.compare(op, missing, 1.0) is None and expr.compare(op, 1.0, missing) is None
+        assert expr.compare(op, GT80, LT20) is None
+
+
+def test_margins_are_relative_signed_and_only_for_ordered_numbers() -> None:
+    assert expr.margin_pct(">", 86.26, 60.15) == pytest.approx(43.41, abs=0.01)
+    assert expr.margin_pct(">=", 50.0, 60.0) == pytest.approx(-16.67, abs=0.01)  # fails by 16.67%
+    assert expr.margin_pct("<", 50.0, 60.0) == pytest.approx(16.67, abs=0.01)  # holds: positive
+    assert expr.margin_pct("<=", 70.0, -60.0) == pytest.approx(-216.67, abs=0.01)  # relative to |b|
+    assert expr.margin_pct(">", 1.0, 0.0) is None  # no scale to be relative to
+    for op in ("==", "!="):
+        assert expr.margin_pct(op, 5.0, 4.0) is None
+    assert expr.margin_pct(">", 1.0, GT80) is None and expr.margin_pct(">", GT80, 1.0) is None
+    assert expr.margin_pct(">", 1.0, expr.Missing(["x"])) is None and expr.margin_pct(">", True, 1.0) is None
+    assert expr.margin_pct(">", 3.0, 2.0) == 50.0 and expr.margin_pct(">", 3.0, 2.0123456) == 49.08

@@ -131,6 +131,13 @@ def test_kdj_k_and_d_start_from_50() -> None:
     assert k[1] == pytest.approx((rsv1 + 2 * k[0]) / 3) and d[1] == pytest.approx((k[1] + 2 * d[0]) / 3)
 
 
+def test_series_of_different_lengths_are_refused() -> None:
+    with pytest.raises(ValueError):
+        ind.kdj([10.0, 11.0], [8.0, 9.0], [9.5])
+    with pytest.raises(ValueError):
+        ind.kdj([10.0], [8.0, 9.0], [9.5, 10.0])
+
+
 def test_flat_window_rsv_is_neutral() -> None:
     # a one-price limit day carried over a whole window (suspension, limit-down): RSV 0/0 -> 50
     k, _d, j = ind.kdj([5.0] * 12, [5.0] * 12, [5.0] * 12)
@@ -155,3 +162,24 @@ def test_report_date_values_are_frozen(ws, update_golden) -> None:
     nre = out["600111.SH"]
     assert nre["stock.close"] == 51.07 and nre["stock.kdj_j"] == pytest.approx(58.75, abs=0.01)
     assert nre["stock.range_low"] == 48.15 and nre["stock.range_high"] == 52.48
+
+
+def test_moving_average_starts_after_a_full_window() -> None:
+    assert ind.ma([1.0, 2.0, 3.0, 4.0], 3) == [None, None, 2.0, 3.0]
+    assert ind.ma([1.0, 2.0], 3) == [None, None]
+
+
+def test_rsi_on_the_shortest_and_on_flat_series() -> None:
+    assert ind.rsi([10.0], 6) == [None]
+    up = ind.rsi([10.0, 11.0], 6)  # two closes: one change, all of it up
+    assert up[0] is None and up[1] == pytest.approx(100.0)
+    assert ind.rsi([5.0, 5.0, 5.0], 6) == [None, 50.0, 50.0]  # no movement at all: neutral, not 0/0
+
+
+def test_a_cross_is_seen_from_the_second_bar_on_and_only_against_the_bar_before() -> None:
+    dif, dea = [1.0, 3.0, 1.0, 0.5, 2.0], [2.0, 2.0, 2.0, 1.0, 1.0]
+    assert ind.crossed_above(dif, dea, 1) is True  # bar 1: was below on bar 0, above now
+    assert ind.crossed_above(dif, dea, 0) is False  # nothing before bar 0
+    assert ind.crossed_above(dif, dea, 2) is False  # falls below
+    assert ind.crossed_above(dif, dea, 4) is True  # bar 3 below, bar 4 above (bar 2 says nothing)
+    assert ind.crossed_above([1.0, None, 3.0], [2.0, 2.0, 2.0], 2) is False  # an unknown bar: no cross
