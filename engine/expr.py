@@ -786,10 +786,11 @@ def compare(op: str, a: Value, b: Value) -> bool | None:
         if op in ("<", "<="):
             r = compare(FLIP[op], Interval(-a.hi, -a.lo, a.hi_open, a.lo_open), -x)
             return r
+        outside = a.lo > x or a.hi < x or (a.lo == x and a.lo_open) or (a.hi == x and a.hi_open)
         if op == "==":
-            return False if (a.lo > x or a.hi < x) else None
+            return False if outside else None
         if op == "!=":
-            return True if (a.lo > x or a.hi < x) else None
+            return True if outside else None
     if op == "==":
         return bool(a == b)
     if op == "!=":

@@ -191,6 +191,10 @@ GT80, GTE80, LT20, LTE20, BAND = _iv(80, lo_open=True), _iv(80), _iv(hi=20, hi_o
     (BAND, "<=", 20, True), (BAND, "<", 20, None), (BAND, ">", 15, None), (BAND, "<", 15, None),
     (BAND, ">", 20, False), (BAND, "<", 10, False), (BAND, "==", 25, False), (BAND, "==", 5, False),
     (BAND, "!=", 25, True), (BAND, "!=", 15, None),
+    # equality at the bound itself: possible for a closed bound, impossible for an open one
+    (GTE80, "==", 80, None), (GTE80, "!=", 80, None), (LTE20, "==", 20, None), (LTE20, "!=", 20, None),
+    (GT80, "==", 80, False), (GT80, "!=", 80, True), (LT20, "==", 20, False), (LT20, "!=", 20, True),
+    (BAND, "==", 10, None), (BAND, "==", 20, None),
 ])
 def test_compare_bounds_is_three_valued_at_every_edge(bound: expr.Interval, op: str, x: float,
                                                       want: bool | None) -> None:
@@ -216,4 +220,20 @@ def test_margins_are_relative_signed_and_only_for_ordered_numbers() -> None:
         assert expr.margin_pct(op, 5.0, 4.0) is None
     assert expr.margin_pct(">", 1.0, GT80) is None and expr.margin_pct(">", GT80, 1.0) is None
     assert expr.margin_pct(">", 1.0, expr.Missing(["x"])) is None and expr.margin_pct(">", True, 1.0) is None
-    assert expr.margin_pct(">", 3.0, 2.0) == 50.0 and expr.margin_pct(">", 3.0, 2.0123456) == 49.08
+    assert expr.margin_pct(">", 3.0, 2.0) == 50.0 and expr.margin_pct(">", 3.0, 2.0123) == 49.08  # 49.0831
+
+
+def test_describe_shows_constants_bounds_equality_and_undecided_sides() -> None:
+    env = expr.EvalEnv({"stock.price": fv(value=51.07), "stock.kdj_j": fv(gt=80), "stock.pe_ttm": fv(value=40)}, {})
+
+    def described(text: str) -> list[str]:
+        seen: list[expr.CmpResult] = []
+        expr.truth(check(text), env, seen)
+        return [expr.describe_cmp(r) for r in seen]
+
+    assert described("stock.price > 50") == ["stock.price 51.07 > 50 (holds by 2.1%)"]
+    assert described("stock.kdj_j > 70") == ["stock.kdj_j (> 80) > 70 (holds)"]
+    assert described("stock.kdj_j > 90") == ["stock.kdj_j (> 80) > 90 (undecided)"]
+    assert described("stock.pe_ttm == 40") == ["stock.pe_ttm 40 == 40 (holds)"]
+    assert described("stock.pe_ttm != 40") == ["stock.pe_ttm 40 != 40 (fails)"]
+    assert described("stock.price < 2 * stock.pe_ttm") == ["stock.price 51.07 < 2 * stock.pe_ttm = 80 (holds by 36.2%)"]
