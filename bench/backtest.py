@@ -98,12 +98,14 @@ def run_backtest(facts: Path, out: Path, args: argparse.Namespace) -> tuple[dict
     return json.loads((out / "backtest.json").read_text(encoding="utf-8")), wall, peak[0]
 
 
-def estimate(per_eval_s: float, fixed_s: float, post_per_symbol_date_s: float, workers: int) -> float:
+def estimate(per_eval_s: float, load_s: float, post_per_symbol_date_s: float, workers: int) -> float:
     """Wall seconds of 5,000 stocks x 10 years of daily ratings: evaluations spread over the workers (their
-    CPU time per evaluation as measured), plus what does not spread (loading, the parent's returns and
-    statistics, which grow with symbol-dates)."""
+    time per evaluation as measured), plus what does not spread: loading (in the parent, and on a cluster
+    once more in every worker, side by side) and the parent's returns and statistics, which grow with
+    symbol-dates."""
     evaluations = 5000 * 242 * 10
-    return evaluations * per_eval_s / workers + fixed_s + evaluations * post_per_symbol_date_s
+    loads = 1 if workers <= (os.cpu_count() or 1) else 2  # forked local workers share the parent's load
+    return evaluations * per_eval_s / workers + loads * load_s + evaluations * post_per_symbol_date_s
 
 
 def main() -> int:
@@ -131,8 +133,8 @@ def main() -> int:
     per_eval = phases["rating"] * workers / evaluations  # worker CPU seconds per evaluation
     symbol_dates = uni["symbols"] * uni["rating_dates"]
     post = (phases["returns"] + phases["statistics"]) / symbol_dates
-    fixed = phases["load"] * 5000 * 2420 / (uni["symbols"] * 890) + phases["start"]
-    rows = [(w, estimate(per_eval, fixed, post, w)) for w in (1, 8, 64)]
+    load_scaled = phases["load"] * 5000 * 2420 / (uni["symbols"] * 890)  # loading grows with bars
+    rows = [(w, estimate(per_eval, load_scaled, post, w)) for w in (1, 8, 64)]
 
     def hm(s: float) -> str:
         return f"{s / 3600:.1f} h" if s >= 5400 else f"{s / 60:.1f} min"
@@ -158,7 +160,8 @@ def main() -> int:
                     f"{import_s:.0f} s |")
     text += ["", "Estimate for 5,000 stocks x 10 years of daily ratings (12.1 million evaluations), from the "
              f"figures above: {per_eval * 1000:.2f} ms of worker time per evaluation, spread over the workers; "
-             "loading scaled to 5,000 x 10 years of bars, and the parent's returns and statistics "
+             f"loading scaled to 5,000 x 10 years of bars ({load_scaled:.0f} s; on a cluster once in the parent and "
+             "once in every worker, side by side), and the parent's returns and statistics "
              f"({post * 1e6:.1f} us per symbol-date), which do not spread:", "",
              "| workers | estimated wall time |", "|---|---|"]
     text += [f"| {w} | {hm(s)} |" for w, s in rows]

@@ -15,6 +15,7 @@ import math
 import statistics
 import time
 from array import array
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -123,6 +124,7 @@ class BacktestRun:
     closes: list[list[float | None]]  # per symbol, per date: the close the rating saw
     calendar: list[dt.date]
     date_index: list[int]
+    later_bars: int = 0  # stocks with bars after the prices' end (not used)
     stats: dict[int, dict[str, Any]] = field(default_factory=dict)
     turnover: dict[str, Any] = field(default_factory=dict)
     promises: dict[str, Any] = field(default_factory=dict)
@@ -204,6 +206,7 @@ class BacktestRun:
         shown = "; ".join(cov[r[0]]["date"] + (f" .. {cov[r[-1]]['date']}" if len(r) > 1 else "") for r in runs[:6])
         totals = {reason: sum(c[reason] for c in cov) for reason in forward.REASONS}
         stopped = sum(1 for r in self.ratings if r.status and r.status[-1] == forward.NO_RECENT_PRICE)
+        end = self.calendar[-1]
         lags = {h: btstats.overlap_lags(h, self.every) for h in self.horizons}
         notes = [
             "Survivorship: the universe is the stocks whose prices are in the facts directory. A download made "
@@ -227,8 +230,9 @@ class BacktestRun:
             f"Benchmark: {self.benchmark.description}",
             "Execution: a rating on day D is acted on at the next trading day's open and each h-day return runs to the "
             "open h trading days later; no costs, taxes or price-limit fills are modelled (a stock at its limit at the "
-            "open could not be bought or sold there). Windows that run past the last price "
-            f"({self.calendar[-1]}) have no return.",
+            f"open could not be bought or sold there). The prices end on {end}, the day most of the stocks' histories "
+            f"end (the download's end): windows that run past it have no return, and the bars {self.later_bars} "
+            "stock(s) have after it are not used.",
         ]
         if self.lost:
             notes.append(f"Lost to worker failures: {len(self.lost)} symbol(s): {', '.join(self.lost[:10])}.")
@@ -294,7 +298,7 @@ def backtest_universe(ws: Workspace, ws_spec: WorkspaceSpec, symbols: list[str],
     horizons = sorted(set(horizons))
     stocks = [ws.facts.stocks[s] for s in symbols]
     series = [[b.date for b in s.series.bars] if s.series is not None else [] for s in stocks]
-    data_end = max((d[-1] for d in series if d), default=None)
+    data_end = prices_end([d[-1] for d in series if d])
     if data_end is None:
         raise LookupFailure([Problem(Location(str(ws.facts_dir)), "no-prices",
                                      "none of the symbols has a price history to backtest on.",
@@ -358,7 +362,8 @@ def backtest_universe(ws: Workspace, ws_spec: WorkspaceSpec, symbols: list[str],
                                          "Give a benchmark covering the backtest, or --benchmark equal-weight.")])
     result = BacktestRun(symbols, {s.file.symbol: s.file.name for s in stocks}, dates, every, list(horizons),
                          policy.scale.names(), bench_series, str(executor), ratings, fwd, bench, closes, cal,
-                         date_index, lost=lost, rating_s=rating_s, policy_horizon=policy.scale.horizon,
+                         date_index, later_bars=sum(1 for d in series if d and d[-1] > data_end), lost=lost,
+                         rating_s=rating_s, policy_horizon=policy.scale.horizon,
                          rules_hash=ws.compiled.digest)
     t_returns = time.perf_counter()
     panel = result.panel()
@@ -371,6 +376,17 @@ def backtest_universe(ws: Workspace, ws_spec: WorkspaceSpec, symbols: list[str],
                      "statistics": t_end - t_returns}
     result.elapsed_s = t_end - t_start
     return result
+
+
+def prices_end(last_days: list[dt.date]) -> dt.date | None:
+    """Where the prices end: the day most stocks' histories end on (the download's end; the latest such day
+    on a tie). A stock whose bars stop earlier stopped trading or is suspended (valued at its last close);
+    bars of the few that go further are not used, so a stock is never taken for delisted because its file
+    is older than another's."""
+    if not last_days:
+        return None
+    counts = Counter(last_days)
+    return max(counts, key=lambda d: (counts[d], d))
 
 
 def _equal_weight(ratings: list[SymbolRatings], fwd: list[array]) -> array:

@@ -150,3 +150,11 @@ def test_calendar_status_and_alignment_of_a_suspended_stock_that_stops_trading()
     index = align(cal, d[:4], None, [100.0, 101.0, 102.0, 103.0], carry=False)
     assert index.open_at == [None, 100.0, 101.0, 102.0, None, None, None]  # no opens: the previous close
     assert rating_dates(cal, d[1], d[-1], 2) == [d[1], d[3], d[5]]
+
+
+def test_prices_end_where_most_histories_end() -> None:
+    from engine.backtest import prices_end
+
+    a, b, c = dt.date(2025, 9, 3), dt.date(2026, 4, 7), dt.date(2025, 8, 13)
+    assert prices_end([a] * 5 + [b] * 2 + [c]) == a  # a few longer files do not move the download's end
+    assert prices_end([b] * 5) == b and prices_end([a, b]) == b and prices_end([]) is None
