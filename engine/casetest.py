@@ -192,7 +192,7 @@ def case_problems(lc: LoadedCase, book: RuleBook, facts: FactBase) -> list[Probl
     if case.file is not None and not (lc.path.parent / case.file).is_file():
         bad(at("file"), "missing-file", f"file: '{case.file}' does not exist (relative to {display_path(lc.path)}).",
             "Give a stock fact file's path relative to the case file.")
-    return out
+    return sorted(out, key=lambda p: (p.loc.line, p.loc.col))
 
 
 def case_facts(ws: Workspace, case: Case, case_path: Path) -> SymbolFacts:
