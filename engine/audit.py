@@ -658,8 +658,31 @@ def recorded_workspace(log: AuditLog, rec: Record, rules_dir: Path | None = None
     with tempfile.TemporaryDirectory(prefix="verdict-replay-") as tmp:
         restored = restore_run(log, rec, Path(tmp))
         # No parse cache: the recorded bytes are parsed afresh, and nothing is left keyed by a scratch folder.
+        if rules_dir is not None:
+            _declare_new_paths(restored.facts_dir / "catalog.yaml", rules_dir.parent / "facts" / "catalog.yaml")
         yield Workspace.open(rules_dir if rules_dir is not None else restored.rules_dir, restored.facts_dir,
                              cache=None)
+
+
+def _declare_new_paths(recorded: Path, current: Path) -> None:
+    """Other rules may read fact paths declared after the run (a valuation's results, say): the recorded
+    catalog gets the declarations it lacks from the catalog beside those rules; no recorded fact changes."""
+    import yaml
+
+    if not (recorded.is_file() and current.is_file()):
+        return
+    old, new = yaml.safe_load(recorded.read_text(encoding="utf-8")), yaml.safe_load(current.read_text(encoding="utf-8"))
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return
+    added = False
+    for ns, fields in (new.get("namespaces") or {}).items():
+        have = old.setdefault("namespaces", {}).setdefault(ns, {})
+        for name, spec in (fields or {}).items():
+            if name not in have:
+                have[name] = spec
+                added = True
+    if added:
+        recorded.write_text(yaml.safe_dump(old, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
 
 @dataclass

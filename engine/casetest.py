@@ -76,7 +76,8 @@ class LoadedCase:
 
 
 # Warnings that come from the engine, not from a rule: a case may expect them by these ids.
-ENGINE_WARNINGS = ("facts.conflict", "facts.stale", "facts.history", "facts.check", "engine.cross-check")
+ENGINE_WARNINGS = ("facts.conflict", "facts.stale", "facts.history", "facts.check", "engine.cross-check",
+                   "policy.evidence")
 
 
 def read_cases(rules_dir: Path, *, required: bool = True) -> tuple[list[LoadedCase], list[Problem]]:
@@ -236,8 +237,16 @@ def case_facts(ws: Workspace, case: Case, case_path: Path) -> SymbolFacts:
     return sf
 
 
+def _near(label: str, got: float | None, want: float | None, tol: float) -> list[str]:
+    if want is None:
+        return []
+    if got is None:
+        return [f"{label}: expected {want:g} (+/- {tol:g}), got none"]
+    return [] if abs(got - want) <= tol else [f"{label}: expected {want:g} (+/- {tol:g}), got {got:g}"]
+
+
 def _range(label: str, low: float | None, high: float | None, exp: RangeExpect) -> list[str]:
-    out = []
+    out = _near(f"{label} low", low, exp.low, exp.tol) + _near(f"{label} high", high, exp.high, exp.tol)
     for name, value, bound, cmp in (("low", low, exp.low_min, "min"), ("low", low, exp.low_max, "max"),
                                     ("high", high, exp.high_min, "min"), ("high", high, exp.high_max, "max")):
         if bound is None:
@@ -282,7 +291,18 @@ def compare(case: Case, ev: Evaluation) -> list[str]:
         if ev.target is None:
             out.append("target: expected a target range, got none")
         else:
-            out += _range("target", ev.target.low, ev.target.high, x.target)
+            t = x.target
+            out += _range("target", ev.target.low, ev.target.high, t)
+            out += _near("target value", ev.target.value, t.value, t.tol)
+            out += _near("target upside_pct", ev.target.upside_pct, t.upside_pct, t.tol)
+            if t.method is not None and ev.target.rule != t.method:
+                out.append(f"target method: expected {t.method}, got {ev.target.rule}")
+    present = {f.family for f in ev.coverage.families if f.present} if ev.coverage else set()
+    out += [f"evidence {f}: expected present, missing" for f in x.evidence if f not in present]
+    out += [f"evidence {f}: expected missing, present" for f in x.no_evidence if f in present]
+    if x.fragile is not None and ev.fragility is not None and ev.fragility.fragile != x.fragile:
+        why = "; ".join(ev.fragility.notes) or "nothing near an edge"
+        out.append(f"fragile: expected {str(x.fragile).lower()}, got {str(ev.fragility.fragile).lower()} ({why})")
     if x.no_target and ev.target is not None:
         out.append(f"target: expected none, got {ev.target.low}-{ev.target.high} from {ev.target.rule}")
     return out

@@ -235,6 +235,9 @@ def render_tree(ev: Evaluation, depth: int | None = None) -> str:
     lines.append(f"{ev.symbol} {ev.name}: {ev.rating} (score {expr.fmt_num(ev.score)}), facts as of {ev.as_of}")
     lines.append(f"  {ev.rating} = {r.meaning} [{r.scale}; benchmark {r.benchmark}; horizon {r.horizon}]")
     lines.append(f"  decided by: {r.decided_by}")
+    if len(r.steps) > 1:
+        lines += [f"    {i}. {step}" for i, step in enumerate(r.steps, 1)]
+    lines += [f"  {line}" for line in evidence_lines(ev)]
 
     def fact_line(path: str, indent: str) -> str:
         fu = facts.get(path)
@@ -280,13 +283,20 @@ def render_tree(ev: Evaluation, depth: int | None = None) -> str:
     lines.append("")
     lines.append("Rating <- signals")
     for s in sorted(ev.signals, key=lambda s: (-abs(s.score), s.name)):
-        lines.append(f"  {s.score:+g} {s.name}")
+        lines.append(f"  {s.score:+g} {s.name}" + (f": {s.note}" if s.note else ""))
         rule_block(s.rule, "    ", 0)
     if ev.target:
         lines.append("")
-        lines.append(f"Target {money(ev.target.low, ev.target.currency)} - {ev.target.high:,.2f}"
-                     + (f" ({ev.target.note})" if ev.target.note else ""))
-        rule_block(ev.target.rule, "  ", 0)
+        lines.append(f"Target {target_text(ev.target)}")
+        if ev.target.rule in fired:
+            if ev.target.note:
+                lines.append(f"  {ev.target.note}")
+            rule_block(ev.target.rule, "  ", 0)
+    for v in ev.valuations:
+        lines.append(f"  {'<-' if v.used else 'cross-check:'} {v.method} ({v.kind}, {v.file}:{v.line}) {v.title}")
+        lines.append(f"     {v.how}")
+        for path in v.inputs:
+            lines.append(fact_line(path, "     "))
     if ev.entries:
         lines.append("")
         lines.append("Entries")
@@ -331,8 +341,11 @@ def render_markdown(ev: Evaluation) -> str:
            f"*{ev.rating}*: {r.meaning} ({r.scale}; benchmark {r.benchmark}; horizon {r.horizon}). "
            f"Score {expr.fmt_num(ev.score)}; {r.decided_by}. Facts as of {ev.as_of}.", ""]
     if ev.target:
-        out.append(f"**Target:** {money(ev.target.low, ev.target.currency)} - {ev.target.high:,.2f} "
-                   f"(`{ev.target.rule}`)")
+        out.append(f"**Target:** {target_text(ev.target)} (`{ev.target.rule}`)")
+        out.append("")
+    ev_lines = evidence_lines(ev)
+    if ev_lines:
+        out += [f"- {line.strip()}" for line in ev_lines]
         out.append("")
     if ev.entries:
         out += ["| horizon | advice | low | high | note | rule |", "|---|---|---|---|---|---|"]
@@ -393,6 +406,37 @@ def _pad(text: str, width: int, right: bool) -> str:
     return fill + text if right else text + fill
 
 
+def target_text(t: Any) -> str:
+    text = f"{money(t.low, t.currency)} - {t.high:,.2f}"
+    if getattr(t, "value", None) is not None:
+        text += f", value {t.value:,.2f}"
+    if getattr(t, "upside_pct", None) is not None:
+        text += f", upside {t.upside_pct:+.1f}%"
+    return text
+
+
+def evidence_lines(ev: Any) -> list[str]:
+    """Coverage and fragility, one line each (the table and the tree)."""
+    out = []
+    cov = getattr(ev, "coverage", None)
+    if cov is not None and cov.families:
+        present = [f.family for f in cov.families if f.present]
+        absent = [f.family for f in cov.families if not f.present]
+        line = f"Evidence: coverage {cov.percent:.0f}% of the rules' facts; present: {', '.join(present) or 'none'}"
+        if absent:
+            line += f"; missing: {', '.join(absent)}"
+        out.append(line)
+        out += [f"  {need}" for need in cov.needs]
+    frag = getattr(ev, "fragility", None)
+    if frag is not None:
+        if frag.fragile:
+            out.append("Fragile: " + "; ".join(frag.notes))
+        else:
+            out.append("Not fragile: no single signal" + (", and no deciding fact within the policy's margin,"
+                                                          if frag.facts_checked else "") + " changes the rating")
+    return out
+
+
 def render_table(ev: Any, width: int | None = None) -> str:
     """One evaluation as people read it at a terminal: rating, target, entries, warnings, signals."""
     r = ev.rating_info
@@ -401,8 +445,8 @@ def render_table(ev: Any, width: int | None = None) -> str:
            f"  {ev.rating} = {r.meaning}",
            f"  {r.scale}; benchmark {r.benchmark}; horizon {r.horizon}; {r.decided_by}"]
     if ev.target:
-        out.append(f"  Target: {money(ev.target.low, ev.target.currency)} - {ev.target.high:,.2f}  "
-                   f"({ev.target.rule})")
+        out.append(f"  Target: {target_text(ev.target)}  ({ev.target.rule})")
+    out += [f"  {line}" for line in evidence_lines(ev)]
     if ev.entries:
         rows = [[e.horizon, e.advice, "" if e.low is None and e.high is None else
                  f"{'' if e.low is None else f'{e.low:.2f}'} - {'' if e.high is None else f'{e.high:.2f}'}",
@@ -411,10 +455,11 @@ def render_table(ev: Any, width: int | None = None) -> str:
     if ev.warnings:
         rows = [[w.severity, w.message, w.rule] for w in ev.warnings]
         out += ["", text_table("Warnings", ["severity", "message", "rule"], rows, fold=1, width=width)]
-    rows = [[f"{s.score:+g}", s.name, s.rule] for s in sorted(ev.signals, key=lambda s: (-s.score, s.name))]
+    rows = [[f"{s.score:+g}", s.name, getattr(s, "note", ""), s.rule]
+            for s in sorted(ev.signals, key=lambda s: (-s.score, s.name))]
     not_evaluable = sum(1 for n in ev.not_fired if n.status == "not_evaluable")
     out += ["", text_table(f"Signals ({len(ev.fired)} rules fired, {not_evaluable} not evaluable)",
-                           ["score", "signal", "rule"], rows, right=frozenset({0}), width=width)]
+                           ["score", "signal", "note", "rule"], rows, fold=2, right=frozenset({0}), width=width)]
     out += ["", f"{ev.disclaimer}  Use --explain for the derivation tree."]
     return "\n".join(out)
 
@@ -422,10 +467,15 @@ def render_table(ev: Any, width: int | None = None) -> str:
 def render_rows(evs: list[Any], width: int | None = None) -> str:
     """A screen: one line per symbol (Evaluation or Summary)."""
     rows = [[ev.symbol, ev.name, ev.rating, expr.fmt_num(ev.score),
-             f"{ev.target.low:.2f}-{ev.target.high:.2f}" if ev.target else "", str(len(ev.warnings)), str(ev.as_of)]
+             f"{ev.target.low:.2f}-{ev.target.high:.2f}" if ev.target else "",
+             f"{ev.target.upside_pct:+.1f}%" if ev.target and ev.target.upside_pct is not None else "",
+             f"{ev.coverage.percent:.0f}%" if getattr(ev, "coverage", None) else "",
+             "yes" if getattr(ev, "fragility", None) and ev.fragility.fragile else "",
+             str(len(ev.warnings)), str(ev.as_of)]
             for ev in evs]
-    out = [text_table(f"verdict: {len(evs)} symbol(s)", ["symbol", "name", "rating", "score", "target", "warnings",
-                                                         "as of"], rows, right=frozenset({3, 5}), width=width)]
+    out = [text_table(f"verdict: {len(evs)} symbol(s)", ["symbol", "name", "rating", "score", "target", "upside",
+                                                         "coverage", "fragile", "warnings", "as of"], rows,
+                      right=frozenset({3, 5, 6, 8}), width=width)]
     if evs:
         r = evs[0].rating_info
         out.append(f"Ratings on the {r.scale} (benchmark {r.benchmark}, horizon {r.horizon}). {evs[0].disclaimer}")

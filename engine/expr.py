@@ -657,12 +657,20 @@ class Interval:
             (float(fv.lte), False) if fv.lte is not None else (math.inf, False))
         return Interval(lo, hi, lo_open, hi_open)
 
-    def text(self) -> str:
+    def text(self, spec: str = "") -> str:
+        def num(x: float) -> str:
+            if spec:
+                try:
+                    return format(x, spec)
+                except ValueError:
+                    pass
+            return fmt_num(x)
+
         parts = []
         if self.lo > -math.inf:
-            parts.append(f"{'>' if self.lo_open else '>='} {fmt_num(self.lo)}")
+            parts.append(f"{'>' if self.lo_open else '>='} {num(self.lo)}")
         if self.hi < math.inf:
-            parts.append(f"{'<' if self.hi_open else '<='} {fmt_num(self.hi)}")
+            parts.append(f"{'<' if self.hi_open else '<='} {num(self.hi)}")
         return " and ".join(parts) or "unknown"
 
 
@@ -1017,7 +1025,7 @@ def _fmt_value(v: Value, spec: str) -> str:
     if isinstance(v, Missing):  # visibly a gap, naming what is missing ("[stock.price unknown]")
         return "[" + "; ".join(p if " " in p else f"{p} unknown" for p in v.paths) + "]"
     if isinstance(v, Interval):
-        return v.text()
+        return v.text(spec)
     if spec and isinstance(v, (int, float)) and not isinstance(v, bool):
         try:
             return format(v, spec)

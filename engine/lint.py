@@ -14,15 +14,21 @@ from pathlib import Path
 
 from . import expr
 from .errors import FactError, Location, Problem, RuleError
-from .load import LoadedRule, RuleBook
+from .load import FactBase, LoadedRule, RuleBook
 from .model import Catalog
 
 
-def lint(book: RuleBook) -> list[Problem]:
+def lint(book: RuleBook, base: FactBase | None = None) -> list[Problem]:
     out: list[Problem] = []
     out += _never_holds(book.rules)
     out += _unused_signals(book.rules)
     out += _conflicting_overrides(book)
+    out += _unexplained_numbers(book)
+    out += _evidence_families(book, base)
+    out += _sector_only_buy(book)
+    if base is not None:
+        out += _target_moves_with_price(book, base)
+        out += _unread_facts(book, base)
     return sorted(out, key=lambda p: (p.loc.file, p.loc.line, p.loc.col, p.code))
 
 
@@ -176,6 +182,176 @@ def _unused_technicals(book: RuleBook, catalog: Catalog, rules_dir: Path) -> lis
                     '"macd_dif(12, 26, 9)"), and keep only min_bars here.', severity="warning")]
 
 
+# ------------------------------------------------------------------------------ parameters
+
+
+def _numbers(node: expr.Node) -> list[float]:
+    return [float(n.value) for n in expr.walk(node) if isinstance(n, expr.Const)
+            and isinstance(n.value, (int, float)) and not isinstance(n.value, bool)]
+
+
+def _explained(why: dict[float, str], numbers: list[float]) -> tuple[list[float], list[float]]:
+    """(numbers written without a reason, reasons for numbers not written): 0 needs none."""
+    keys = list(why)
+    missing = [x for x in dict.fromkeys(numbers) if x != 0 and not any(math.isclose(x, k) for k in keys)]
+    unused = [k for k in keys if not any(math.isclose(x, k) for x in numbers)]
+    return missing, unused
+
+
+def _fmt(xs: list[float]) -> str:
+    return ", ".join(expr.fmt_num(x) for x in xs)
+
+
+def _unexplained_numbers(book: RuleBook) -> list[Problem]:
+    """Every threshold and multiplier a pack or the policy writes carries its reason (`why:`)."""
+    out = []
+    for r in book.rules:
+        numbers = _numbers(r.cond) + [x for node in r.values.values() for x in _numbers(node)]
+        missing, unused = _explained(r.rule.why, numbers)
+        if missing:
+            out.append(Problem(r.when_at, "threshold-unexplained",
+                               f"the number{'s' if len(missing) > 1 else ''} {_fmt(missing)} in this rule "
+                               f"{'have' if len(missing) > 1 else 'has'} no reason.",
+                               f"Add `why: {{{expr.fmt_num(missing[0])}: \"...\"}}` to the rule: one line on why this "
+                               "value, and its source where it comes from a report or a convention.", "warning", r.id))
+        if unused:
+            out.append(Problem(r.at, "why-unused", f"`why` explains {_fmt(unused)}, which the rule does not use.",
+                               "Remove it or fix the number.", "warning", r.id))
+    for v in book.valuations:
+        m = v.spec
+        numbers = [float(s.weight) for s in m.scenarios if not isinstance(s.weight, str)]
+        numbers += [float(x) for x in (m.pe_low, m.pe_high) if x is not None and not isinstance(x, str)]
+        numbers += [m.weight_uncertainty_pp] if m.weight_uncertainty_pp else []
+        missing, unused = _explained(m.why, numbers)
+        if missing:
+            out.append(Problem(v.at, "threshold-unexplained",
+                               f"the number{'s' if len(missing) > 1 else ''} {_fmt(missing)} of this valuation "
+                               f"{'have' if len(missing) > 1 else 'has'} no reason.",
+                               "Add them to its `why:`.", "warning", v.id))
+        if unused:
+            out.append(Problem(v.at, "why-unused", f"`why` explains {_fmt(unused)}, which the valuation does not use.",
+                               "Remove it or fix the number.", "warning", v.id))
+    policy_file = str(Path(book.root.name) / "policy.yaml")
+    for b in book.policy.scale.ratings:
+        numbers = [x for x in (b.min_score, b.min_upside_pct, b.max_upside_pct) if x is not None]
+        missing, _ = _explained(b.why, numbers)
+        if missing:
+            out.append(Problem(Location(policy_file, 1, 1), "threshold-unexplained",
+                               f"rating {b.name}: the number{'s' if len(missing) > 1 else ''} {_fmt(missing)} "
+                               f"{'have' if len(missing) > 1 else 'has'} no reason.",
+                               "Add `why:` to the band in the policy.", "warning"))
+    return out
+
+
+# ------------------------------------------------------------------------------ evidence
+
+
+def _scopes(lr: LoadedRule) -> set[str]:
+    return {p.partition(".")[0] for p in lr.paths}
+
+
+def _evidence_families(book: RuleBook, base: FactBase | None) -> list[Problem]:
+    """Rules say which family of evidence they are, and a stock family reads the stock's own facts."""
+    families = book.policy.evidence
+    if not families:
+        return []
+    out = []
+    for r in book.rules:
+        if r.evidence is None:
+            out.append(Problem(r.at, "evidence-undeclared",
+                               "this rule does not say which family of evidence it is, so coverage and the "
+                               "policy's requirements cannot count it.",
+                               f"Add `evidence:` to its pack or to the rule ({', '.join(families)}).", "warning",
+                               r.id))
+            continue
+        spec = families.get(r.evidence)
+        if spec is None or not r.paths:
+            continue
+        namespaces = _scopes(r)
+        if spec.scope == "stock" and "stock" not in namespaces:
+            out.append(Problem(r.at, "evidence-scope",
+                               f"family '{r.evidence}' is evidence about the stock, but the rule reads only "
+                               f"{', '.join(sorted(namespaces))} facts.",
+                               "Declare a sector-scope family for it (`evidence:` on the rule).", "warning", r.id))
+        elif spec.scope != "stock" and "stock" in namespaces:
+            out.append(Problem(r.at, "evidence-scope",
+                               f"family '{r.evidence}' is {spec.scope}-wide, but the rule reads the stock's own facts.",
+                               "Declare a stock-scope family for it (`evidence:` on the rule).", "warning", r.id))
+    return out
+
+
+def _sector_only_buy(book: RuleBook) -> list[Problem]:
+    """Can the rules of sector- or market-wide families alone reach the best band's score?"""
+    policy = book.policy
+    best = policy.scale.ratings[0]
+    if best.min_score is None or not policy.evidence:
+        return []
+    shared = [r for r in book.rules if r.evidence in policy.evidence and policy.evidence[r.evidence].scope != "stock"]
+    gains = [(r, sum(score for _, score in r.emitted)) for r in shared]
+    reach = sum(g for _, g in gains if g > 0)
+    if reach < best.min_score:
+        return []
+    top = max((rg for rg in gains if rg[1] > 0), key=lambda rg: rg[1])[0]
+    kept = [f for f in best.requires if policy.evidence.get(f) and policy.evidence[f].scope == "stock"]
+    guard = (f" Only the policy's requirement of {', '.join(kept)} evidence keeps a stock with no evidence of its "
+             f"own from a {best.name}." if kept else f" A stock with no evidence of its own can be rated {best.name}.")
+    return [Problem(top.at, "sector-only-buy",
+                    f"sector- and market-wide rules alone can score {expr.fmt_num(reach)}, which reaches the "
+                    f"{best.name} band ({expr.fmt_num(best.min_score)}).{guard}",
+                    "Weigh the sector as one piece of evidence: lower these rules' scores or combine them into "
+                    "one signal.", "warning", top.id)]
+
+
+def _target_moves_with_price(book: RuleBook, base: FactBase) -> list[Problem]:
+    out = []
+    prices = {"stock.price", "stock.close"} | {p for v in book.valuations for p in v.spec.price}
+    for r in book.rules:
+        t = r.rule.then.target
+        if t is None:
+            continue
+        linked = [p for key in ("target.low", "target.high") if key in r.values
+                  for p in expr.fact_paths(r.values[key])
+                  if p in prices or ((spec := base.catalog.spec(p)) is not None and spec.price_link != "none")]
+        if linked:
+            out.append(Problem(r.then_at, "target-moves-with-price",
+                               f"the target is computed from {', '.join(dict.fromkeys(linked))}, so it moves with "
+                               "the share price and the upside to it never changes.",
+                               "Value the stock with a pack `valuation:` method whose inputs are facts (scenario "
+                               "values, or EPS and a PE range).", "warning", r.id))
+    return out
+
+
+def _unread_facts(book: RuleBook, base: FactBase) -> list[Problem]:
+    """Facts the fact files state that no rule, message, entry, target or valuation reads."""
+    read: set[str] = set()
+    for r in book.rules:
+        read.update(r.paths)
+        read.update(r.then_paths)
+    for v in book.valuations:
+        read.update(v.paths)
+    stated: dict[str, int] = {}
+    for ns, groups in (("stock", [s.facts for s in base.stocks.values()]),
+                       ("sector", [s.facts for s in base.sectors.values()]), ("commodity", [base.commodities])):
+        for facts in groups:
+            for name in facts:
+                stated[f"{ns}.{name}"] = stated.get(f"{ns}.{name}", 0) + 1
+    unread = sorted(p for p in stated if p not in read)
+    if not unread:
+        return []
+    from .yamlsrc import read_yaml
+
+    cat = base.root / "catalog.yaml"
+    doc, _ = read_yaml(cat, str(Path(base.root.name) / "catalog.yaml")) if cat.is_file() else (None, [])
+    out = []
+    for path in unread:
+        ns, _, name = path.partition(".")
+        where = doc.key_at(("namespaces", ns, name)) if doc is not None else Location(str(cat))
+        out.append(Problem(where, "fact-unread",
+                           f"'{path}' is stated in {stated[path]} fact file(s) but no rule, message or valuation "
+                           "reads it.", "Use it in a rule (or a message), or stop stating it.", "warning"))
+    return out
+
+
 @dataclass
 class CheckReport:
     problems: list[Problem]
@@ -207,7 +383,7 @@ def check(rules_dir: Path, facts_dir: Path) -> CheckReport:
     problems = list(base.skipped) + problems
     if book is None:
         return CheckReport(ordered(problems))
-    problems += lint(book)
+    problems += lint(book, base)
     problems += _unused_technicals(book, base.catalog, rules_dir)
     from .casetest import check_cases
 

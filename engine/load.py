@@ -35,6 +35,7 @@ from .model import (
     Source,
     SourceList,
     StockFile,
+    ValuationMethod,
 )
 from .parsecache import ParseCache
 from .prices import PriceSeries, check_gaps, load_series
@@ -607,6 +608,8 @@ class LoadedRule:
     templates: dict[str, list[str | expr.Placeholder]]  # "warning.0" -> parts
     when_at: Location = field(default_factory=Location)  # where the `when` text starts
     then_at: Location = field(default_factory=Location)
+    evidence: str | None = None  # its family of evidence (the rule's own, else its pack's)
+    at: Location = field(default_factory=Location)  # where the rule starts
 
     @property
     def id(self) -> str:
@@ -646,6 +649,33 @@ class LoadedRule:
 
 
 @dataclass
+class LoadedValuation:
+    """A checked valuation method of a pack: the fact paths it reads, where it is."""
+
+    spec: ValuationMethod
+    pack: str
+    file: str
+    line: int
+    evidence: str | None
+    at: Location = field(default_factory=Location)
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @cached_property
+    def paths(self) -> list[str]:
+        """Every fact path it reads: its inputs, its price facts and its reference target."""
+        m = self.spec
+        out = [s.value for s in m.scenarios] + [s.weight for s in m.scenarios if isinstance(s.weight, str)]
+        out += [p for p in (m.eps, m.pe_low, m.pe_high) if isinstance(p, str)]
+        out += list(m.price)
+        if m.reference:
+            out += [m.reference.low, m.reference.high]
+        return list(dict.fromkeys(out))
+
+
+@dataclass
 class RuleBook:
     """All packs of a rules directory plus the policy, checked against one fact catalog."""
 
@@ -653,6 +683,7 @@ class RuleBook:
     policy: Policy
     rules: list[LoadedRule]
     files: dict[str, bytes]
+    valuations: list[LoadedValuation] = field(default_factory=list)  # by precedence (salience, file, line)
 
     def by_id(self) -> dict[str, LoadedRule]:
         return {r.id: r for r in self.rules}
@@ -745,6 +776,7 @@ def load_rules_partial(root: Path, catalog: Catalog) -> tuple[RuleBook | None, l
         if header is not None:
             raw.append((header, doc, good))
 
+    valuations = _check_valuations(raw, catalog, policy, problems)
     # Signals are declared by being emitted: collect them before type-checking any `when`.
     signals = {s.name for _, _, good in raw for _, r, _ in good for s in r.then.signals()}
     env = expr.TypeEnv(catalog, signals)
@@ -770,6 +802,10 @@ def load_rules_partial(root: Path, catalog: Catalog) -> tuple[RuleBook | None, l
                                         f"Rename it to '{pack.pack}.{r.id.partition('.')[2]}'.", r.id))
             loaded = _check_rule(r, pack.pack, doc, loc, env, value_env, problems)
             if loaded and valid and not duplicate:
+                loaded.evidence = r.evidence or pack.evidence
+                loaded.at = doc.at(loc)
+                if r.evidence is not None:
+                    _check_family(r.evidence, policy, doc, (*loc, "evidence"), problems, r.id)
                 rules.append(loaded)
                 locs[r.id] = (doc, loc)
     for doc, i, rid, when in partial:
@@ -796,7 +832,74 @@ def load_rules_partial(root: Path, catalog: Catalog) -> tuple[RuleBook | None, l
                                         f"rating '{lr.rule.then.rating.value}' is not on the policy's scale.",
                                         did_you_mean(lr.rule.then.rating.value, names) or
                                         f"The scale is: {', '.join(names)}."))
-    return (RuleBook(root, policy, rules, files) if policy is not None else None), problems
+    taken = set(seen_ids)
+    for v in valuations:
+        if v.id in taken:
+            problems.append(problem(v.at.file, v.at.line, v.at.col, "duplicate-id",
+                                    f"valuation id '{v.id}' is already used by a rule or another valuation.",
+                                    "Ids must be unique across all packs.", v.id))
+        taken.add(v.id)
+    return (RuleBook(root, policy, rules, files, valuations) if policy is not None else None), problems
+
+
+def _check_family(name: str, policy: Policy | None, doc: SourceDoc, loc: Loc, problems: list[Problem],
+                  rule_id: str = "") -> None:
+    if policy is None or not policy.evidence or name in policy.evidence:
+        return
+    where = doc.at(loc)
+    problems.append(problem(where.file, where.line, where.col, "unknown-evidence",
+                            f"evidence family '{name}' is not declared in the policy.",
+                            did_you_mean(name, list(policy.evidence)) or
+                            f"Declared families: {', '.join(policy.evidence)}.", rule_id))
+
+
+def _check_valuations(raw: list[tuple[Pack, SourceDoc, list[Any]]], catalog: Catalog,
+                      policy: Policy | None, problems: list[Problem]) -> list[LoadedValuation]:
+    """Each pack's valuation methods: ids, evidence families, and every fact path they read (numbers)."""
+    out: list[LoadedValuation] = []
+    for pack, doc, _ in raw:
+        if pack.evidence is not None:
+            _check_family(pack.evidence, policy, doc, ("evidence",), problems)
+        many = isinstance(pack.valuation, list)
+        for i, m in enumerate(pack.valuations()):
+            loc: Loc = ("valuation", i) if many else ("valuation",)
+            where = doc.at(loc)
+            if not m.id.startswith(pack.pack + "."):
+                idw = doc.at((*loc, "id"))
+                problems.append(problem(idw.file, idw.line, idw.col, "id-prefix",
+                                        f"valuation id '{m.id}' should start with its pack name '{pack.pack}.'.",
+                                        f"Rename it to '{pack.pack}.{m.id.partition('.')[2]}'.", m.id))
+            lv = LoadedValuation(m, pack.pack, doc.path, where.line, pack.evidence, where)
+            bad = False
+            for key, path in _valuation_refs(m):
+                spec = catalog.spec(path)
+                if spec is not None and spec.type == "number":
+                    continue
+                kw = doc.at((*loc, *key))
+                text = f"unknown fact path '{path}'." if spec is None else f"'{path}' is {spec.type}, not a number."
+                problems.append(problem(kw.file, kw.line, kw.col, "unknown-fact" if spec is None else "type", text,
+                                        did_you_mean(path, catalog.paths()) if spec is None else
+                                        "A valuation reads numbers only.", m.id))
+                bad = True
+            if not bad:
+                out.append(lv)
+    return sorted(out, key=lambda v: (-v.spec.salience, v.file, v.line))
+
+
+def _valuation_refs(m: ValuationMethod) -> list[tuple[Loc, str]]:
+    refs: list[tuple[Loc, str]] = []
+    for i, sc in enumerate(m.scenarios):
+        refs.append((("scenarios", i, "value"), sc.value))
+        if isinstance(sc.weight, str):
+            refs.append((("scenarios", i, "weight"), sc.weight))
+    for key in ("eps", "pe_low", "pe_high"):
+        v = getattr(m, key)
+        if isinstance(v, str):
+            refs.append(((key,), v))
+    refs += [(("price", i), p) for i, p in enumerate(m.price)]
+    if m.reference:
+        refs += [(("reference", "low"), m.reference.low), (("reference", "high"), m.reference.high)]
+    return refs
 
 
 def _salvage(item: Any, model: type[M]) -> M | None:

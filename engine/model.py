@@ -307,26 +307,98 @@ def _as_list(x: Any) -> list[Any]:
     return list(x) if isinstance(x, list) else [x]
 
 
+Why = Annotated[dict[float, str], Field(
+    description="the reason for each threshold or multiplier written in the rule (keyed by the number as "
+                "written), with its source where it comes from a report or a convention")]
+RULE_ID = r"^[a-z][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+$"
+
+
 class Rule(Strict):
-    id: str = Field(pattern=r"^[a-z][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)+$",
-                    description="pack-qualified id, e.g. valuation.pe-stretched")
+    id: str = Field(pattern=RULE_ID, description="pack-qualified id, e.g. valuation.pe-stretched")
     title: str = ""
     description: str = ""
     when: str
     salience: int = Field(0, ge=-10000, le=10000, description="higher fires first")
+    evidence: str | None = Field(None, description="the family of evidence it is (policy `evidence:`); "
+                                                   "default: the pack's")
+    why: Why = {}
     then: Then
+
+
+class Scenario(Strict):
+    """One scenario of a valuation: its value per share and its weight (numbers, or fact paths)."""
+
+    name: str
+    value: str = Field(description="fact path of the scenario's value per share, e.g. stock.dcf_bear_value")
+    weight: float | str = Field(description="its probability: a number in (0, 1], or a fact path")
+
+
+class ReferenceTarget(Strict):
+    """A target stated elsewhere (a report's), shown beside the method's own for comparison."""
+
+    label: str
+    low: str = Field(description="fact path")
+    high: str = Field(description="fact path")
+
+
+class ValuationMethod(Strict):
+    """How a pack values a stock: the target range and the upside come from here, never from the price.
+
+    `scenarios`: the probability-weighted value of scenario values (RMB per share); the range moves
+    `weight_uncertainty_pp` points of weight between the lowest and the highest scenario.
+    `pe_range`: earnings per share times a PE range (`pe_low`..`pe_high`); the point is the middle.
+    The upside is target / price - 1, against the most recent of the `price` facts."""
+
+    id: str = Field(pattern=RULE_ID, description="pack-qualified id, e.g. valuation.dcf-scenarios")
+    title: str
+    description: str = ""
+    method: Literal["scenarios", "pe_range"]
+    scenarios: list[Scenario] = []
+    weight_uncertainty_pp: float = Field(0, ge=0, le=50)
+    eps: str | None = Field(None, description="fact path of earnings per share (pe_range)")
+    pe_low: float | str | None = Field(None, description="a number or a fact path (pe_range)")
+    pe_high: float | str | None = Field(None, description="a number or a fact path (pe_range)")
+    price: list[str] = Field(["stock.price", "stock.close"],
+                             description="price facts; the most recent one (the first on a tie) is used")
+    reference: ReferenceTarget | None = None
+    salience: int = Field(0, ge=-10000, le=10000, description="the computable method of highest salience sets the "
+                                                              "target; the others are shown as cross-checks")
+    why: Why = {}
+
+    @model_validator(mode="after")
+    def _inputs(self) -> ValuationMethod:
+        if self.method == "scenarios":
+            if not self.scenarios:
+                raise ValueError("a `scenarios` valuation needs `scenarios:` (name, value, weight)")
+            fixed = [s.weight for s in self.scenarios if not isinstance(s.weight, str)]
+            if len(fixed) == len(self.scenarios) and abs(sum(fixed) - 1) > 1e-6:
+                raise ValueError(f"scenario weights must add up to 1, not {sum(fixed):g}")
+        elif self.eps is None or self.pe_low is None or self.pe_high is None:
+            raise ValueError("a `pe_range` valuation needs `eps`, `pe_low` and `pe_high`")
+        return self
 
 
 class Pack(Strict):
     pack: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     description: str = ""
+    evidence: str | None = Field(None, description="the family of evidence its rules are (policy `evidence:`)")
+    valuation: ValuationMethod | list[ValuationMethod] | None = None
     rules: list[Rule]
+
+    def valuations(self) -> list[ValuationMethod]:
+        return _as_list(self.valuation)
 
 
 class RatingBand(Strict):
     name: str
     min_score: float | None = Field(None, description="lowest score (inclusive) of this band; none for the last")
     meaning: str
+    requires: list[str] = Field([], description="families of evidence (policy `evidence:`) this rating needs")
+    otherwise: str | None = Field(None, description="the rating given instead when `requires` is not met")
+    min_upside_pct: float | None = Field(
+        None, description="with a target, the least upside (less the benchmark's expected return) this rating allows")
+    max_upside_pct: float | None = Field(None, description="with a target, the most upside this rating allows")
+    why: Why = {}
 
 
 class Scale(Strict):
@@ -334,6 +406,8 @@ class Scale(Strict):
     benchmark: str
     horizon: str
     source: str = ""
+    expected_benchmark_return_pct: float = Field(
+        0, description="the benchmark return the upside is measured against (the labels are relative to it)")
     ratings: list[RatingBand] = Field(description="best first")
 
     @model_validator(mode="after")
@@ -390,13 +464,53 @@ class Freshness(Strict):
         "exclude", description="exclude: a stale fact is dropped (rules needing it are not evaluable); warn: kept")
 
 
+class EvidenceFamily(Strict):
+    """A kind of evidence a rule can be (valuation, earnings, sector, ...), and whose it is."""
+
+    scope: Literal["stock", "sector", "market"] = Field(
+        description="stock: about this company; sector and market: shared by every stock of the sector or market")
+    label: str
+    description: str = ""
+    needs_target: bool = Field(False, description="present only when a valuation method gave a target and upside")
+
+
+class FragilityPolicy(Strict):
+    """When an evaluation says its rating is fragile."""
+
+    score_margin: float = Field(1, ge=0, description="the score is within this of a band edge")
+    fact_margin_pct: float = Field(5, ge=0, description="a fact within this % of a threshold that changes the rating")
+    why: Why = {}
+
+
 class Policy(Strict):
     policy: str
     scale: Scale
+    evidence: dict[str, EvidenceFamily] = Field({}, description="families of evidence rules and packs declare")
     conflicts: ConflictPolicy = ConflictPolicy()
     technicals: TechnicalParams = TechnicalParams()
     freshness: Freshness = Freshness()
+    fragility: FragilityPolicy = FragilityPolicy()
     disclaimer: str
+
+    @model_validator(mode="after")
+    def _requirements(self) -> Policy:
+        names = self.scale.names()
+        for b in self.scale.ratings:
+            unknown = [f for f in b.requires if f not in self.evidence]
+            if unknown:
+                raise ValueError(f"rating {b.name} requires unknown evidence famil{'ies' if len(unknown) > 1 else 'y'} "
+                                 f"{', '.join(unknown)}; declare {'them' if len(unknown) > 1 else 'it'} under "
+                                 f"`evidence:` ({', '.join(self.evidence) or 'none declared'})")
+            if b.requires and b.otherwise is None:
+                raise ValueError(f"rating {b.name} has `requires` but no `otherwise` (the rating it becomes "
+                                 "when the evidence is missing)")
+            if b.otherwise is not None and (b.otherwise not in names or b.otherwise == b.name):
+                raise ValueError(f"rating {b.name}: `otherwise: {b.otherwise}` must name another rating of the "
+                                 f"scale ({', '.join(names)})")
+        return self
+
+    def band_named(self, name: str) -> RatingBand:
+        return next(b for b in self.scale.ratings if b.name == name)
 
 
 # ----------------------------------------------------------------------------------- results
@@ -482,6 +596,7 @@ class SignalOut(BaseModel):
     score: float
     rule: str
     sources: list[str] = Field([], description="the rules whose signals this rule consumed")
+    note: str = Field("", description="the emitting rule's note on it, with the facts it rests on")
 
 
 class WarningOut(BaseModel):
@@ -505,6 +620,70 @@ class TargetOut(BaseModel):
     currency: str
     note: str = ""
     rule: str
+    value: float | None = Field(None, description="the point target of a valuation method (its upside is measured "
+                                                  "to it)")
+    upside_pct: float | None = Field(None, description="value / price - 1, in %")
+
+
+class ValuationOut(BaseModel):
+    """One valuation method applied: its target, how it was computed, and from which facts."""
+
+    method: str = Field(description="the method's id")
+    title: str
+    kind: str
+    file: str
+    line: int
+    value: float
+    low: float
+    high: float
+    currency: str = "RMB"
+    price: float
+    price_fact: str
+    upside_pct: float
+    how: str
+    inputs: dict[str, Any] = Field({}, description="fact path -> the value used")
+    reference: dict[str, Any] | None = Field(None, description="a target stated elsewhere, for comparison")
+    used: bool = Field(False, description="whether it set the target (else it is a cross-check)")
+
+
+class FamilyCoverage(BaseModel):
+    family: str
+    label: str
+    scope: str
+    rules: int = Field(description="rules of this family that read facts")
+    evaluable: int = Field(description="of them, those whose facts were all present")
+    fired: int
+    present: bool = Field(description="whether the family counts as evidence for this rating")
+    missing: list[str] = Field([], description="facts its rules needed and did not have")
+
+
+class EvidenceCoverage(BaseModel):
+    """Which families of evidence the rating rests on, and what was missing (never counted against it)."""
+
+    percent: float = Field(description="share of the fact-reading rules whose facts were all present")
+    families: list[FamilyCoverage]
+    missing: list[str] = Field([], description="families with no evaluable rule")
+    needs: list[str] = Field([], description="what a better rating would need and does not have")
+
+
+class FragileFact(BaseModel):
+    path: str
+    label: str
+    value: float
+    threshold: float
+    change_pct: float
+    rating: str = Field(description="the rating beyond the threshold")
+    rule: str
+
+
+class Fragility(BaseModel):
+    """Whether the rating would change with one signal or a small move in a deciding fact."""
+
+    fragile: bool
+    notes: list[str] = []
+    score_edges: list[dict[str, Any]] = Field([], description="band edges within the policy's score margin")
+    facts: list[FragileFact] = Field([], description="facts within the policy's margin of a rating change")
+    facts_checked: bool = Field(True, description="false in screens without traces: only the score was checked")
 
 
 class BandOut(BaseModel):
@@ -520,6 +699,7 @@ class RatingOut(BaseModel):
     horizon: str
     decided_by: str
     bands: list[BandOut] = Field([], description="the policy's bands, best first, as they were when rated")
+    steps: list[str] = Field([], description="how the rating was reached: score band, overrides, evidence, upside")
 
 
 class FactCheck(BaseModel):
@@ -545,9 +725,12 @@ class Rated(BaseModel):
     target: TargetOut | None
     entries: list[EntryOut]
     warnings: list[WarningOut]
+    coverage: EvidenceCoverage | None = Field(None, description="which families of evidence were present")
+    fragility: Fragility | None = Field(None, description="whether a small change would change the rating")
 
 
 class Evaluation(Rated):
+    valuations: list[ValuationOut] = Field([], description="each valuation method that could be computed")
     signals: list[SignalOut]
     fired: list[Fired]
     not_fired: list[NotFired]
@@ -578,8 +761,8 @@ class Summary(Rated):
         return cls.model_construct(
             symbol=ev.symbol, name=ev.name, sector=ev.sector, as_of=ev.as_of, rating=ev.rating, score=ev.score,
             rating_info=ev.rating_info, target=ev.target, entries=ev.entries, warnings=ev.warnings,
-            fired=[f.rule for f in ev.fired], run_id=ev.run_id, ruleset_hash=ev.ruleset_hash,
-            engine_version=ev.engine_version, disclaimer=ev.disclaimer)
+            coverage=ev.coverage, fragility=ev.fragility, fired=[f.rule for f in ev.fired], run_id=ev.run_id,
+            ruleset_hash=ev.ruleset_hash, engine_version=ev.engine_version, disclaimer=ev.disclaimer)
 
 
 @dataclass
@@ -615,12 +798,21 @@ GivenValue = Scalar | dict[str, Number]
 
 
 class RangeExpect(Strict):
-    """Bounds on a computed price: each given bound must hold."""
+    """A computed price range: exact values within `tol`, and/or bounds that must hold."""
 
+    low: float | None = Field(None, description="expected low, within `tol`")
+    high: float | None = Field(None, description="expected high, within `tol`")
+    tol: float = Field(0.01, ge=0, description="tolerance of `low`, `high` (and a target's `value`, `upside_pct`)")
     low_min: float | None = None
     low_max: float | None = None
     high_min: float | None = None
     high_max: float | None = None
+
+
+class TargetExpect(RangeExpect):
+    value: float | None = Field(None, description="expected point target of the valuation method, within `tol`")
+    upside_pct: float | None = Field(None, description="expected upside in %, within `tol`")
+    method: str | None = Field(None, description="the valuation method (or rule) that set the target")
 
 
 class EntryExpect(RangeExpect):
@@ -640,8 +832,12 @@ class CaseExpect(Strict):
     warnings: list[str] = Field([], description="rule ids that must have raised a warning")
     no_warnings: list[str] = []
     entries: dict[Horizon, EntryExpect] = {}
-    target: RangeExpect | None = None
+    target: TargetExpect | None = None
     no_target: bool = False
+    evidence: list[str] = Field([], description="families of evidence that must be present")
+    no_evidence: list[str] = Field([], description="families of evidence that must be missing (not present)")
+    fragile: bool | None = Field(None, description="whether the rating must be (true) or must not be (false) "
+                                                   "fragile")
 
 
 class GivenFacts(Strict):

@@ -28,7 +28,7 @@ from .errors import Location, LookupFailure, Problem
 from .explain import cross_check, fact_uses, trace
 from .formulas import Deriver, for_catalog
 from .load import FactBase, LoadedRule, RuleBook, load_facts, load_rules
-from .model import Evaluation, Summary, WarningOut
+from .model import Evaluation, Fragility, Summary, WarningOut
 from .parsecache import ParseCache
 from .resolve import SEVERITY_ORDER, Resolution, resolve, signal_env
 from .rete import Firing
@@ -87,6 +87,10 @@ class Workspace:
             cache = ParseCache.default(facts_path)
         facts = load_facts(facts_path, partial=partial, cache=cache)
         book = load_rules(rules_path, facts.catalog)
+        if book.valuations:
+            from .valuation import SOURCE, VALUATION_SOURCE
+
+            facts.sources.setdefault(VALUATION_SOURCE, SOURCE)
         return cls(rules_path, facts_path, book, facts, compile_rules(book, facts.catalog))
 
     @cached_property
@@ -104,8 +108,9 @@ class Workspace:
         return sorted(self.facts.stocks)
 
     def symbol_facts(self, query: str, as_of: dt.date | None = None) -> SymbolFacts:
-        """The symbol's facts on the evaluation date; an error if nothing about the stock was known by then
-        (a rating from no facts at all would look like a judgement)."""
+        """The symbol's facts on the evaluation date, with the target and upside of the packs' valuation
+        method; an error if nothing about the stock was known by then (a rating from no facts at all would
+        look like a judgement)."""
         stock = self.facts.find(query)
         sf = symbol_facts(self.facts, stock, self.book.policy, as_of, self.deriver)
         day = sf.date
@@ -118,7 +123,13 @@ class Workspace:
                                          f"nothing about {stock.file.symbol} is known on or before {day}: no fact "
                                          f"and no price bar{since}.",
                                          "Evaluate as of a later date (--as-of), or add facts for that time.")])
-        return sf
+        return self.valued(sf)
+
+    def valued(self, sf: SymbolFacts) -> SymbolFacts:
+        """`sf` with the valuation facts (re)computed from its inputs: an overridden input moves the target."""
+        from . import valuation
+
+        return valuation.apply(self.book, sf)
 
     def evaluate(self, query: str, run_id: str | None = None, as_of: dt.date | None = None) -> Evaluation:
         return self.evaluate_facts(self.symbol_facts(query, as_of), run_id)
@@ -130,19 +141,23 @@ class Workspace:
     def rate(self, sf: SymbolFacts) -> tuple[str, float]:
         """Only the rating and score (no trace): for searches that re-evaluate many times."""
         from . import rete
+        from .evidence import index
         from .resolve import rate
 
+        sf = self.valued(sf)
         result = rete.engine().run(self.compiled, durable_facts(sf, self.compiled))
-        rating, _, score = rate(result.firings, self.rules, self.book.policy)
-        return rating, score
+        r = rate(result.firings, self.rules, self.book.policy, sf.chosen, index(self.book))
+        return r.name, r.score
 
     def run_facts(self, sf: SymbolFacts, run_id: str | None = None) -> Run:
         """Run prepared facts (a symbol's, with overrides, or a test case's) through durable and resolve."""
         from . import rete
 
         run_id = run_id or uuid.uuid4().hex
+        sf = self.valued(sf)
         result = rete.engine().run(self.compiled, durable_facts(sf, self.compiled))
-        return Run(self, sf, result.firings, resolve(result.firings, self.rules, self.book.policy, sf), run_id)
+        return Run(self, sf, result.firings, resolve(result.firings, self.rules, self.book.policy, sf, self.book),
+                   run_id)
 
     def evaluate_facts(self, sf: SymbolFacts, run_id: str | None = None) -> Evaluation:
         """Evaluate prepared facts, with the trace rendered."""
@@ -184,14 +199,34 @@ class Run:
         for msg in cross_check(self.firings, truths):
             warnings.append(WarningOut(rule="engine.cross-check", severity="high", message=msg))
         warnings.sort(key=lambda w: (SEVERITY_ORDER[w.severity], w.rule))
+        from .valuation import Valued
+
+        primary = next((v for v in res.valuations if isinstance(v, Valued)), None)
         return Evaluation(
             symbol=stock.file.symbol, name=stock.file.name, sector=stock.file.sector, as_of=sf.as_of,
             rating=res.rating.name, score=res.score, rating_info=res.rating, target=res.target,
-            entries=res.entries, warnings=warnings, signals=[s.out() for s in res.signals], fired=fired,
+            entries=res.entries, warnings=warnings, coverage=res.coverage, fragility=self.fragility(),
+            valuations=[v.out(v is primary) for v in res.valuations if isinstance(v, Valued)],
+            signals=[self._signal_out(s, env) for s in res.signals], fired=fired,
             not_fired=not_fired, facts=fact_uses(sf, ws.facts), fact_checks=sf.checks, run_id=self.run_id,
             ruleset_hash=ws.compiled.digest, facts_hash=sf.digest(ws.facts.sources), engine_version=engine_version(),
             disclaimer=ws.book.policy.disclaimer,
         )
+
+    def _signal_out(self, s: Any, env: expr.EvalEnv) -> Any:
+        out = s.out()
+        lr = self.workspace.rules[s.rule]
+        i = next((k for k, (name, _) in enumerate(lr.emitted) if name == s.name), None)
+        parts = lr.templates.get(f"signal.{i}.note") if i is not None else None
+        if parts:
+            out.note = expr.render_template(parts, env)
+        return out
+
+    def fragility(self, facts: bool = True) -> Fragility:
+        """Whether one signal, or a move within the policy's margin in a deciding fact, changes the rating."""
+        from .fragility import assess
+
+        return assess(self, facts)
 
     def summary(self) -> Summary:
         """The outcome alone, for a screen's table or CSV (no trace rendered, no cross-check)."""
@@ -199,5 +234,6 @@ class Run:
         return Summary.model_construct(
             symbol=file.symbol, name=file.name, sector=file.sector, as_of=self.facts.as_of, rating=res.rating.name,
             score=res.score, rating_info=res.rating, target=res.target, entries=res.entries, warnings=res.warnings,
+            coverage=res.coverage, fragility=self.fragility(facts=False),
             fired=[f.rule for f in self.firings], run_id=self.run_id, ruleset_hash=self.workspace.compiled.digest,
             engine_version=engine_version(), disclaimer=self.workspace.book.policy.disclaimer)

@@ -7,14 +7,15 @@ bounds can be computed from the symbol's facts. Pure: no engine, no clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from . import expr
+from . import evidence, expr, valuation
 from .derive import SymbolFacts
-from .load import LoadedRule
-from .model import EntryOut, Policy, RatingOut, SignalOut, TargetOut, WarningOut
+from .evidence import EvidenceIndex
+from .load import LoadedRule, RuleBook
+from .model import EntryOut, EvidenceCoverage, Policy, RatingOut, SignalOut, TargetOut, WarningOut
 from .rete import Firing
 
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
@@ -42,6 +43,8 @@ class Resolution:
     warnings: list[WarningOut]
     firings: list[Firing]
     rules: dict[str, LoadedRule]
+    coverage: EvidenceCoverage | None = None
+    valuations: list[valuation.Valued | valuation.NotValued] = field(default_factory=list)
 
     @cached_property
     def signals(self) -> list[Signal]:
@@ -80,17 +83,21 @@ def _by_salience(firings: list[Firing], rules: dict[str, LoadedRule]) -> list[st
     return sorted((f.rule for f in firings if rules[f.rule].has_outputs), key=lambda rid: rules[rid].salience_key)
 
 
-def rate(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy) -> tuple[str, str, float]:
-    """The rating alone: (rating, what decided it, score). resolve() adds the rest."""
+def rate(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy,
+         facts: dict[str, Any] | None = None, idx: EvidenceIndex | None = None, score_shift: float = 0) -> Rating:
+    """The rating alone (score band, overrides, then the policy's evidence and upside checks when the
+    facts are given). resolve() adds the rest. `score_shift` asks what the rating would be with the
+    score moved by that much (fragility)."""
     total, count = 0.0, 0
     for f in firings:
         for _, signal_score in rules[f.rule].emitted:
             total += signal_score
             count += 1
-    score = round(total, 6)
+    score = round(total + score_shift, 6)
     names = policy.scale.names()
     rating, decided_by = band(policy, score)
     decided_by = f"{decided_by} (sum of {count} signal scores)"
+    steps = [f"{decided_by}: {rating}"]
 
     overrides = [(rid, rules[rid].rule.then.rating) for rid in _by_salience(firings, rules)
                  if rules[rid].rule.then.rating]
@@ -98,26 +105,51 @@ def rate(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy) ->
     if sets:
         first, chosen = sets[0]
         rating, decided_by = chosen.value, f"override by {first} (salience {rules[first].rule.salience})"
+        steps.append(f"{decided_by}: {rating}")
     for rid, o in overrides:
         if o is None:
             continue
-        idx, lim = names.index(rating), names.index(o.value)
-        if o.mode == "cap" and idx < lim:
+        at, lim = names.index(rating), names.index(o.value)
+        if o.mode == "cap" and at < lim:
             rating, decided_by = o.value, f"capped at {o.value} by {rid}"
-        elif o.mode == "floor" and idx > lim:
+            steps.append(decided_by)
+        elif o.mode == "floor" and at > lim:
             rating, decided_by = o.value, f"raised to {o.value} by {rid}"
-    return rating, decided_by, score
+            steps.append(decided_by)
+    if facts is not None and idx is not None:
+        fired = {f.rule for f in firings}
+        present = evidence.present_families(policy, idx, facts, fired)
+        rating, moves = evidence.gate(policy, rating, present, evidence.upside_of(facts))
+        if moves:
+            decided_by = moves[-1].rsplit(":", 1)[0]
+            steps += moves
+        return Rating(rating, decided_by, score, steps, moves)
+    return Rating(rating, decided_by, score, steps, [])
+
+
+class Rating(NamedTuple):
+    name: str
+    decided_by: str
+    score: float
+    steps: list[str]  # how it was reached, one line each
+    moves: list[str]  # of them, the policy's moves for missing evidence or an inconsistent upside
 
 
 def resolve(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy, facts: SymbolFacts,
-            ) -> Resolution:
-    rating, decided_by, score = rate(firings, rules, policy)
+            book: RuleBook | None = None) -> Resolution:
+    idx = evidence.index(book) if book is not None else None
+    rating, decided_by, score, steps, moves = rate(firings, rules, policy, facts.chosen if idx else None, idx)
     fired = _by_salience(firings, rules)
     meaning = next(b.meaning for b in policy.scale.ratings if b.name == rating)
     rating_out = RatingOut.model_construct(name=rating, meaning=meaning, scale=policy.scale.name,
                                            benchmark=policy.scale.benchmark, horizon=policy.scale.horizon,
-                                           decided_by=decided_by, bands=list(policy.scale.bands_out))
+                                           decided_by=decided_by, bands=list(policy.scale.bands_out), steps=steps)
     res = Resolution(rating_out, score, None, [], [], firings, rules)
+    results = valuation.valuations(book, facts) if book is not None and book.valuations else []
+    if book is not None:
+        missing = {r.method.id: r.missing for r in results if isinstance(r, valuation.NotValued)}
+        res.coverage = evidence.coverage(book, facts.chosen, {f.rule for f in firings}, rating, missing)
+    res.valuations = results
     # Signals are built only when a fired rule's values or messages may read them; once built, they are
     # the resolution's own (a rendered evaluation uses the same list).
     env = expr.EvalEnv(facts.values(), signal_env(res.signals), facts.date) if fired else expr.EvalEnv({}, {})
@@ -127,7 +159,7 @@ def resolve(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy,
     unmet: list[tuple[str, str, list[str]]] = []  # (rule, what it would have set, the facts it lacks)
     gaps: dict[str, list[str]] = {}  # rule -> facts its rendered messages lack
 
-    target = None
+    target = _method_target(results, facts)  # a pack's valuation method comes before a rule's target
     for rid in fired:
         lr = rules[rid]
         t = lr.rule.then.target
@@ -137,9 +169,10 @@ def resolve(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy,
         if low is None or high is None:
             unmet.append((rid, "target", _absent(lr, ("target.low", "target.high"), env)))
             continue
-        low, high = sorted((low, high))
-        target = TargetOut(low=round(low, 2), high=round(high, 2), currency=t.currency,
-                           note=_text(lr, "target.note", env, gaps), rule=rid)
+        if target is None:
+            low, high = sorted((low, high))
+            target = TargetOut(low=round(low, 2), high=round(high, 2), currency=t.currency,
+                               note=_text(lr, "target.note", env, gaps), rule=rid)
         break
 
     entries: dict[str, EntryOut] = {}
@@ -181,9 +214,24 @@ def resolve(firings: list[Firing], rules: dict[str, LoadedRule], policy: Policy,
         warnings.append(WarningOut(rule="facts.conflict", severity="medium", message=c.message))
     for n in facts.notes:
         warnings.append(WarningOut.model_validate({"rule": n.rule, "severity": n.severity, "message": n.message}))
+    for move in moves:
+        warnings.append(WarningOut(rule="policy.evidence", severity="medium", message=f"Rating moved: {move}."))
+    if res.coverage is not None:
+        for need in res.coverage.needs:
+            warnings.append(WarningOut(rule="policy.evidence", severity="low", message=f"Missing evidence: {need}."))
     warnings.sort(key=lambda w: (SEVERITY_ORDER[w.severity], w.rule))
     res.target, res.entries, res.warnings = target, [entries[h] for h in HORIZONS if h in entries], warnings
     return res
+
+
+def _method_target(results: list[valuation.Valued | valuation.NotValued], facts: SymbolFacts) -> TargetOut | None:
+    """The target of the first computable valuation method (with the upside the facts carry)."""
+    best = valuation.primary(results)
+    if best is None:
+        return None
+    upside = evidence.upside_of(facts.chosen)
+    return TargetOut(low=best.low, high=best.high, currency="RMB", note=best.how, rule=best.method.id,
+                     value=best.value, upside_pct=best.upside_pct if upside is None else upside)
 
 
 def _num(lr: LoadedRule, key: str, env: expr.EvalEnv) -> float | None:

@@ -97,10 +97,16 @@ def _entry(e: EntryOut | None) -> str:
     return f"{e.advice} {'' if e.low is None else f'{e.low:.2f}'}-{'' if e.high is None else f'{e.high:.2f}'}"
 
 
+def _items(ws: Workspace) -> dict[str, Any]:
+    """Rules and valuation methods by id, as data (a method's edit moves targets as a rule's does)."""
+    out: dict[str, Any] = {rid: lr.rule.model_dump() for rid, lr in ws.rules.items()}
+    out.update({v.id: v.spec.model_dump() for v in ws.book.valuations})
+    return out
+
+
 def diff_rulebooks(old: Workspace, new: Workspace) -> RuleBookDiff:
-    o, n = old.rules, new.rules
-    edited = [rid for rid in sorted(set(o) & set(n))
-              if o[rid].rule.model_dump() != n[rid].rule.model_dump()]
+    o, n = _items(old), _items(new)
+    edited = [rid for rid in sorted(set(o) & set(n)) if o[rid] != n[rid]]
     symbols = []
     for sym in new.symbols():
         a, b = old.evaluate(sym, run_id="diff"), new.evaluate(sym, run_id="diff")

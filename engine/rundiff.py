@@ -121,7 +121,11 @@ def outcome_changes(a: Evaluation, b: Evaluation) -> list[str]:
 def fact_changes(a: Evaluation, b: Evaluation) -> list[FactChange]:
     """Facts whose value, unit or source differ, and facts only one side could read. A fact whose value
     and source stayed while its date moved (a file header, a stated fact read on a later day) is not a change."""
-    fa, fb = {f.path: f for f in a.facts}, {f.path: f for f in b.facts}
+    from .valuation import SOURCE
+
+    # the valuation method's results (target, upside) are outputs of the rules, shown as the target's change
+    fa = {f.path: f for f in a.facts if f.source != SOURCE.publisher}
+    fb = {f.path: f for f in b.facts if f.source != SOURCE.publisher}
 
     def same(x: FactUse, y: FactUse) -> bool:
         return (x.value, x.unit, x.source) == (y.value, y.unit, y.source) and (

@@ -34,8 +34,11 @@ def _entry(run: Run, horizon: str) -> EntryOut | None:
 
 
 def _target_mid(run: Run) -> float | None:
+    """The valuation method's point value, else the middle of a rule's target range."""
     t = run.resolution.target
-    return None if t is None else round((t.low + t.high) / 2, 4)
+    if t is None:
+        return None
+    return t.value if t.value is not None else round((t.low + t.high) / 2, 4)
 
 
 def _price(run: Run) -> float | None:
@@ -47,6 +50,9 @@ def _price(run: Run) -> float | None:
 
 
 def _upside(run: Run) -> float | None:
+    t = run.resolution.target
+    if t is not None and t.upside_pct is not None:  # the valuation method's, against the price it names
+        return t.upside_pct
     mid, price = _target_mid(run), _price(run)
     return None if mid is None or not price else round((mid / price - 1) * 100, 2)
 
@@ -86,12 +92,14 @@ OUTCOME: dict[str, tuple[str, str, Callable[[Run], Any]]] = {
     "as_of": ("date", "evaluation date", lambda r: r.facts.as_of),
     "rating": ("text", "the rating", lambda r: r.rating),
     "score": ("number", "summed signal score", lambda r: r.score),
-    "target": ("number", "middle of the target range", _target_mid),
+    "target": ("number", "the target value (a valuation method's point, else the range's middle)", _target_mid),
     "target_low": ("number", "target range, low", lambda r: getattr(r.resolution.target, "low", None)),
     "target_high": ("number", "target range, high", lambda r: getattr(r.resolution.target, "high", None)),
     "target_range": ("text", "target range as text", lambda r: None if r.resolution.target is None else
                      f"{r.resolution.target.low:.2f}-{r.resolution.target.high:.2f}"),
-    "upside": ("number", "% from the stated price (else the last close) to the middle of the target", _upside),
+    "upside": ("number", "% from the price to the target value (the valuation method's upside)", _upside),
+    "coverage": ("number", "% of the fact-reading rules whose facts were all present",
+                 lambda r: None if r.resolution.coverage is None else r.resolution.coverage.percent),
     "warnings": ("number", "number of warnings", lambda r: len(r.resolution.warnings)),
     "warning": ("text", "the first warning (most severe first)",
                 lambda r: r.resolution.warnings[0].message if r.resolution.warnings else None),

@@ -349,7 +349,7 @@ def price_sensitivity(ws: Workspace, query: str, as_of: dt.date | None = None) -
     for direction in ("up", "down"):
         sign = 1 if direction == "up" else -1
         for t, rule_id in sorted({(round(t, 6), r) for t, r in cands if sign * (t - p0) > 0},
-                                 key=lambda tr: sign * (tr[0] - p0)):
+                                 key=lambda tr: (sign * (tr[0] - p0), tr[1])):  # ties: by rule id
             found = None
             r = rating_at(t)
             if r != base.rating:

@@ -24,8 +24,8 @@ def why_not(ev: Evaluation) -> str:
     if i < 0 or not bands:
         return "The record holds no rating bands; it predates why-not support.\n"
     if not ev.rating_info.decided_by.startswith("score"):
-        lines.append(f"Note: the rating was set by an override ({ev.rating_info.decided_by}); score bands alone "
-                     "do not decide it.")
+        how = "; ".join(ev.rating_info.steps[1:]) or ev.rating_info.decided_by
+        lines.append(f"Note: the score bands alone do not decide this rating: {how}.")
     score = ev.score
     fired = {f.rule: f for f in ev.fired}
     emitted: dict[str, float] = {}

@@ -32,22 +32,22 @@ def test_old_run_shows_and_replays_as_it_was_after_edits(workdir, verdict, db):
     (run,) = _runs(verdict, db)
     assert run["rating"] == "Hold" and run["symbol"] == "300127.SZ"
     pack = workdir / "rules" / "valuation.yaml"
-    pack.write_text(pack.read_text().replace("when: stock.pe_ttm > 50 and", "when: stock.pe_ttm > 55 and"))
+    pack.write_text(pack.read_text().replace("pe_high: sector.target_pe_high", "pe_high: 70"))
     facts = workdir / "facts" / "stocks" / "300127.yaml"
     facts.write_text(facts.read_text().replace("{value: 14.8,", "{value: 4.8,"))
     now = verdict("evaluate", "300127", "--format", "json", "--no-record", cwd=workdir, env_extra=db)
-    assert json.loads(now.stdout)["score"] != 2  # the edits change today's outcome
+    assert json.loads(now.stdout)["rating"] == "Buy"  # the edits change today's outcome
 
     show = verdict("audit", "show", run["run_id"], env_extra=db)
     assert show.returncode == 0
-    assert "300127.SZ Galaxy Magnetic: Hold (score 2)" in show.stdout
-    assert "<- valuation.rich-without-growth (valuation, rules/valuation.yaml:" in show.stdout
+    assert "300127.SZ Galaxy Magnetic: Hold (score 4)" in show.stdout
+    assert "<- valuation.upside-hold (valuation, rules/valuation.yaml:" in show.stdout
     replay = verdict("audit", "replay", run["run_id"][:10], env_extra=db)
     assert replay.returncode == 0, replay.stdout + replay.stderr
     assert "identical" in replay.stdout
     why = verdict("why", "300127", env_extra=db)
-    assert why.returncode == 0 and "Why not Buy (needs score >= 4; now 2, 2 short)" in why.stdout
-    assert "stock.pe_ttm 52.3 > 50 (holds by 4.6%)" in why.stdout
+    assert why.returncode == 0 and "upside 14.0% is below Buy's 20%: Hold" in why.stdout
+    assert "stock.upside_pct 14.01 >= 20 (fails by 29.9%)" in why.stdout
 
 
 def test_replay_reports_a_difference(verdict, db, tmp_path):
@@ -61,7 +61,7 @@ def test_replay_reports_a_difference(verdict, db, tmp_path):
     con.close()
     replay = verdict("audit", "replay", run["run_id"], env_extra=db)
     assert replay.returncode == 1 and "DIFFERENT" in replay.stdout
-    assert '-  "score": 7.0,' in replay.stdout and '+  "score": 5.0,' in replay.stdout
+    assert '-  "score": 7.0,' in replay.stdout and '+  "score": 8.0,' in replay.stdout
 
 
 def _evaluate_n(verdict, db, n: int) -> list[dict]:  # type: ignore[no-untyped-def]

@@ -19,8 +19,9 @@ from engine.audit import AuditLog, unpack_output
 def history(tmp_path_factory: pytest.TempPathFactory, verdict) -> dict[str, object]:  # type: ignore[no-untyped-def]
     """300127 recorded, then its rules and facts edited and recorded again; and a point-in-time run.
 
-    The edit raises the rich-PE threshold above Galaxy Magnetic's 52.3 (so valuation.rich-without-growth
-    stops firing: Hold -> Buy) and changes its PE fact (a new value from the same source)."""
+    The edit raises the top of the sector-multiple valuation's PE range to 70, so Galaxy Magnetic's
+    upside passes Buy's 20% (valuation.upside-hold stops firing, valuation.upside-buy fires: Hold -> Buy),
+    and changes its PE fact (a new value from the same source)."""
     import shutil
 
     root = tmp_path_factory.mktemp("compare")
@@ -35,7 +36,7 @@ def history(tmp_path_factory: pytest.TempPathFactory, verdict) -> dict[str, obje
 
     before = record("300127")
     pack = root / "rules" / "valuation.yaml"
-    pack.write_text(pack.read_text().replace("when: stock.pe_ttm > 50 and", "when: stock.pe_ttm > 55 and"))
+    pack.write_text(pack.read_text().replace("pe_high: sector.target_pe_high", "pe_high: 70"))
     facts = root / "facts" / "stocks" / "300127.yaml"
     text = facts.read_text()
     assert "value: 52.3" in text
@@ -55,14 +56,14 @@ def test_diff_of_two_runs_names_every_change_with_its_source(history, verdict) -
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert f"A  run {a} (seq 1" in text and f"B  run {b} (seq 2" in text
-    assert "  rating Hold -> Buy" in text and "  score 2 -> 4" in text
-    assert "warning gone (high) valuation.rich-without-growth: PE (TTM) 52.3 is above 50" in text
-    assert "rules that stopped firing:\n  valuation.rich-without-growth\n" in text
+    assert "  rating Hold -> Buy" in text and "  score 4 -> 5" in text
+    assert "warning gone (medium) policy.evidence: Rating moved: upside 14.0% is below Buy's 20%: Hold." in text
+    assert "rules that stopped firing:\n  valuation.upside-hold\n" in text
     assert "stock.pe_ttm: 52.3 -> 53.1 x (seed report, as of 2026-01-19" in text
     assert "rules: valuation.yaml changed" in text and "facts: stocks/300127.yaml changed" in text
-    assert "rules that newly fire" not in text  # nothing newly fires
+    assert "rules that newly fire:\n  valuation.upside-buy\n" in text
     data = json.loads(verdict("audit", "diff", a, b, "--format", "json", env_extra=history["env"]).stdout)
-    assert data["changed"] and data["stopped_firing"] == ["valuation.rich-without-growth"]
+    assert data["changed"] and data["stopped_firing"] == ["valuation.upside-hold"]
     assert data["before"]["rating"] == "Hold" and data["after"]["rating"] == "Buy"
     (pe,) = [f for f in data["facts"] if f["path"] == "stock.pe_ttm"]
     assert pe["before"]["value"] == 52.3 and pe["after"]["value"] == 53.1 and pe["after"]["source"] == "seed report"
@@ -79,7 +80,7 @@ def test_replay_of_a_point_in_time_run_uses_its_recorded_date(history, verdict) 
 
 
 def test_replay_under_other_rules_uses_the_recorded_facts(history, verdict) -> None:  # type: ignore[no-untyped-def]
-    """The first run's facts (PE 52.3) under the edited rules (threshold 55): Buy, though the run said Hold.
+    """The first run's facts (PE 52.3) under the edited rules (PE range to 70): Buy, though the run said Hold.
     The recorded facts, not today's (53.1), are what is read."""
     root, env = history["root"], history["env"]
     run = history["before"]["run_id"]
@@ -88,7 +89,7 @@ def test_replay_under_other_rules_uses_the_recorded_facts(history, verdict) -> N
     day = history["before"]["as_of"]
     head = f"run {run} (300127.SZ): its recorded facts as of {day} under the rules in {root / 'rules'}"
     assert head in out.stdout
-    assert "rating Hold -> Buy" in out.stdout and "valuation.rich-without-growth" in out.stdout
+    assert "rating Hold -> Buy" in out.stdout and "valuation.upside-hold" in out.stdout
     assert "facts that changed" not in out.stdout  # same recorded facts on both sides
     data = json.loads(verdict("audit", "replay", run, "--current-rules", "--format", "json", cwd=root,
                               env_extra=env).stdout)
@@ -119,7 +120,7 @@ def test_export_writes_the_recorded_files_for_rules_diff(history, verdict, tmp_p
     assert meta["run_id"] == run and meta["seq"] == 1 and "output" not in meta and meta["record_hash"]
     diff = verdict("rules", "diff", str(to / "rules"), str(root / "rules"), "--facts", str(to / "facts"))
     assert diff.returncode in (0, 1), diff.stderr
-    assert "rules edited: valuation.rich-without-growth" in diff.stdout and "Hold -> Buy" in diff.stdout
+    assert "rules edited: valuation.sector-multiple" in diff.stdout and "Hold -> Buy" in diff.stdout
     again = verdict("audit", "export", run, "--to", str(to), env_extra=env)
     assert again.returncode == 2 and "already exists" in again.stderr
     assert verdict("audit", "export", "--to", str(tmp_path / "x"), env_extra=env).returncode == 2
@@ -132,10 +133,10 @@ def test_list_has_a_header_a_score_and_every_format(history, verdict) -> None:  
     table = verdict("audit", "list", env_extra=env).stdout.splitlines()
     assert table[0].split() == ["seq", "run", "id", "recorded", "(UTC)", "user", "symbol", "rating", "score", "as",
                                 "of", "engine"]
-    assert len(table) == 4 and table[1].split()[6:8] == ["Hold", "2"] and table[3].split()[8] == "2026-01-13"
+    assert len(table) == 4 and table[1].split()[6:8] == ["Hold", "4"] and table[3].split()[8] == "2026-01-13"
     rows = json.loads(verdict("audit", "list", "--format", "json", env_extra=env).stdout)
     day = history["before"]["as_of"]
-    assert [(r["rating"], r["score"], r["as_of"]) for r in rows] == [("Hold", 2.0, day), ("Buy", 4.0, day),
+    assert [(r["rating"], r["score"], r["as_of"]) for r in rows] == [("Hold", 4.0, day), ("Buy", 5.0, day),
                                                                      (history["past"]["rating"],
                                                                       history["past"]["score"], "2026-01-13")]
     lines = verdict("audit", "list", "--format", "jsonl", env_extra=env).stdout.splitlines()
@@ -154,7 +155,7 @@ def test_list_has_a_header_a_score_and_every_format(history, verdict) -> None:  
 
 def test_why_answers_why_not_first_then_the_tree(history, verdict) -> None:  # type: ignore[no-untyped-def]
     out = verdict("why", history["before"]["run_id"], env_extra=history["env"]).stdout
-    assert out.index("Why not Buy") < out.index("<- valuation.rich-without-growth")
+    assert out.index("Why not Buy") < out.index("<- valuation.upside-hold")
 
 
 def test_run_ids_are_matched_literally(tmp_path: Path, ws, verdict) -> None:  # type: ignore[no-untyped-def]
@@ -193,7 +194,7 @@ def test_records_from_before_packing_and_newer_fields_still_list_show_and_diff(h
     con.close()
     env = {"VERDICT_AUDIT_DB": str(db)}
     rows = json.loads(verdict("audit", "list", "--format", "json", env_extra=env).stdout)
-    assert [r["score"] for r in rows][:2] == [2.0, 4.0]
+    assert [r["score"] for r in rows][:2] == [4.0, 5.0]
     a, b = rows[0]["run_id"], rows[1]["run_id"]
     assert verdict("audit", "show", a, env_extra=env).returncode == 0
     assert "rating Hold -> Buy" in verdict("audit", "diff", a, b, env_extra=env).stdout

@@ -25,7 +25,8 @@ def _fails_cleanly(out, *fragments: str) -> str:  # type: ignore[no-untyped-def]
 
 def test_malformed_yaml_names_file_and_line(workdir, verdict):
     pack = workdir / "rules" / "valuation.yaml"
-    _edit(pack, "    title: PE (TTM) below 40\n", "    title: PE (TTM) below 40\n   bad: [unclosed\n")
+    _edit(pack, "    title: Upside to the target value beyond the Buy edge\n",
+          "    title: Upside to the target value beyond the Buy edge\n   bad: [unclosed\n")
     line = _line_of(pack, "bad: [unclosed")
     err = _fails_cleanly(verdict("evaluate", "600111", cwd=workdir), "rules/valuation.yaml:", "not valid YAML")
     assert f"valuation.yaml:{line}:" in err or f"valuation.yaml:{line + 1}:" in err
@@ -33,7 +34,7 @@ def test_malformed_yaml_names_file_and_line(workdir, verdict):
 
 def test_unknown_fact_path_gets_did_you_mean(workdir, verdict):
     pack = workdir / "rules" / "valuation.yaml"
-    _edit(pack, "when: stock.pe_ttm < 40", "when: stock.pe_tmm < 40")
+    _edit(pack, "when: stock.pe_ttm < stock.earnings", "when: stock.pe_tmm < stock.earnings")
     line = _line_of(pack, "stock.pe_tmm")
     err = _fails_cleanly(verdict("evaluate", "600111", cwd=workdir),
                          f"rules/valuation.yaml:{line}:11:", "unknown fact path `stock.pe_tmm`",
@@ -43,7 +44,7 @@ def test_unknown_fact_path_gets_did_you_mean(workdir, verdict):
 
 def test_type_mismatch_is_reported_at_its_column(workdir, verdict):
     pack = workdir / "rules" / "valuation.yaml"
-    _edit(pack, "when: stock.pe_ttm < 40", "when: stock.name > 3")
+    _edit(pack, "when: stock.pe_ttm < stock.earnings_growth_low_pct", "when: stock.name > 3")
     line = _line_of(pack, "stock.name > 3")
     _fails_cleanly(verdict("evaluate", "600111", cwd=workdir),
                    f"rules/valuation.yaml:{line}:11:", "`>` needs numbers on both sides, but `stock.name` is text")
@@ -51,8 +52,8 @@ def test_type_mismatch_is_reported_at_its_column(workdir, verdict):
 
 def test_syntax_error_in_when(workdir, verdict):
     pack = workdir / "rules" / "valuation.yaml"
-    _edit(pack, "when: stock.pe_ttm < 40", "when: stock.pe_ttm < < 40")
-    line = _line_of(pack, "< < 40")
+    _edit(pack, "when: stock.pe_ttm < stock.earnings", "when: stock.pe_ttm < < stock.earnings")
+    line = _line_of(pack, "< < stock")
     _fails_cleanly(verdict("evaluate", "600111", cwd=workdir), f"rules/valuation.yaml:{line}:",
                    "invalid expression syntax")
 

@@ -20,7 +20,7 @@ def test_explain_tree_matches_golden(ws, update_golden, symbol, name):
 
 def test_explain_names_rules_facts_and_sources(ws):
     text = render_tree(ws.evaluate("600111"))
-    assert "decided by: score 5 >= 4" in text
+    assert "decided by: score 8 >= 4" in text
     assert "<- rating.sector-tailwind (rating, rules/rating.yaml:" in text
     assert "<- signal structural_shortage from supply_demand.gap-widening" in text
     assert "stock.pe_ttm = 86.26 x [Jinling AI [0], 2026-01-19]" in text
@@ -29,12 +29,12 @@ def test_explain_names_rules_facts_and_sources(ws):
 
 def test_cli_explain_prints_the_tree(verdict):
     out = verdict("evaluate", "600111", "--explain")
-    assert out.returncode == 0 and out.stdout.startswith("600111.SH Northern Rare Earth: Buy (score 5)")
+    assert out.returncode == 0 and out.stdout.startswith("600111.SH Northern Rare Earth: Buy (score 8)")
 
 
 def test_markdown_lists_fired_rules(ws):
     md = render_markdown(ws.evaluate("300127"))
-    assert "| horizon | advice | low | high | note | rule |" in md and "`valuation.rich-without-growth`" in md
+    assert "| horizon | advice | low | high | note | rule |" in md and "`valuation.upside-hold`" in md
 
 
 def test_each_rule_and_each_derivation_is_shown_once(ws):
@@ -48,7 +48,7 @@ def test_each_rule_and_each_derivation_is_shown_once(ws):
             assert text.count(c.text) == 1, c.text
     derivations = [line.strip() for line in text.splitlines() if line.strip().startswith("derived: ")]
     assert len(derivations) == len(set(derivations)) > 3
-    assert "<- valuation.pe-above-history-reported (valuation, rules/valuation.yaml:38) (see above)" in text
+    assert "<- valuation.pe-above-history-reported (valuation, rules/valuation.yaml:120) (see above)" in text
 
 
 def test_depth_limits_how_far_signal_sources_are_opened(ws, verdict):

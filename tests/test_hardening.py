@@ -321,7 +321,7 @@ def test_what_if_refuses_numbers_that_are_not_finite_or_in_range(verdict: Run, g
 
 def _when(workdir: Path, text: str) -> tuple[Path, int]:
     pack = workdir / "rules" / "valuation.yaml"
-    _edit(pack, "when: stock.pe_ttm < 40", f"when: {text}")
+    _edit(pack, "when: stock.pe_ttm < stock.earnings_growth_low_pct", f"when: {text}")
     return pack, _line_of(pack, "when: " + text[:20])
 
 
@@ -374,8 +374,8 @@ def test_an_expression_at_the_limits_checks_and_evaluates(workdir: Path, verdict
 def test_a_template_spec_beyond_the_limits_is_refused_by_check(workdir: Path, verdict: Run, spec: str, says: str
                                                                ) -> None:
     pack = workdir / "rules" / "valuation.yaml"
-    _edit(pack, 'message: "PE (TTM) {stock.pe_ttm} is above 50', f'message: "PE (TTM) {{stock.pe_ttm:{spec}}} is '
-          'above 50')
+    _edit(pack, '"Valuation pressure: PE (TTM) {stock.pe_ttm} is reported',
+          f'"Valuation pressure: PE (TTM) {{stock.pe_ttm:{spec}}} is reported')
     line = _line_of(pack, "PE (TTM) {stock.pe_ttm:")
     check = verdict("rules", "check", cwd=workdir)
     assert check.returncode == 1 and f"rules/valuation.yaml:{line}:" in check.stdout and says in check.stdout

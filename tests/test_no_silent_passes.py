@@ -71,26 +71,26 @@ def _where(workdir: Path, text: str, offset: int = 0) -> str:
 def test_rule_tests_naming_unknown_rules_signals_or_warnings_fail_with_a_did_you_mean(workdir: Path,
                                                                                       verdict) -> None:  # type: ignore[no-untyped-def]
     _edit_cases(workdir,
-                ("not_fired: [valuation.pe-reasonable, valuation.rich-without-growth]",
-                 "not_fired: [valuation.pe-reasonable, valuation.rich-without-grwth]"),
-                ("no_signals: [valuation_rich]", "no_signals: [valuation_rich, uptrnd]"),
-                ("expect: {rating: Buy, fired: [valuation.pe-reasonable]}",
-                 "expect: {rating: Buy, fired: [analyst.uptrnd]}"),
-                ("no_warnings: [valuation.rich-without-growth]", "no_warnings: [valuation.rich-without-grwth]"),
-                ("warnings: [valuation.rich-without-growth]", "warnings: [valuation.pe-reasonable]"))
+                ("not_fired: [technical.range-bound]", "not_fired: [technical.range-bond]"),
+                ("no_signals: [earnings_growth_strong]", "no_signals: [earnings_growth_strong, uptrnd]"),
+                ("signals: [upside_large, earnings_growth_possible, margin_inflow, overbought]",
+                 "signals: [upside_large, earnings_growth_possible, margin_inflow, overbought]\n"
+                 "      fired: [analyst.uptrnd]"),
+                ("no_warnings: [valuation.above-target,", "no_warnings: [valuation.above-targt,"),
+                ("      warnings: [valuation.rich-without-growth]", "      warnings: [valuation.pe-reasonable]"))
     out = verdict("rules", "test", cwd=workdir)
     assert out.returncode == 1
     lines = out.stdout.splitlines()
     assert any(line.startswith("FAIL") and "Zhenghai Magnetic is a Buy" in line for line in lines)
-    prefix = "not_fired: [valuation.pe-reasonable, "
-    where = _where(workdir, prefix + "valuation.rich-without-grwth", len(prefix))
-    assert f"{where}: error: expect.not_fired: rule 'valuation.rich-without-grwth' does not exist" in out.stdout
-    assert "Did you mean 'valuation.rich-without-growth'?" in out.stdout
+    prefix = "not_fired: ["
+    where = _where(workdir, prefix + "technical.range-bond", len(prefix))
+    assert f"{where}: error: expect.not_fired: rule 'technical.range-bond' does not exist" in out.stdout
+    assert "Did you mean 'technical.range-bound'?" in out.stdout
     assert "expect.no_signals: no rule emits a signal 'uptrnd'" in out.stdout
     assert "expect.fired: rule 'analyst.uptrnd' does not exist" in out.stdout
     assert "expected to fire, did not" not in out.stdout  # the case is not run on a name that means nothing
-    assert "expect.no_warnings: no rule or engine check 'valuation.rich-without-grwth' raises warnings. Did you " \
-           "mean 'valuation.rich-without-growth'?" in out.stdout
+    assert "expect.no_warnings: no rule or engine check 'valuation.above-targt' raises warnings. Did you " \
+           "mean 'valuation.above-target'?" in out.stdout
     assert "expect.warnings: rule 'valuation.pe-reasonable' raises no warning" in out.stdout
     assert "5 failed" in out.stdout
     check = verdict("rules", "check", cwd=workdir)
@@ -101,8 +101,8 @@ def test_rule_tests_naming_unknown_rules_signals_or_warnings_fail_with_a_did_you
 
 
 def test_rules_check_reads_the_test_files_schema_too(workdir: Path, verdict) -> None:  # type: ignore[no-untyped-def]
-    _edit_cases(workdir, ("    expect: {rating: Buy, fired: [valuation.pe-reasonable]}",
-                          "    expect: {ratng: Buy, fired: [valuation.pe-reasonable]}"),
+    _edit_cases(workdir, ("      rating: Neutral\n      target: {value: 68.21",
+                          "      ratng: Neutral\n      target: {value: 68.21"),
                 ('    symbol: "300127"\n', '    symbol: "300128"\n'))
     out = verdict("rules", "check", cwd=workdir)
     assert out.returncode == 1
@@ -111,14 +111,14 @@ def test_rules_check_reads_the_test_files_schema_too(workdir: Path, verdict) -> 
 
 
 def test_a_failing_score_expectation_lists_the_signals_behind_it(workdir: Path, verdict) -> None:  # type: ignore[no-untyped-def]
-    _edit_cases(workdir, ("      rating: Hold\n      score: 2", "      rating: Hold\n      score: 3"))
+    _edit_cases(workdir, ("      rating: Hold\n      score: 4", "      rating: Hold\n      score: 5"))
     out = verdict("rules", "test", cwd=workdir)
     assert out.returncode == 1
-    assert "score: expected 3, got 2 (-1)" in out.stdout
-    assert "signals emitted: +1 margin_inflow (capital_flow.stock-margin-inflow)" in out.stdout
-    assert "-2 valuation_rich (valuation.rich-without-growth)" in out.stdout
-    assert "would make up: +1 from valuation.pe-reasonable (rules/valuation.yaml:13), which did not fire: " \
-           "stock.pe_ttm 52.3 < 40 (fails by 30.8%)" in out.stdout
+    assert "score: expected 5, got 4 (-1)" in out.stdout
+    assert "+1 margin_inflow (capital_flow.stock-margin-inflow)" in out.stdout
+    assert "-1 overbought (technical.kdj-overbought)" in out.stdout
+    assert "would make up: +1 from valuation.pe-reasonable (rules/valuation.yaml:" in out.stdout
+    assert "stock.pe_ttm < stock.earnings_growth_low_pct: missing stock.earnings_growth_low_pct" in out.stdout
     assert "would make up: +1 had technical.kdj-overbought not fired (it emitted -1)" in out.stdout
 
 
@@ -132,8 +132,8 @@ def test_rules_diff_can_fail_on_any_change(tmp_path: Path, verdict) -> None:  # 
     shutil.copytree(RULES, new)
     same = verdict("rules", "diff", str(old), str(new), "--fail-on-change")
     assert same.returncode == 0 and "no symbol's outcome changes." in same.stdout
-    pack = new / "valuation.yaml"
-    pack.write_text(pack.read_text().replace("when: stock.pe_ttm > 50 and", "when: stock.pe_ttm > 55 and"))
+    policy = new / "policy.yaml"
+    policy.write_text(policy.read_text().replace("      min_upside_pct: 20\n", "      min_upside_pct: 10\n"))
     assert verdict("rules", "diff", str(old), str(new)).returncode == 0  # a report, unless asked to gate
     gated = verdict("rules", "diff", str(old), str(new), "--fail-on-change")
     assert gated.returncode == 1 and "300127.SZ Galaxy Magnetic: rating Hold -> Buy" in gated.stdout

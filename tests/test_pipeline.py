@@ -27,13 +27,12 @@ def test_chaining_three_levels_deep_runs_inside_durable(ws):
 
 
 def test_negated_signal_waits_for_its_producers(ws):
-    ev = ws.evaluate("600111")
-    fired = {f.rule for f in ev.fired}
+    fired = {f.rule for f in ws.evaluate("600111").fired}
     # earnings_growth_strong fired, so the rule that needs its absence must not have fired
-    assert "valuation.earnings-growth-strong" in fired
-    assert "valuation.rich-without-growth" not in fired
-    galaxy = {f.rule for f in ws.evaluate("300127").fired}
-    assert "valuation.rich-without-growth" in galaxy
+    assert "earnings.growth-doubling" in fired
+    assert "earnings.growth-may-double" not in fired
+    jl_mag = {f.rule for f in ws.evaluate("300748").fired}
+    assert "earnings.growth-may-double" in jl_mag and "earnings.growth-doubling" not in jl_mag
 
 
 def test_sessions_are_isolated(ws):
@@ -51,21 +50,24 @@ def _set(path: Path, old: str, new: str) -> None:
 
 def test_changing_a_threshold_changes_the_next_run(workdir, verdict):
     before = Workspace.open(workdir / "rules", workdir / "facts")
-    assert before.evaluate("300127").rating == "Hold"
-    _set(workdir / "rules" / "valuation.yaml", "when: stock.pe_ttm > 50 and", "when: stock.pe_ttm > 55 and")
+    assert before.evaluate("600111").rating == "Buy"
+    _set(workdir / "rules" / "valuation.yaml", "when: stock.pe_ttm > 2 * stock.earnings_growth_high_pct",
+         "when: stock.pe_ttm > 0.5 * stock.earnings_growth_high_pct")
     after = Workspace.open(workdir / "rules", workdir / "facts")
     assert after.compiled.digest != before.compiled.digest
-    ev = after.evaluate("300127")
-    assert ev.rating == "Buy" and ev.score == before.evaluate("300127").score + 2
-    out = verdict("evaluate", "300127", "--format", "json", cwd=workdir)
-    assert out.returncode == 0 and '"rating": "Buy"' in out.stdout
+    ev = after.evaluate("600111")
+    # PE 86.26 is now above the rule's 0.5 x 134.6: its -2 and its cap at Hold apply
+    assert ev.rating == "Hold" and ev.score == before.evaluate("600111").score - 2
+    assert ev.rating_info.decided_by == "capped at Hold by valuation.rich-without-growth"
+    out = verdict("evaluate", "600111", "--format", "json", cwd=workdir)
+    assert out.returncode == 0 and '"rating": "Hold"' in out.stdout
 
 
 def test_changing_the_policy_bands_changes_the_rating(workdir):
-    _set(workdir / "rules" / "policy.yaml", "min_score: 4\n", "min_score: 6\n")
+    _set(workdir / "rules" / "policy.yaml", "min_score: 4\n", "min_score: 7\n")
     ws = Workspace.open(workdir / "rules", workdir / "facts")
-    assert ws.evaluate("600111").rating == "Hold"  # score 5
-    assert ws.evaluate("000831").rating == "Buy"  # score 6
+    assert ws.evaluate("300748").rating == "Buy"  # score 7
+    assert ws.evaluate("000831").rating == "Hold"  # score 6
 
 
 def test_a_fact_edit_changes_the_facts_hash_and_result(workdir):

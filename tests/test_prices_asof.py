@@ -120,8 +120,8 @@ def test_stale_facts_warn_and_make_rules_not_evaluable(workdir: Path) -> None:
     assert stale and "fundamentals fact value(s) are older than the 2-day limit on 2026-01-20" in stale[0].message
     assert "stock.earnings_growth_low_pct" in stale[0].message
     nf = {n.rule: n for n in ev.not_fired}
-    assert nf["valuation.earnings-growth-strong"].status == "not_evaluable"
-    assert nf["valuation.earnings-growth-strong"].missing == ["stock.earnings_growth_low_pct"]
+    assert nf["earnings.growth-doubling"].status == "not_evaluable"
+    assert nf["earnings.growth-doubling"].missing == ["stock.earnings_growth_low_pct"]
 
 
 def test_bad_as_of_is_a_clear_error(verdict) -> None:  # type: ignore[no-untyped-def]

@@ -24,8 +24,9 @@ def test_the_fold_column_wraps_to_the_width_and_keeps_its_words() -> None:
 def test_a_single_evaluation_and_a_screen_render(ws) -> None:  # type: ignore[no-untyped-def]
     ev = ws.evaluate("600111", run_id="r")
     text = render_table(ev, width=100)
-    for part in ("Northern Rare Earth (600111.SH)", "Target: RMB 61.38 - 75.02", "Entries", "Warnings",
-                 "Signals (", "not investment advice"):
+    for part in ("Northern Rare Earth (600111.SH)", "Target: RMB 63.54 - 72.87, value 68.21, upside +37.5%",
+                 "Evidence: coverage", "Not fragile", "Entries", "Warnings", "Signals (", "not investment advice"):
         assert part in text
     screen = render_rows([ws.run(s).summary() for s in ws.symbols()], width=100)
-    assert "verdict: 5 symbol(s)" in screen and "61.38-75.02" in screen
+    assert "verdict: 5 symbol(s)" in screen and "63.54-72.87" in screen and "+37.5%" in screen
+    assert screen.splitlines()[1].split()[-6:] == ["upside", "coverage", "fragile", "warnings", "as", "of"]

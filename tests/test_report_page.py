@@ -55,13 +55,13 @@ def test_page_shows_the_rating_bands_target_and_entries(page_600111):  # type: i
     ev, html = page_600111
     assert 'id="rating">Buy<' in html
     assert ev.rating_info.meaning in html
-    assert "RMB 61.38 - 75.02" in html  # the target, in the header and on the chart
+    assert "RMB 63.54 - 72.87" in html  # the target, in the header and on the chart
     found = {(t, a.get("data-band") or a.get("data-entry") or a.get("data-level")) for t, a in tags(html)}
     assert ("g", "target") in found
     assert ("g", "medium") in found  # the only horizon with a range
     assert ("g", "support") in found and ("g", "resistance") in found
     # upside from the stated price 51.07 to each end of the target range
-    assert f"{(61.38 / 51.07 - 1) * 100:+.1f}% to {(75.02 / 51.07 - 1) * 100:+.1f}%" in html
+    assert f"{(63.54 / 51.07 - 1) * 100:+.1f}% to {(72.87 / 51.07 - 1) * 100:+.1f}%" in html
     assert "MACD(12,26,9)" in html and "KDJ(9,3,3)" in html
 
 
@@ -177,11 +177,11 @@ def test_audit_report_is_byte_identical_and_keeps_the_old_rating(verdict, workdi
     assert out.returncode == 0, out.stderr
     [run] = _runs(verdict, db)
     assert run["rating"] == "Buy"
-    # the rules change: without its strongest signal 600111 falls to Hold
+    # the rules change: a PE above half the top of the growth guidance now caps 600111 at Hold
     pack = workdir / "rules" / "valuation.yaml"
     pack.write_text(pack.read_text(encoding="utf-8").replace(
-        "signal: {name: earnings_growth_strong, score: 2}", "signal: {name: earnings_growth_strong, score: 0}"),
-        encoding="utf-8")
+        "when: stock.pe_ttm > 2 * stock.earnings_growth_high_pct",
+        "when: stock.pe_ttm > 0.5 * stock.earnings_growth_high_pct"), encoding="utf-8")
     now = workdir / "now.html"
     assert verdict("report", "600111", "--out", str(now), "--audit-db", str(db), cwd=workdir).returncode == 0
     assert 'id="rating">Hold<' in now.read_text(encoding="utf-8")

@@ -10,6 +10,7 @@ from conftest import ROOT
 
 BAD_PACK = """\
 pack: bad
+evidence: valuation
 rules:
   - id: bad.first
     when: stock.pe_ttm > 40
@@ -55,15 +56,19 @@ rules:
 """
 
 EXPECTED = [  # (line, code, fragment)
-    (6, "signal-unused", "signal 'lonely' has score 0"),
-    (7, "duplicate-id", "rule id 'bad.first' is already used"),
-    (12, "unknown-fact", "Did you mean 'stock.pe_ttm'?"),
-    (16, "unknown-signal", "Did you mean 'overbought'?"),
-    (20, "type", "`stock.name` is text"),
-    (24, "never-holds", "stock.pe_ttm > 5 and stock.pe_ttm < 3"),
-    (34, "override-conflict", "contradicts 'set Buy' of bad.set-buy"),
-    (38, "unknown-fact", "in the message template: unknown fact path `stock.prise`"),
-    (41, "unknown-key", "unknown key 'salence'. Did you mean 'salience'?"),
+    (5, "threshold-unexplained", "the number 40 in this rule has no reason"),
+    (7, "signal-unused", "signal 'lonely' has score 0"),
+    (8, "duplicate-id", "rule id 'bad.first' is already used"),
+    (13, "unknown-fact", "Did you mean 'stock.pe_ttm'?"),
+    (17, "unknown-signal", "Did you mean 'overbought'?"),
+    (21, "type", "`stock.name` is text"),
+    (25, "never-holds", "stock.pe_ttm > 5 and stock.pe_ttm < 3"),
+    (25, "threshold-unexplained", "the numbers 5, 3 in this rule have no reason"),
+    (29, "threshold-unexplained", "the number 1 in this rule has no reason"),
+    (33, "threshold-unexplained", "the number 2 in this rule has no reason"),
+    (35, "override-conflict", "contradicts 'set Buy' of bad.set-buy"),
+    (39, "unknown-fact", "in the message template: unknown fact path `stock.prise`"),
+    (42, "unknown-key", "unknown key 'salence'. Did you mean 'salience'?"),
 ]
 
 
@@ -79,9 +84,9 @@ def test_check_reports_each_mistake_at_its_line(workdir, verdict):
     assert len(found) == len(EXPECTED), found
     text = verdict("rules", "check", cwd=workdir)
     assert text.returncode == 1
-    assert "rules/bad.yaml:12:11: error: unknown fact path `stock.pe_tmm`." in text.stdout
-    assert "rules/bad.yaml:6:7: warning: signal 'lonely'" in text.stdout
-    assert "8 error(s), 1 warning(s)" in text.stderr
+    assert "rules/bad.yaml:13:11: error: unknown fact path `stock.pe_tmm`." in text.stdout
+    assert "rules/bad.yaml:7:7: warning: signal 'lonely'" in text.stdout
+    assert "8 error(s), 5 warning(s)" in text.stderr
 
 
 def test_bundled_packs_check_clean(verdict):
@@ -100,12 +105,12 @@ def test_rules_test_passes_with_coverage(verdict):
 
 def test_rules_test_shows_a_readable_diff_on_failure(workdir, verdict):
     cases = workdir / "rules" / "tests" / "report.yaml"
-    text = cases.read_text(encoding="utf-8").replace("rating: Hold\n      score: 2", "rating: Buy\n      score: 2", 1)
+    text = cases.read_text(encoding="utf-8").replace("rating: Hold\n      score: 4", "rating: Buy\n      score: 4", 1)
     cases.write_text(text, encoding="utf-8")
     out = verdict("rules", "test", cwd=workdir)
     assert out.returncode == 1
     assert "FAIL  rules/tests/report.yaml:" in out.stdout
-    assert "rating: expected Buy, got Hold (score 2;" in out.stdout
+    assert "rating: expected Buy, got Hold (score 4;" in out.stdout
     assert "1 failed" in out.stdout
 
 
@@ -116,7 +121,9 @@ def test_rules_test_reports_uncovered_rules(workdir, verdict):
     cases.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     out = verdict("rules", "test", "--coverage", "--min-coverage", "90", cwd=workdir)
     assert out.returncode == 1 and "is below --min-coverage 90%" in out.stderr
-    assert "never fired: valuation.pe-reasonable" in out.stdout
+    never = [line for line in out.stdout.splitlines() if "never fired:" in line]
+    assert any("valuation.upside-hold" in line for line in never) and not any(
+        "valuation.upside-buy" in line for line in never)
 
 
 def test_schema_is_current_and_validates_every_bundled_file(tmp_path, verdict):
@@ -168,16 +175,17 @@ def test_diff_shows_symbols_whose_rating_flips(tmp_path, verdict):
     shutil.copytree(ROOT / "rules", old)
     shutil.copytree(ROOT / "rules", new)
     pack = new / "valuation.yaml"
-    pack.write_text(pack.read_text().replace("when: stock.pe_ttm > 50 and", "when: stock.pe_ttm > 55 and"))
+    pack.write_text(pack.read_text().replace("when: stock.pe_ttm > 2 * stock.earnings_growth_high_pct",
+                                             "when: stock.pe_ttm > 0.5 * stock.earnings_growth_high_pct"))
     out = verdict("rules", "diff", str(old), str(new), "--format", "json")
     assert out.returncode == 0, out.stderr
     d = json.loads(out.stdout)
     assert d["rules_edited"] == ["valuation.rich-without-growth"]
-    assert [s["symbol"] for s in d["symbols"]] == ["300127.SZ"]
-    galaxy = d["symbols"][0]
-    assert "rating Hold -> Buy" in galaxy["changes"] and "score 2 -> 4" in galaxy["changes"]
-    assert galaxy["stopped_firing"] == ["valuation.rich-without-growth"]
+    assert [s["symbol"] for s in d["symbols"]] == ["600111.SH"]
+    nre = d["symbols"][0]
+    assert "rating Buy -> Hold" in nre["changes"] and "score 8 -> 6" in nre["changes"]
+    assert nre["newly_fired"] == ["valuation.rich-without-growth"]
     text = verdict("rules", "diff", str(old), str(new))
-    assert "300127.SZ Galaxy Magnetic: rating Hold -> Buy" in text.stdout
+    assert "600111.SH Northern Rare Earth: rating Buy -> Hold" in text.stdout
     same = verdict("rules", "diff", str(old), str(old))
     assert "no symbol's outcome changes." in same.stdout

@@ -155,12 +155,12 @@ def test_sort_ascending_and_by_rating(universe: Path, verdict: Any, evaluations:
 
 def test_where_reads_outcome_names_signals_and_missing_facts_leave_a_symbol_out(  # type: ignore[misc]
         universe: Path, verdict: Any, evaluations: dict[str, dict[str, Any]]) -> None:
-    out = verdict("evaluate", "--all", "--no-record", "--where", "upside > 10", "--columns", "upside,target",
+    out = verdict("evaluate", "--all", "--no-record", "--where", "upside >= 20", "--columns", "upside,target",
                   "--format", "json", cwd=universe)  # on the bundle's date: the report's facts are known
     rows = json.loads(out.stdout)
-    assert [r["symbol"] for r in rows] == ["600111.SH"]  # the only target; the others have no upside
-    assert rows[0]["upside"] == pytest.approx((rows[0]["target"] / 51.07 - 1) * 100, abs=0.01)
-    assert rows[0]["target"] == pytest.approx((61.38 + 75.02) / 2)
+    assert sorted(r["symbol"] for r in rows) == ["000831.SZ", "300224.SZ", "300748.SZ", "600111.SH"]  # the Buys
+    nre = next(r for r in rows if r["symbol"] == "600111.SH")
+    assert nre["target"] == 68.21 and nre["upside"] == pytest.approx((68.21 / 49.62 - 1) * 100, abs=0.01)
     overbought = json.loads(_run(verdict, universe, "--where", "signal.overbought", "--columns", "rating",
                                  "--format", "json"))
     want = sorted(s for s, d in evaluations.items() if any(g["name"] == "overbought" for g in d["signals"]))

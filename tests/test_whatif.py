@@ -15,7 +15,7 @@ def _rating(ws, sf, path: str, value: float) -> str:  # type: ignore[no-untyped-
     return ws.evaluate_facts(with_overrides(sf, ws.facts.catalog, ov)).rating
 
 
-@pytest.mark.parametrize("symbol", ["600111", "300224"])
+@pytest.mark.parametrize("symbol", ["600111", "300748"])
 def test_every_reported_threshold_flips_the_rating_and_just_short_does_not(ws, symbol) -> None:  # type: ignore[no-untyped-def]
     result = sensitivity(ws, symbol)
     assert result.rating == "Buy" and len(result.facts) >= 2
@@ -35,18 +35,25 @@ def test_every_reported_threshold_flips_the_rating_and_just_short_does_not(ws, s
     assert nearest.nearest_pct() <= result.facts[-1].nearest_pct()
 
 
-def test_growth_guidance_threshold_is_exact(ws) -> None:  # type: ignore[no-untyped-def]
-    result = sensitivity(ws, "600111", paths=["stock.earnings_growth_low_pct"])
+def test_raising_the_pe_far_enough_lowers_the_rating_at_the_threshold_sensitivity_finds(ws) -> None:  # type: ignore[no-untyped-def]
+    """PE (TTM) 86.26 against profit guidance of 116.67%-134.60%: above twice the top of the range (PEG
+    above 2 even there) the price assumes more growth than guided, and the Buy is capped at Hold."""
+    result = sensitivity(ws, "600111", paths=["stock.pe_ttm"])
     (s,) = result.facts
-    assert s.down is not None and s.down.boundary == 100 and s.down.inclusive and s.down.rating == "Neutral"
-    assert s.down.rule == "valuation.earnings-growth-strong" and s.down.change_pct == pytest.approx(-14.29, abs=0.01)
+    assert s.up is not None and s.up.boundary == pytest.approx(269.2) and not s.up.inclusive
+    assert s.up.rating == "Hold" and s.up.rule == "valuation.rich-without-growth"
+    assert s.up.change_pct == pytest.approx(212.08, abs=0.01)
+    sf = ws.symbol_facts("600111")
+    assert _rating(ws, sf, "stock.pe_ttm", 269.2) == "Buy" and _rating(ws, sf, "stock.pe_ttm", 269.3) == "Hold"
+    assert _rating(ws, sf, "stock.pe_ttm", 500) == "Hold"
 
 
 def test_share_price_threshold(ws) -> None:  # type: ignore[no-untyped-def]
     result = price_sensitivity(ws, "600111")
     (s,) = result.facts
     up = s.up
-    assert up is not None and up.rating == "Hold" and up.rule == "rating.cap-one-sided-valuation"
+    # the target (68.21) does not move with the price: the upside falls to Buy's 20% edge
+    assert up is not None and up.rating == "Hold" and up.rule in ("valuation.upside-buy", "valuation.upside-hold")
     sf = ws.symbol_facts("600111")
 
     def at(price: float) -> str:
@@ -56,7 +63,8 @@ def test_share_price_threshold(ws) -> None:  # type: ignore[no-untyped-def]
     assert at(up.boundary if not up.inclusive else up.boundary - epsilon(up.boundary)) == "Buy"
     moved = price_overrides(ws, sf, 2 * 51.07)
     assert moved["stock.pe_ttm"].value == pytest.approx(2 * 86.26)
-    assert moved["stock.dcf_optimistic_vs_price_pct"].value == pytest.approx((2.249 / 2 - 1) * 100)
+    assert moved["stock.upside_pct"].value == pytest.approx(((1 + 37.46 / 100) / 2 - 1) * 100)
+    assert "stock.target_value" not in moved
 
 
 def test_what_if_without_overrides_changes_nothing(ws, verdict) -> None:  # type: ignore[no-untyped-def]
@@ -67,18 +75,19 @@ def test_what_if_without_overrides_changes_nothing(ws, verdict) -> None:  # type
 
 
 def test_what_if_shows_what_changed(verdict) -> None:  # type: ignore[no-untyped-def]
-    out = verdict("what-if", "300127", "--set", "stock.earnings_growth_low_pct=120", "--format", "json")
+    # higher earnings move the target (EPS x the sector multiple): 14% upside becomes 29.5%
+    out = verdict("what-if", "300127", "--set", "stock.eps_ttm=0.75", "--format", "json")
     assert out.returncode == 0, out.stderr
     d = json.loads(out.stdout)
     assert d["baseline"]["rating"] == "Hold" and d["scenario"]["rating"] == "Buy"
-    assert "rating Hold -> Buy" in d["changes"]
-    assert d["newly_fired"] == ["valuation.earnings-growth-strong"]
-    assert d["stopped_firing"] == ["valuation.rich-without-growth"]
+    assert "rating Hold -> Buy" in d["changes"] and "target 35.68-41.15 -> 40.58-46.80" in d["changes"]
+    assert d["newly_fired"] == ["valuation.upside-buy"]
+    assert d["stopped_firing"] == ["valuation.upside-hold"]
     # on 2026-01-20 the prices show J at 31.9: a bound above 90 makes the stock overbought again
     bound = verdict("what-if", "600111", "--set", "stock.kdj_j=>90", "--format", "json")
     assert bound.returncode == 0 and json.loads(bound.stdout)["newly_fired"] == ["technical.kdj-overbought"]
     changes = json.loads(bound.stdout)["changes"]
-    assert "score 5 -> 4" in changes
+    assert "score 8 -> 7" in changes
     assert any(c.startswith("new warning from technical.kdj-overbought: 'Short-term overbought") for c in changes)
     assert any(c.startswith("warning from facts.conflict gone: 'Sources disagree on KDJ J") for c in changes)
     refused = verdict("what-if", "600111", "--set", "stock.kdj_j_max_recent=>90")
@@ -98,8 +107,7 @@ def test_sensitivity_cli_writes_a_tornado_chart(verdict, tmp_path) -> None:  # t
     png = tmp_path / "t.png"
     out = verdict("sensitivity", "600111", "--chart", str(png))
     assert out.returncode == 0, out.stderr
-    assert "rating becomes Neutral if Net profit growth guidance, low end (stock.earnings_growth_low_pct) falls to " \
-           "100 (-14.3%)" in out.stdout
+    assert "rating becomes Hold if PE (TTM) (stock.pe_ttm) rises above 269.2 (+212.1%)" in out.stdout
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 

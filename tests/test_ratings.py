@@ -1,0 +1,256 @@
+"""Ratings that mean what they say: evidence before a rating, targets from a stated valuation method,
+fragility, parameters with reasons, and lints that keep packs honest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.derive import given_value, with_overrides
+from engine.evidence import gate
+from engine.pipeline import Workspace
+
+PRICE_ONLY = """\
+symbol: 300999.SZ
+name: Price Only Magnets
+sector: rare_earth_pm
+exchange: SZ
+board: chinext
+prices:
+  adjust: qfq
+  volume_unit: lots
+  segments:
+    - {file: prices/gunark_tushare_qfq_2025H2_2026/300748.csv, source: tushare-gunark, anchor: 2026-04-07}
+facts: {}
+"""
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+# ------------------------------------------------------------------------------ evidence before a rating
+
+
+def test_a_stock_with_prices_and_no_facts_of_its_own_is_not_a_buy_and_says_what_is_missing(workdir, verdict):
+    """JL Mag's prices under another name, no facts of its own, in the rare earth sector with all its
+    sector facts: the sector and the price history alone do not make a Buy."""
+    (workdir / "facts" / "stocks" / "300999.yaml").write_text(PRICE_ONLY, encoding="utf-8")
+    out = verdict("evaluate", "300999", "--format", "json", "--no-record", cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    ev = json.loads(out.stdout)
+    assert ev["rating"] != "Buy" and ev["target"] is None
+    cov = ev["coverage"]
+    present = {f["family"] for f in cov["families"] if f["present"]}
+    assert {"sector", "technical"} <= present and "valuation" not in present and "valuation" in cov["missing"]
+    (need,) = cov["needs"]
+    assert need.startswith("Buy needs Valuation: a target from a valuation method")
+    assert "valuation.sector-multiple needs stock.eps_ttm" in need
+    assert any(w["rule"] == "policy.evidence" and "stock.eps_ttm" in w["message"] for w in ev["warnings"])
+    # a sector that strong and an uptrend cannot lift it: with one more sector point it is still no Buy
+    _edit(workdir / "rules" / "rating.yaml", "name: sector_tailwind\n        score: 2",
+          "name: sector_tailwind\n        score: 4")
+    louder = json.loads(verdict("evaluate", "300999", "--format", "json", "--no-record", cwd=workdir).stdout)
+    assert louder["score"] >= 4 and louder["rating"] == "Hold"
+    assert louder["rating_info"]["steps"][-1] == "Buy needs Valuation evidence, which is missing: Hold"
+    table = verdict("evaluate", "300999", "--no-record", cwd=workdir)
+    assert "Buy needs Valuation: a target from a valuation method" in table.stdout
+
+
+def test_the_policy_moves_a_rating_its_evidence_or_upside_does_not_support(ws):
+    policy = ws.book.policy
+    everything = {"valuation", "earnings", "flows", "technical", "sector"}
+    assert gate(policy, "Buy", everything, 25.0) == ("Buy", [])
+    assert gate(policy, "Buy", everything - {"valuation"}, None) == (
+        "Hold", ["Buy needs Valuation evidence, which is missing: Hold"])
+    assert gate(policy, "Sell", {"technical"}, None) == (
+        "Neutral", ["Sell needs Valuation evidence, which is missing: Neutral"])
+    # the upside decides how far down a Buy goes; a price above the target is never a Buy
+    assert gate(policy, "Buy", everything, 12.0)[0] == "Hold"
+    assert gate(policy, "Buy", everything, 2.0)[0] == "Neutral"
+    assert gate(policy, "Buy", everything, -2.0)[0] == "Neutral"
+    assert gate(policy, "Buy", everything, -12.0) == ("Sell", [
+        "upside -12.0% is below Buy's 20%: Hold", "upside -12.0% is below Hold's 5%: Neutral",
+        "upside -12.0% is below Neutral's -5%: Sell"])
+    # and a Sell with upside to its target is not a Sell
+    assert gate(policy, "Sell", everything, 30.0) == ("Neutral", ["upside 30.0% is above Sell's -5%: Neutral"])
+    assert gate(policy, "Hold", everything - {"valuation"}, None) == ("Hold", [])
+
+
+def test_an_expected_benchmark_return_is_taken_off_the_upside(ws):
+    policy = ws.book.policy.model_copy(deep=True)
+    policy.scale.expected_benchmark_return_pct = 8
+    rating, steps = gate(policy, "Buy", {"valuation"}, 25.0)
+    assert rating == "Hold" and steps == ["upside 17.0% (less the benchmark's expected 8%) is below Buy's 20%: Hold"]
+
+
+def test_requirements_name_declared_families_and_a_fallback(workdir, verdict):
+    policy = workdir / "rules" / "policy.yaml"
+    _edit(policy, "      requires: [valuation]\n      otherwise: Hold\n",
+          "      requires: [valuaton]\n      otherwise: Hold\n")
+    out = verdict("rules", "check", cwd=workdir)
+    assert out.returncode == 1 and "rating Buy requires unknown evidence family valuaton" in out.stdout
+    _edit(policy, "      requires: [valuaton]\n      otherwise: Hold\n", "      requires: [valuation]\n")
+    out = verdict("rules", "check", cwd=workdir)
+    assert out.returncode == 1 and "rating Buy has `requires` but no `otherwise`" in out.stdout
+
+
+def test_a_rule_of_an_unknown_family_is_an_error_with_a_did_you_mean(workdir, verdict):
+    _edit(workdir / "rules" / "earnings.yaml", "evidence: earnings\n", "evidence: earnigs\n")
+    out = verdict("rules", "check", cwd=workdir)
+    assert out.returncode == 1
+    assert "rules/earnings.yaml:3:11: error: evidence family 'earnigs' is not declared in the policy." in out.stdout
+    assert "Did you mean 'earnings'?" in out.stdout
+
+
+# ------------------------------------------------------------------------------ targets from a method
+
+
+def test_the_target_does_not_move_with_the_price_alone(ws):
+    sf = ws.symbol_facts("600111")
+    base = ws.evaluate_facts(sf)
+    assert base.rating == "Buy" and base.target is not None
+    for price in (30.0, 56.0, 76.5, 120.0):
+        moved = with_overrides(sf, ws.facts.catalog, {p: given_value(price, sf.chosen[p].value.as_of, "test")
+                                                      for p in ("stock.price", "stock.close")})
+        ev = ws.evaluate_facts(moved)
+        assert ev.target is not None
+        assert (ev.target.low, ev.target.high, ev.target.value) == (base.target.low, base.target.high,
+                                                                    base.target.value), price
+        assert ev.target.upside_pct == pytest.approx((68.21 / price - 1) * 100, abs=0.01)
+        if price > base.target.value:
+            assert ev.rating != "Buy", price
+    # at 76.5 the price is 12% above the target value: the label for that is Sell
+    at = with_overrides(sf, ws.facts.catalog, {"stock.close": given_value(76.5, sf.chosen["stock.close"].value.as_of,
+                                                                          "test")})
+    ev = ws.evaluate_facts(at)
+    assert ev.rating == "Sell" and ev.rating_info.steps[-1] == "upside -10.8% is below Neutral's -5%: Sell"
+
+
+def test_an_input_of_the_method_moves_the_target(ws):
+    sf = ws.symbol_facts("600111")
+    ov = {"stock.dcf_conservative_value": given_value(41.55, sf.chosen["stock.close"].value.as_of, "test")}
+    ev = ws.evaluate_facts(with_overrides(sf, ws.facts.catalog, ov))
+    assert ev.target is not None and ev.target.value == pytest.approx(78.21)  # 0.5 x 41.55 + 0.5 x 114.86
+
+
+def test_the_json_states_the_method_its_inputs_and_its_arithmetic(ws):
+    ev = ws.evaluate("000831")
+    (used,) = ev.valuations
+    assert used.used and used.method == "valuation.sector-multiple" and used.kind == "pe_range"
+    assert used.inputs == {"stock.close": 54.05, "stock.eps_ttm": 1.4076, "sector.target_pe_low": 54.1,
+                           "sector.target_pe_high": 62.4}
+    assert used.how.startswith("EPS 1.408 x PE 54.1 - 62.4 = 76.15 - 87.83, middle 81.99; upside +51.69%")
+    facts = {f.path: f for f in ev.facts}
+    assert facts["stock.upside_pct"].value == 51.69 and facts["stock.upside_pct"].source == "verdict (valuation method)"
+    assert facts["stock.eps_ttm"].source == "seed report"
+
+
+def test_a_scenario_method_with_weights_as_facts(ws, tmp_path):
+    from engine.load import LoadedValuation
+    from engine.model import ValuationMethod
+    from engine.valuation import NotValued, Valued, compute
+
+    m = ValuationMethod.model_validate({
+        "id": "v.s", "title": "t", "method": "scenarios", "weight_uncertainty_pp": 10,
+        "scenarios": [{"name": "bear", "value": "stock.dcf_conservative_value", "weight": "stock.pe_hist_avg"},
+                      {"name": "bull", "value": "stock.dcf_optimistic_value", "weight": 0.75}]})
+    lv = LoadedValuation(m, "v", "f", 1, "valuation")
+    sf = ws.symbol_facts("600111")
+    chosen = dict(with_overrides(sf, ws.facts.catalog, {"stock.pe_hist_avg": given_value(
+        0.25, sf.chosen["stock.close"].value.as_of, "t")}).chosen)
+    v = compute(lv, chosen)
+    assert isinstance(v, Valued)
+    assert v.value == pytest.approx(0.25 * 21.55 + 0.75 * 114.86, abs=0.005)
+    # ten points of weight toward each end, as far as the weights allow
+    assert (v.low, v.high) == pytest.approx((v.value - 0.1 * 93.31, v.value + 0.1 * 93.31), abs=0.01)
+    assert v.bear_case_pct == pytest.approx((21.55 / 49.62 - 1) * 100, abs=0.01)
+    chosen["stock.pe_hist_avg"] = chosen["stock.pe_hist_avg"]._replace(
+        value=given_value(0.5, sf.chosen["stock.close"].value.as_of, "t"))
+    bad = compute(lv, chosen)
+    assert isinstance(bad, NotValued) and bad.reason == "the scenario weights add up to 1.25, not 1"
+
+
+def test_weights_given_as_numbers_must_add_up(workdir, verdict):
+    _edit(workdir / "rules" / "valuation.yaml", "weight: 0.5}\n      - {name: optimistic",
+          "weight: 0.4}\n      - {name: optimistic")
+    out = verdict("rules", "check", cwd=workdir)
+    assert out.returncode == 1 and "scenario weights must add up to 1, not 0.9" in out.stdout
+
+
+# ------------------------------------------------------------------------------ fragility
+
+
+def test_fragility_names_the_fact_near_its_threshold_and_the_score_near_its_edge(ws, workdir):
+    galaxy = ws.evaluate("300127")
+    frag = galaxy.fragility
+    assert frag is not None and frag.fragile and frag.facts_checked
+    (near,) = frag.facts
+    # 38.42 / 1.2 = 32.02: five per cent below the close the upside reaches Buy's 20%
+    assert near.path == "stock.close" and near.rating == "Buy" and near.threshold == pytest.approx(32.0167, abs=1e-3)
+    assert near.change_pct == pytest.approx(-4.99, abs=0.01) and near.rule == "policy: Buy min upside 20%"
+    assert not ws.evaluate("600111").fragility.fragile
+    # on the edge of its band, one signal decides
+    _edit(workdir / "rules" / "policy.yaml", "min_score: 4\n", "min_score: 8\n")
+    edge = Workspace.open(workdir / "rules", workdir / "facts").evaluate("600111")
+    assert edge.rating == "Buy" and edge.fragility is not None and edge.fragility.fragile
+    assert edge.fragility.score_edges == [{"edge": 8.0, "side": "below", "distance": 0.0, "rating": "Hold"}]
+    assert edge.fragility.notes == ["score 8 is 0 above the band edge 8: one signal less makes it Hold"]
+
+
+def test_fragility_in_the_table_and_the_screen(verdict):
+    one = verdict("evaluate", "300127", "--no-record")
+    assert "Fragile: stock.close 33.7 -> 32.0167 (-5.0%) makes it Buy (policy: Buy min upside 20%)" in one.stdout
+    screen = verdict("evaluate", "--all", "--no-record", "--format", "json")
+    rows = {e["symbol"]: e for e in json.loads(screen.stdout)}
+    assert rows["300127.SZ"]["fragility"]["fragile"] and not rows["600111.SH"]["fragility"]["fragile"]
+    assert set(rows["300127.SZ"]["coverage"]) == {"percent", "families", "missing", "needs"}
+
+
+# ------------------------------------------------------------------------------ lints
+
+
+def test_lint_flags_packs_that_reach_buy_on_sector_rules_alone(workdir, verdict):
+    _edit(workdir / "rules" / "rating.yaml", "name: sector_tailwind\n        score: 2",
+          "name: sector_tailwind\n        score: 3")
+    out = verdict("rules", "check", "--strict", cwd=workdir)
+    assert out.returncode == 1
+    assert "rules/rating.yaml:8:5: warning: sector- and market-wide rules alone can score 4, which reaches the Buy " \
+           "band (4). Only the policy's requirement of valuation evidence keeps a stock with no evidence of its own " \
+           "from a Buy." in out.stdout
+
+
+def test_lint_threshold_without_reason_and_reason_without_threshold(workdir, verdict):
+    pack = workdir / "rules" / "capital_flow.yaml"
+    _edit(pack, "when: stock.margin_balance_change_pct >= 10", "when: stock.margin_balance_change_pct >= 12")
+    out = verdict("rules", "check", "--format", "json", cwd=workdir)
+    found = {(p["code"], p["rule"]): p for p in json.loads(out.stdout)}
+    unexplained = found[("threshold-unexplained", "capital_flow.stock-margin-inflow")]
+    assert unexplained["severity"] == "warning" and "the number 12 in this rule has no reason" in unexplained["message"]
+    assert "why: {12:" in unexplained["hint"]
+    assert ("why-unused", "capital_flow.stock-margin-inflow") in found
+
+
+def test_lint_warns_of_a_fact_no_rule_reads_and_of_a_rule_of_no_family(workdir, verdict):
+    _edit(workdir / "rules" / "supply_demand.yaml",
+          " ({commodity.concentrate_change_qoq_pct:+.1f}% on the quarter)", "")
+    _edit(workdir / "rules" / "capital_flow.yaml", "evidence: flows\n", "")
+    out = verdict("rules", "check", cwd=workdir)
+    assert "warning: 'commodity.concentrate_change_qoq_pct' is stated in 1 fact file(s) but no rule, message or " \
+           "valuation reads it." in out.stdout
+    assert "facts/catalog.yaml:" in out.stdout
+    assert "warning: this rule does not say which family of evidence it is" in out.stdout
+    assert "[capital_flow.stock-margin-inflow]" in out.stdout
+
+
+def test_lint_warns_of_a_target_that_moves_with_the_price(workdir, verdict):
+    (workdir / "rules" / "naive.yaml").write_text(
+        "pack: naive\nevidence: valuation\nrules:\n  - id: naive.target\n    when: stock.price > 0\n"
+        "    why: {1.2: \"x\"}\n    then:\n      target: {low: stock.price, high: stock.price * 1.2}\n",
+        encoding="utf-8")
+    out = verdict("rules", "check", cwd=workdir)
+    assert "warning: the target is computed from stock.price, so it moves with the share price" in out.stdout
