@@ -137,7 +137,7 @@ def compute(lv: LoadedValuation, chosen: dict[str, Chosen]) -> Valued | NotValue
         if shift and spread:
             how += (f"; range: {m.weight_uncertainty_pp:g} points of weight moved between the {m.scenarios[lo_i].name} "
                     f"and {m.scenarios[hi_i].name} cases, {_money(low)} - {_money(high)}")
-        bear = round2((min(values) / p - 1) * 100)
+        bear = round((min(values) / p - 1) * 100, 6)
     else:
         eps = _num(chosen, m.eps or "")
         los = m.pe_low if not isinstance(m.pe_low, str) else _num(chosen, m.pe_low)
@@ -157,8 +157,9 @@ def compute(lv: LoadedValuation, chosen: dict[str, Chosen]) -> Valued | NotValue
         how = (f"EPS {eps:,.4g} x PE {pe_lo:g} - {pe_hi:g} = {_money(low)} - {_money(high)}, "
                f"middle {_money(point)}")
     value, low, high = round2(point), round2(low), round2(high)
-    upside = round2((value / p - 1) * 100)
-    how += f"; upside {upside:+.2f}% against {price_fact} {_money(p)}"
+    # the upside is kept to 1e-6 (as derived facts are): a threshold search moves the price by a millionth
+    upside = round((value / p - 1) * 100, 6)
+    how += f"; upside {upside:+.2f}% against {price_fact} {p:,.2f}"
     reference = None
     if m.reference:
         rl, rh = _num(chosen, m.reference.low), _num(chosen, m.reference.high)

@@ -307,9 +307,13 @@ def price_overrides(ws: Workspace, sf: SymbolFacts, price: float) -> dict[str, A
     p0 = float(sf.chosen["stock.price"].value.value)  # type: ignore[arg-type]
     ratio = price / p0
     out = {"stock.price": given_value(price, sf.chosen["stock.price"].value.as_of, "price scenario")}
+    from .valuation import VALUATION_SOURCE
+
     for path, c in sf.chosen.items():
         spec = ws.facts.catalog.spec(path)
         if spec is None or spec.price_link == "none" or path == "stock.price" or not c.value.is_point:
+            continue
+        if c.value.source == VALUATION_SOURCE:  # the upside is computed again, from the new price and inputs
             continue
         v = c.value.value
         if isinstance(v, (int, float)) and not isinstance(v, bool):

@@ -46,7 +46,9 @@ def test_named_scenarios_side_by_side_match_their_own_evaluations(ws: Any, verdi
     bear = d["scenarios"][0]
     assert bear["rating"] != base.rating and "rating Buy -> Neutral" in bear["changes"]
     assert any(c.startswith("medium entry accumulate") and c.endswith("-> none") for c in bear["changes"])
-    assert any(c.startswith("new warning from valuation.rich-without-growth") for c in bear["changes"])
+    # the cut DCF case moves the target (38.85-42.70): 4.9% upside at 40 is short of Hold's 5%
+    assert "target 63.54-72.87 -> 38.85-42.70" in bear["changes"]
+    assert any(c.startswith("new warning from policy.evidence: \"Rating moved: upside 4.9%") for c in bear["changes"])
     assert bear["moved"]["stock.pe_ttm"]["to"] == pytest.approx(86.26 * 40 / 51.07)
     assert d["scenarios"][1]["changes"] == []  # base: the facts as stated
 
@@ -58,9 +60,9 @@ def test_the_table_names_what_each_scenario_set(verdict: Any) -> None:  # type: 
     assert lines[1].split() == ["baseline", "bear", "base", "bull"]
     rows = {line.split()[0]: line.split()[1:] for line in lines[3:] if line.strip() and not line.startswith(" " * 4)}
     assert rows["stock.price"] == ["51.07", "40", "61.3"]  # base leaves it (blank)
-    assert rows["stock.earnings_growth_low_pct"] == ["116.67", "60", "116.67", "134.6"]
+    assert rows["stock.earnings_growth_low_pct"] == ["116.67", "30", "116.67", "134.6"]
     assert rows["stock.pe_ttm"][1] == "67.5622" and rows["stock.pe_ttm"][2] == "(price)"  # moved with the price
-    assert rows["rating"] == ["(score)", "Buy", "(5)", "Neutral", "(0)", "Buy", "(5)", "Buy", "(5)"]
+    assert rows["rating"] == ["(score)", "Buy", "(8)", "Neutral", "(2)", "Buy", "(8)", "Buy", "(8)"]
     assert "Changes from the baseline" in out.stdout and "  base (the facts as stated" in out.stdout
     single = verdict("what-if", "600111", "--set", "stock.pe_ttm=30", "--set", "stock.kdj_j=>85")
     assert single.returncode == 0, single.stderr
@@ -69,7 +71,7 @@ def test_the_table_names_what_each_scenario_set(verdict: Any) -> None:  # type: 
     assert "new warning from technical.kdj-overbought" in single.stdout
     md = verdict("what-if", "600111", "--scenarios", str(EXAMPLE), "--format", "markdown")
     assert "|  | baseline | bear | base | bull |" in md.stdout
-    assert "| rating (score) | Buy (5) | Neutral (0) | Buy (5) | Buy (5) |" in md.stdout
+    assert "| rating (score) | Buy (8) | Neutral (2) | Buy (8) | Buy (8) |" in md.stdout
 
 
 def test_set_applies_to_every_scenario_and_may_not_clash(ws: Any, verdict: Any) -> None:  # type: ignore[misc]
@@ -117,42 +119,44 @@ def test_a_bad_scenarios_file_is_reported_at_each_mistake(tmp_path: Path, verdic
 
 def test_a_two_way_grid_rates_every_cell(ws: Any, verdict: Any, tmp_path: Path) -> None:  # type: ignore[misc]
     png = tmp_path / "grid.png"
-    args = ["what-if", "600111", "--grid", "stock.earnings_growth_low_pct=60:140:20", "--grid",
-            "stock.pe_ttm=30:90:10"]
+    args = ["what-if", "600111", "--grid", "stock.dcf_optimistic_value=60:140:20", "--grid",
+            "stock.pe_ttm=100:300:50"]
     out = verdict(*args, "--format", "json", "--chart", str(png))
     assert out.returncode == 0, out.stderr
     d = json.loads(out.stdout)
     rows, cols = d["axes"][0]["values"], d["axes"][1]["values"]
-    assert rows == [60, 80, 100, 120, 140] and cols == [30, 40, 50, 60, 70, 80, 90]
-    assert d["axes"][0]["now"] == 116.67 and d["axes"][1]["now"] == 86.26
+    assert rows == [60, 80, 100, 120, 140] and cols == [100, 150, 200, 250, 300]
+    assert d["axes"][0]["now"] == 114.86 and d["axes"][1]["now"] == 86.26
     for x, row in zip(rows, d["cells"], strict=True):
         for y, cell in zip(cols, row, strict=True):
-            want = _evaluate(ws, {"stock.earnings_growth_low_pct": x, "stock.pe_ttm": y})
+            want = _evaluate(ws, {"stock.dcf_optimistic_value": x, "stock.pe_ttm": y})
             assert (cell["rating"], cell["score"]) == (want.rating, want.score), (x, y)
-    assert {c["rating"] for row in d["cells"] for c in row} == {"Buy", "Hold", "Neutral"}
+    # the optimistic case moves the target from a Sell to a Buy; a PE above twice the top of the
+    # growth guidance (269.2) caps a Buy at Hold
+    assert {c["rating"] for row in d["cells"] for c in row} == {"Buy", "Hold", "Neutral", "Sell"}
     assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 10_000
     table = verdict(*args).stdout.splitlines()
-    assert table[0] == "600111.SH Northern Rare Earth, facts as of 2026-01-20: Buy (5) at " \
-                       "stock.earnings_growth_low_pct 116.67, stock.pe_ttm 86.26"
-    assert table[2].split() == ["stock.earnings_growth_low_pct", "\\", "stock.pe_ttm", "30", "40", "50", "60", "70",
-                                "80", "90"]
+    assert table[0] == "600111.SH Northern Rare Earth, facts as of 2026-01-20: Buy (8) at " \
+                       "stock.dcf_optimistic_value 114.86, stock.pe_ttm 86.26"
+    assert table[2].split() == ["stock.dcf_optimistic_value", "\\", "stock.pe_ttm", "100", "150", "200", "250",
+                                "300"]
     assert table[4].split()[:3] == ["60", d["cells"][0][0]["rating"], f"({d['cells'][0][0]['score']:g})"]
     rows_csv = list(csv.DictReader(io.StringIO(verdict(*args, "--format", "csv").stdout)))
-    assert len(rows_csv) == 35 and rows_csv[0] == {"stock.earnings_growth_low_pct": "60", "stock.pe_ttm": "30",
+    assert len(rows_csv) == 25 and rows_csv[0] == {"stock.dcf_optimistic_value": "60", "stock.pe_ttm": "100",
                                                    "rating": d["cells"][0][0]["rating"],
                                                    "score": f"{d['cells'][0][0]['score']:g}"}
 
 
 def test_a_one_way_grid_with_a_common_set(ws: Any, verdict: Any) -> None:  # type: ignore[misc]
-    out = verdict("what-if", "600111", "--grid", "stock.pe_ttm=35:45:2.5", "--set", "stock.earnings_growth_low_pct=80",
+    out = verdict("what-if", "600111", "--grid", "stock.pe_ttm=76:84:2", "--set", "stock.earnings_growth_low_pct=80",
                   "--format", "json")
     assert out.returncode == 0, out.stderr
     d = json.loads(out.stdout)
-    assert d["axes"][0]["values"] == [35, 37.5, 40, 42.5, 45] and d["set"] == {"stock.earnings_growth_low_pct": 80}
+    assert d["axes"][0]["values"] == [76, 78, 80, 82, 84] and d["set"] == {"stock.earnings_growth_low_pct": 80}
     for x, (cell,) in zip(d["axes"][0]["values"], d["cells"], strict=True):
         want = _evaluate(ws, {"stock.pe_ttm": x, "stock.earnings_growth_low_pct": 80})
         assert (cell["rating"], cell["score"]) == (want.rating, want.score)
-    assert d["cells"][0][0] != d["cells"][-1][0]  # PE 40 is the edge of valuation.pe-reasonable
+    assert d["cells"][0][0] != d["cells"][-1][0]  # PE 80 (the growth) is the edge of valuation.pe-reasonable
 
 
 @pytest.mark.parametrize(("args", "message"), [
