@@ -47,7 +47,7 @@ def test_old_run_shows_and_replays_as_it_was_after_edits(workdir, verdict, db):
     assert "identical" in replay.stdout
     why = verdict("why", "300127", env_extra=db)
     assert why.returncode == 0 and "upside 14.0% is below Buy's 20%: Hold" in why.stdout
-    assert "stock.upside_pct 14.01 >= 20 (fails by 29.9%)" in why.stdout
+    assert "stock.upside_pct 14.0059 >= 20 (fails by 30.0%)" in why.stdout
 
 
 def test_replay_reports_a_difference(verdict, db, tmp_path):

@@ -63,8 +63,11 @@ def test_share_price_threshold(ws) -> None:  # type: ignore[no-untyped-def]
     assert at(up.boundary if not up.inclusive else up.boundary - epsilon(up.boundary)) == "Buy"
     moved = price_overrides(ws, sf, 2 * 51.07)
     assert moved["stock.pe_ttm"].value == pytest.approx(2 * 86.26)
-    assert moved["stock.upside_pct"].value == pytest.approx(((1 + 37.46 / 100) / 2 - 1) * 100)
-    assert "stock.target_value" not in moved
+    # the valuation's own facts are not moved but computed again from the moved price: the target stays
+    assert "stock.upside_pct" not in moved and "stock.target_value" not in moved
+    doubled = ws.evaluate_facts(with_overrides(sf, ws.facts.catalog, moved))
+    assert doubled.target is not None and doubled.target.value == 68.21
+    assert doubled.target.upside_pct == pytest.approx((68.21 / (2 * 49.62) - 1) * 100, abs=1e-3)
 
 
 def test_what_if_without_overrides_changes_nothing(ws, verdict) -> None:  # type: ignore[no-untyped-def]
