@@ -57,9 +57,11 @@ class SymbolRatings:
 
 
 def rating_paths(ws: Workspace) -> frozenset[str] | None:
-    """The fact paths the rules read (all a rating needs), unless one of them is a cross-sectional formula:
-    that one needs every symbol's value on the date, which only the full resolution gathers."""
-    paths = frozenset(p for p, _, _ in ws.compiled.read_fields)
+    """The fact paths the rules and valuations read (all a rating needs), unless one of them is a
+    cross-sectional formula: that one needs every symbol's value on the date, which only the full
+    resolution gathers."""
+    # and the facts the packs' valuation methods read: a target (and its upside) is what a Buy needs
+    paths = frozenset(p for p, _, _ in ws.compiled.read_fields) | {p for v in ws.book.valuations for p in v.paths}
     formulas = ws.deriver.formulas
     if any((f := formulas.items.get(p)) is not None and f.kind == "cross" for p in formulas.closure(paths)):
         return None

@@ -87,7 +87,8 @@ def steps(value: Any) -> str:
 def valuations(value: Any, fired: set[str]) -> str:
     """Each valuation method that could be computed: its value and range, upside, how, and inputs."""
     rows = []
-    for v in data(value) or []:
+    for item in data(value) or []:
+        v = data(item)  # a list of models (an Evaluation's own) or of plain dicts (a record's JSON)
         if not isinstance(v, dict):
             continue
         inputs = ", ".join(f"{k} {num(x)}" for k, x in (v.get("inputs") or {}).items())

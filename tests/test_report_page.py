@@ -271,7 +271,7 @@ COVERAGE = {"percent": 87.5, "missing": ["flows"], "needs": ["a valuation method
 FRAGILITY = {"fragile": True, "notes": ["score 4 is on the Buy band's edge"], "score_edges": [],
              "facts": [{"path": "stock.earnings_growth_low_pct", "label": "Net profit growth guidance, low end",
                         "value": 116.67, "threshold": 100, "change_pct": -14.3, "rating": "Neutral",
-                        "rule": "valuation.earnings-growth-strong"}], "facts_checked": True}
+                        "rule": "earnings.growth-doubling"}], "facts_checked": True}
 VALUATIONS = [{"method": "dcf-scenarios", "title": "DCF scenarios, equal weight", "kind": "dcf", "file": "rules/x.yaml",
                "line": 3, "value": 68.2, "low": 61.38, "high": 75.02, "price": 51.07, "price_fact": "stock.price",
                "upside_pct": 33.5, "how": "mean of three <cases>", "inputs": {"stock.dcf_base": 68.2}, "used": True}]
@@ -296,12 +296,12 @@ def test_rating_quality_fields_are_rendered_when_the_evaluation_carries_them(ws)
     assert "88% of the rules that read facts could be evaluated; no evidence on flows" in header
     assert "Valuation &lt;&amp;&gt;" in header and "stock.margin_balance_change_pct" in header
     assert '<span class="tag fails">fragile</span> score 4 is on the Buy band&#x27;s edge' in header
-    assert 'href="#rule-valuation.earnings-growth-strong"' in header
+    assert 'href="#rule-earnings.growth-doubling"' in header
     assert "<li>no override &lt;fired&gt;</li>" in header
     section = html[html.index('<section id="valuations">'):]
     assert "DCF scenarios, equal weight" in section and "+33.5%" in section and "mean of three &lt;cases&gt;" in section
-    plain = stock_page(ws, ws.evaluate("600111", run_id="q"))  # without them: no empty shells
-    assert 'id="coverage"' not in plain and 'id="valuations"' not in plain and "<ol" not in plain
+    plain = stock_page(ws, ws.evaluate("600111", run_id="q"))  # the rating stage's own fields
+    assert 'id="coverage"' in plain and 'id="valuations"' in plain and "valuation.dcf-scenarios" in plain
 
 
 def test_unknown_shapes_of_quality_fields_are_shown_as_text():
