@@ -219,10 +219,10 @@ def test_replay_under_other_rules_and_diff_of_runs(log: AuditLog, tmp_path: Path
     rules = tmp_path / "rules"
     shutil.copytree(RULES, rules)
     pack = rules / "valuation.yaml"
-    pack.write_text(pack.read_text().replace("when: stock.pe_ttm > 50 and", "when: stock.pe_ttm > 55 and"))
+    pack.write_text(pack.read_text().replace("pe_high: sector.target_pe_high", "pe_high: 70"))
     rec = log.get("aaaa0002")
     d = audit.replay_with_rules(log, rec, rules)
-    assert d.changed and d.stopped_firing == ["valuation.rich-without-growth"] and d.facts == []
+    assert d.changed and d.stopped_firing == ["valuation.upside-hold"] and d.facts == []
     assert d.before.run_id == d.after.run_id == "aaaa0002" and d.before.as_of == d.after.as_of
     assert not audit.replay_with_rules(log, rec, RULES).changed
     same = audit.diff_runs(log, log.get("aaaa0001"), log.get("bbbb0003"))
