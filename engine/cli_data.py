@@ -15,7 +15,8 @@ from typing import Annotated
 import typer
 
 data_app = typer.Typer(no_args_is_help=True,
-                       help="Market data in: import a folder of daily bars or daily indicator tables.")
+                       help="Market data in: import a folder of daily bars or indicator tables, or pull them "
+                            "through akshare.")
 
 
 class Adjust(StrEnum):
@@ -66,6 +67,44 @@ def data_import(
     else:
         summary = import_folder(folder, facts, names, source, adjust.value, replace, jobs or None,
                                 _progress())  # type: ignore[arg-type]
+    if format is Out.json:
+        typer.echo(json.dumps(summary.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        typer.echo(summary.render())
+    if summary.bad:
+        raise typer.Exit(1)
+
+
+@data_app.command("pull")
+def data_pull(
+    symbols: Annotated[list[str] | None, typer.Argument(help="Codes such as 600111 (or 600111.SH).")] = None,
+    names: Annotated[Path | None, typer.Option("--names", help="Pull every code of this names list (Tushare "
+                                                               "stock_basic CSV), and take names and industries "
+                                                               "from it.")] = None,
+    facts: Annotated[Path, typer.Option("--facts", help="The facts directory to add the stocks to.")] = Path("facts"),
+    start: Annotated[str, typer.Option("--from", help="First date, YYYY-MM-DD.")] = "2022-01-01",
+    end: Annotated[str | None, typer.Option("--to", help="Last date (default: today).")] = None,
+    adjust: Annotated[Adjust, typer.Option("--adjust", help="Price basis to fetch.")] = Adjust.qfq,
+    source: Annotated[str, typer.Option("--source", help="Source id for sources.yaml.")] = "akshare-em",
+    calendar: Annotated[bool, typer.Option("--calendar/--no-calendar", help="Also write FACTS_DIR/calendar.txt, the "
+                                                                            "exchange's trading days.")] = True,
+    format: Annotated[Out, typer.Option("--format", "-f", help="Summary as text or JSON.")] = Out.text,
+) -> None:
+    """Fetch daily bars and indicators through akshare (pip install 'verdict[akshare]', and a network) and
+    import them as `verdict data import` does. Exit 1 if some fetched files were bad."""
+    import datetime as dt
+
+    from .errors import LookupFailure, problem
+    from .pull import pull
+
+    for name, value in (("--from", start), ("--to", end)):
+        try:
+            if value:
+                dt.date.fromisoformat(value)
+        except ValueError:
+            raise LookupFailure([problem(name, 0, 0, "bad-date", f"{name} '{value}' is not a date.",
+                                         "Give it as YYYY-MM-DD.")]) from None
+    summary = pull(symbols or [], names, facts, start, end, adjust.value, source, calendar)
     if format is Out.json:
         typer.echo(json.dumps(summary.as_dict(), indent=2, ensure_ascii=False))
     else:
