@@ -1,10 +1,11 @@
 """Import the shared universe (2,570 files) into a copy of facts/, re-import it, load it, screen it.
 
-    python bench/import_universe.py [--keep DIR] [--jobs N]
+    python bench/import_universe.py [--keep DIR] [--jobs N] [--out bench/RESULTS.md]
 
 Prints the import summary, the timings (with the load average), the counts of the data README
 recomputed independently from the raw files (union calendar, as the README measured them), and the
-ratings `verdict evaluate --all --no-record` gives over the imported directory. Nothing is timed in tests.
+ratings `verdict evaluate --all --no-record` gives over the imported directory, and writes them to the
+section "import" of RESULTS.md (the other bench scripts keep it). Nothing is timed in tests.
 """
 
 from __future__ import annotations
@@ -62,9 +63,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--keep", type=Path, help="build the facts directory here and keep it")
     ap.add_argument("--jobs", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = ap.parse_args()
+    rows: list[tuple[str, str]] = []
     from engine.dataimport import import_folder
     from engine.load import load_facts
+    from engine.parsecache import ParseCache
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="verdict-universe-"))
     facts = work / "facts"
@@ -78,6 +82,7 @@ def main() -> None:
     first = time.perf_counter() - t
     print(s.render())
     print(f"import:    {first:.1f} s (load average {load_avg()})")
+    rows.append(("import of 2,570 files into a copy of facts/", f"{first:.1f} s (load average {load_avg()})"))
     before = tree(facts)
     t = time.perf_counter()
     again = import_folder(UNIVERSE, facts, NAMES, jobs=args.jobs or None)
@@ -85,30 +90,62 @@ def main() -> None:
     same = tree(facts) == before
     print(f"re-import: {second:.1f} s, {again.count('unchanged')} unchanged, files byte-identical: {same} "
           f"(load average {load_avg()})")
+    rows.append(("re-import of the unchanged folder", f"{second:.1f} s, {again.count('unchanged'):,} unchanged, "
+                 f"every file byte-identical: {same} (load average {load_avg()})"))
     for label in ("load (cold parse cache)", "load (warm parse cache)"):
         t = time.perf_counter()
-        base = load_facts(facts)
-        print(f"{label}: {time.perf_counter() - t:.1f} s, {len(base.stocks)} stocks (load average {load_avg()})")
-    print("data README measures, recomputed on this folder:", readme_counts())
+        base = load_facts(facts, cache=ParseCache.default(facts))  # as Workspace.open loads it
+        took = time.perf_counter() - t
+        print(f"{label}: {took:.1f} s, {len(base.stocks)} stocks (load average {load_avg()})")
+        rows.append((f"loading the {len(base.stocks):,} stocks, {label[6:-1]}", f"{took:.1f} s (load average "
+                     f"{load_avg()})"))
+    counts = readme_counts()
+    print("data README measures, recomputed on this folder:", counts)
     d = s.as_dict()
-    print("import summary counts:", {k: d[k] for k in ("files", "imported", "complete", "start_late", "end_early",
-                                                       "files_with_gaps", "gaps", "suspended_days", "bad")})
+    mine = {k: d[k] for k in ("files", "imported", "complete", "start_late", "end_early", "files_with_gaps", "gaps",
+                              "suspended_days", "bad")}
+    print("import summary counts:", mine)
+    rows.append(("README's measures recomputed from the raw files (union calendar)",
+                 ", ".join(f"{k} {v:,}" for k, v in counts.items())))
+    rows.append(("the import's summary", ", ".join(f"{k} {v:,}" for k, v in mine.items())))
     for as_of in ([], ["--as-of", "2025-09-03"]):
         t = time.perf_counter()
         out = subprocess.run([sys.executable, "-c", "from engine.cli import main; main()", "evaluate", "--all",
                               "--no-record", "--format", "csv", "--facts", str(facts), "--rules", str(ROOT / "rules"),
                               *as_of], capture_output=True, text=True, cwd=ROOT)
-        rows = list(csv.DictReader(out.stdout.splitlines()))
-        ratings = collections.Counter(r["rating"] for r in rows)
-        report = {r["symbol"]: r["rating"] for r in rows if r["symbol"] in
+        evaluated = rows_of(out.stdout)
+        ratings = collections.Counter(r["rating"] for r in evaluated)
+        report = {r["symbol"]: r["rating"] for r in evaluated if r["symbol"] in
                   ("600111.SH", "000831.SZ", "300748.SZ", "300224.SZ", "300127.SZ")}
-        print(f"evaluate --all {' '.join(as_of) or '(as of facts/base.yaml)'}: exit {out.returncode}, {len(rows)} rows "
+        print(f"evaluate --all {' '.join(as_of) or '(base date)'}: exit {out.returncode}, {len(evaluated)} rows "
               f"in {time.perf_counter() - t:.1f} s (load average {load_avg()}); ratings {dict(ratings)}; "
               f"report stocks {report}")
         err = out.stderr.strip().splitlines()
         print(f"  stderr: {len(err)} line(s)" + (": " + " | ".join(err[:4]) if err else ""))
+        when = " ".join(as_of) or "(as of facts/base.yaml)"
+        rows.append((f"`verdict evaluate --all --no-record --format csv` {when}",
+                     f"exit {out.returncode}, {len(evaluated):,} rows, {len(err)} stderr line(s), "
+                     f"{time.perf_counter() - t:.0f} s (load average {load_avg()}); ratings "
+                     + ", ".join(f"{k} {v:,}" for k, v in sorted(ratings.items())) + f"; report stocks {report}"))
+    text = ["## Import of the shared universe (`bench/import_universe.py`)", "",
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, commit "
+            f"{_commit()}. The machine is shared: the load average beside each figure says how busy it was.",
+            "", "| what | figure |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows]
+    sys.path.insert(0, str(Path(__file__).parent))
+    from sections import update
+
+    update(args.out, "import", "\n".join(text))
     if not args.keep:
         shutil.rmtree(work)
+
+
+def rows_of(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(text.splitlines()))
+
+
+def _commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    return out.stdout.strip() or "?"
 
 
 if __name__ == "__main__":

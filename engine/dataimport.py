@@ -529,6 +529,19 @@ def import_folder(folder: Path, facts: Path, names: Path | None = None, source: 
                   adjust: str = "qfq", replace: bool = False, jobs: int | None = None,
                   progress: Callable[[int, int], None] | None = None) -> ImportSummary:
     """Import every *.csv of `folder` into `facts` (see the module note); the library face of the command."""
+    import gc
+
+    paused = gc.isenabled()  # millions of rows, no cycles: the collector would only walk them (forks inherit)
+    gc.disable()
+    try:
+        return _import_folder(folder, facts, names, source, adjust, replace, jobs, progress)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _import_folder(folder: Path, facts: Path, names: Path | None, source: str | None, adjust: str, replace: bool,
+                   jobs: int | None, progress: Callable[[int, int], None] | None) -> ImportSummary:
     start = time.perf_counter()
     global _calendar
     if not folder.is_dir():
