@@ -188,8 +188,14 @@ def _screen(rules: Path, facts: Path, names: list[str] | None, *, jobs: int, day
     _emit_screen(outcomes, screen, format, explain, depth, r.filtered)
     for p in r.skipped:
         sys.stderr.write(f"skipped: {p.render()}\n")
-    for f in r.failures:
+    shown = r.failures if len(r.failures) <= 20 else r.failures[:10]  # a universe reports, it does not flood
+    for f in shown:
         sys.stderr.write(f"failed: {f.symbol}: {f.message}\n")
+    if len(shown) < len(r.failures):
+        fresh = sum("is fresh on" in f.message for f in r.failures)
+        sys.stderr.write(f"... and {len(r.failures) - len(shown):,} more failed"
+                         + (f" ({fresh:,} of all {len(r.failures):,} have no fresh data on the date)" if fresh else "")
+                         + ": verdict evaluate SYMBOL shows why for any one.\n")
     if r.skipped or r.failures:
         sys.stderr.write(f"{len(r.outcomes) + r.filtered} evaluated, {len(r.failures)} failed, {len(r.skipped)} "
                          "problem(s) in skipped fact files.\n")

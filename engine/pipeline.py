@@ -118,6 +118,15 @@ class Workspace:
                                        for c in sf.chosen.values()):
             known = [v.known for vs in stock.facts.values() for v in vs]
             known += [stock.series.bars[0].date] if stock.series is not None and stock.series.bars else []
+            if known and min(known) <= day:  # things were known, but all of them are too old to use on `day`
+                bars = stock.series.until(day).bars if stock.series is not None else []
+                last = f"its last price bar is {bars[-1].date} ({(day - bars[-1].date).days} days before)" if bars \
+                    else f"its newest fact is as of {max(v.as_of for vs in stock.facts.values() for v in vs)}"
+                raise LookupFailure([Problem(Location(stock.path), "nothing-fresh",
+                                             f"nothing about {stock.file.symbol} is fresh on {day}: {last}, older "
+                                             "than the policy's freshness limits (suspended, delisted, or the data "
+                                             "ends there).", "Evaluate as of an earlier date (--as-of), or bring "
+                                             "its data up to date (verdict data import).")])
             since = f"; the first is known on {min(known)}" if known else ""
             raise LookupFailure([Problem(Location(stock.path), "nothing-known",
                                          f"nothing about {stock.file.symbol} is known on or before {day}: no fact "

@@ -244,3 +244,19 @@ def test_a_bad_indicator_row_is_named_and_its_table_not_used(tmp_path: Path, fac
     assert d["bad"] == 1 and "basic/20250902.csv:2: unreadable row" in d["problems"][0]
     rows = (facts / "indicators" / "basic" / "000002.csv").read_text()
     assert "2025-09-02" not in rows and "2025-09-03" in rows
+
+
+def test_a_screen_of_stale_stocks_reports_them_without_flooding(tmp_path: Path, facts: Path, verdict) -> None:  # type: ignore[no-untyped-def]
+    codes = sorted(p.stem for p in UNIVERSE.glob("*.csv"))[:25]
+    import_folder(_slice(tmp_path, codes), facts, NAMES)
+    out = verdict("evaluate", "--all", "--no-record", "--format", "csv", "--facts", str(facts), cwd=ROOT)
+    assert out.returncode == 1
+    assert len(out.stdout.splitlines()) == 1 + 5  # the bundle's five are rated as of 2026-01-20
+    err = out.stderr.splitlines()
+    assert len(err) == 12, err  # ten examples, one line for the rest, the count
+    assert "is fresh on 2026-01-20: its last price bar is 2025-09-03 (139 days before)" in err[0]
+    assert err[10].startswith("... and 15 more failed (25 of all 25 have no fresh data on the date)")
+    fresh = verdict("evaluate", "--all", "--no-record", "--format", "csv", "--facts", str(facts), "--as-of",
+                    "2025-09-03", cwd=ROOT)
+    assert fresh.returncode == 0, fresh.stderr
+    assert len(fresh.stdout.splitlines()) == 1 + 30
