@@ -194,12 +194,15 @@ def test_restore_refuses_names_that_leave_the_folder_and_altered_files(log: Audi
     evil = {"../../escaped.yaml": h}
     snap = audit.snapshot_hash(evil)
     log.db.execute("INSERT INTO snapshots VALUES (?, ?)", (snap, json.dumps(evil)))
-    with pytest.raises(VerdictError, match="leads outside the folder"):
+    with pytest.raises(VerdictError, match=f"name '../../escaped.yaml' of snapshot {snap[:12]} leads outside") as err:
         log.restore(snap, tmp_path / "in" / "here")
+    assert err.value.exit_code == 1 and err.value.problems[0].code == "audit-snapshot"
     assert not (tmp_path / "escaped.yaml").exists() and not (tmp_path / "in" / "escaped.yaml").exists()
     log.db.execute("UPDATE blobs SET content = ? WHERE hash = ?", (zlib.compress(b"edited"), h))
-    with pytest.raises(VerdictError, match=f"stored file {name} of snapshot .* is missing or altered"):
+    where = f"stored file {name} of snapshot {rec.rules_snapshot[:12]} is missing"
+    with pytest.raises(VerdictError, match=where) as err:
         log.restore(rec.rules_snapshot, tmp_path / "again")
+    assert err.value.exit_code == 1 and err.value.problems[0].code == "audit-snapshot"
     with pytest.raises(VerdictError, match="snapshot 000000000000 is missing"):
         log.manifest("0" * 64)
 
@@ -232,3 +235,105 @@ def test_replay_under_other_rules_and_diff_of_runs(log: AuditLog, tmp_path: Path
     doc = audit.record_document(rec)
     assert doc["output"]["run_id"] == "aaaa0002" and doc["record_hash"] == rec.record_hash
     assert set(doc) == {*audit.RECORD_FIELDS, "record_hash"}
+
+
+def test_every_field_of_a_listing_and_of_a_stored_record(log: AuditLog) -> None:
+    for info, rec in zip(log.infos(), log.list(), strict=True):
+        assert (info.seq, info.run_id, info.created_utc, info.os_user, info.engine_version, info.symbol,
+                info.rating) == (rec.seq, rec.run_id, rec.created_utc, rec.os_user, rec.engine_version, rec.symbol,
+                                 rec.rating)
+        assert info.as_dict() == {"seq": rec.seq, "run_id": rec.run_id, "created_utc": rec.created_utc,
+                                  "user": rec.os_user, "symbol": rec.symbol, "rating": rec.rating,
+                                  "score": info.score, "as_of": info.as_of, "engine_version": rec.engine_version}
+    kinds = {r[0] for r in log.db.execute("SELECT typeof(output) FROM runs")}
+    assert kinds == {"blob"}  # outputs are stored packed
+
+
+def test_problem_codes_locations_and_hints(log: AuditLog, tmp_path: Path, ws) -> None:  # type: ignore[no-untyped-def]
+    def problem(call):  # type: ignore[no-untyped-def]
+        with pytest.raises(VerdictError) as err:
+            call()
+        (p,) = err.value.problems
+        assert p.hint and (p.loc.file == str(log.path) or p.loc.file.startswith(str(tmp_path)))
+        return p, err.value.exit_code
+
+    assert problem(lambda: log.get("zzzzzz"))[0].code == "unknown-run"
+    assert problem(lambda: log.get("aaaa00"))[0].code == "ambiguous-run"
+    assert problem(lambda: log.latest("000001.SZ"))[0].code == "no-record"
+    assert problem(lambda: log.manifest("0" * 64))[0].code == "audit-snapshot"
+    assert problem(lambda: log.manifest("0" * 64))[1] == 1
+    p, code = problem(lambda: AuditLog(tmp_path / "none.db", readonly=True))
+    assert (p.code, code, p.loc.file) == ("no-audit-db", 2, str(tmp_path / "none.db"))
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"x" * 4096)
+    assert problem(lambda: AuditLog(junk))[0].code == "audit-db"
+    rec = log.get("aaaa0001")
+    rec.output = "{}"
+    with pytest.raises(VerdictError) as err:
+        audit.recorded_evaluation(rec)
+    assert err.value.problems[0].code == "audit-output" and err.value.problems[0].loc.file == "run aaaa0001"
+    # more than five runs share a prefix: five are named, and "and more"
+    ev = ws.evaluate("600111")
+    log.append_many([Entry(f"dddd{i:04}", ev.symbol, ev.rating, ev.model_dump_json(), ev.engine_version)
+                     for i in range(7)], rules_files=ws.book.files, facts_files=ws.facts.files)
+    with pytest.raises(LookupFailure, match=r"dddd0004\.\.\. and more\.") as err:
+        log.get("dddd00")
+    assert "dddd0005" not in str(err.value)
+    with pytest.raises(LookupFailure) as err:
+        log.get("aaaa00")
+    assert "and more" not in str(err.value)
+
+
+def test_a_writer_without_a_notice_callback_waits_and_a_notice_comes_once(log: AuditLog) -> None:
+    other = sqlite3.connect(log.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        quiet = AuditLog(log.path, wait=1.2)
+        with pytest.raises(VerdictError) as err:
+            quiet.add_checkpoint("x")
+        assert err.value.problems[0].code == "audit-busy" and err.value.problems[0].loc.file == str(log.path)
+        told: list[float] = []
+        patient = AuditLog(log.path, wait=3.2, on_wait=told.append)
+        with pytest.raises(VerdictError, match="gave up waiting"):
+            patient.add_checkpoint("x")
+        assert len(told) == 1  # three busy seconds, one notice
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def test_replay_under_other_rules_keeps_the_recorded_date(tmp_path: Path, ws) -> None:  # type: ignore[no-untyped-def]
+    log = AuditLog(tmp_path / "audit.sqlite3")
+    ev = ws.evaluate("300127", as_of=dt.date(2026, 1, 13))
+    log.append(run_id=ev.run_id, symbol=ev.symbol, rating=ev.rating, output=ev.model_dump_json(),
+               engine_version=ev.engine_version, rules_files=ws.book.files, facts_files=ws.facts.files)
+    d = audit.replay_with_rules(log, log.get(ev.run_id), RULES)
+    assert d.after.as_of == d.before.as_of == dt.date(2026, 1, 13) and not d.changed
+    log.close()
+
+
+def test_export_names_its_files_and_makes_missing_parents(log: AuditLog, tmp_path: Path) -> None:
+    done = audit.export_run(log, log.get("aaaa0001"), tmp_path / "a" / "b" / "run")
+    assert (done.evaluation.name, done.record.name) == ("evaluation.json", "record.json")
+    assert done.evaluation.read_text().startswith('{\n  "symbol": "600111.SH"')
+    assert done.record.read_text().startswith('{\n  "seq": 1,')
+
+
+def test_a_snapshot_that_is_not_one_folder_is_refused(log: AuditLog, tmp_path: Path) -> None:
+    rec = log.get("aaaa0001")
+    manifest = log.manifest(rec.rules_snapshot)
+    (_, h), *_ = manifest.items()
+    two = {"rules/a.yaml": h, "other/b.yaml": h}
+    snap = audit.snapshot_hash(two)
+    log.db.execute("INSERT INTO snapshots VALUES (?, ?)", (snap, json.dumps(two)))
+    rec.rules_snapshot = snap
+    with pytest.raises(VerdictError, match=f"the rules snapshot {snap[:12]} of run aaaa0001 is not one folder") as err:
+        audit.restore_run(log, rec, tmp_path)
+    assert err.value.exit_code == 1 and err.value.problems[0].code == "audit-snapshot"
+
+
+def test_replay_diff_is_labelled_and_names_the_symbol(log: AuditLog) -> None:
+    rec = log.get("aaaa0002")
+    rec.output = rec.output.replace('"score":', '"score":1', 1)
+    r = audit.replay(log, rec)
+    assert r.symbol == "300127.SZ" and "--- recorded\n+++ replayed" in r.diff
