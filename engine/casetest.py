@@ -199,7 +199,7 @@ def case_problems(lc: LoadedCase, book: RuleBook, facts: FactBase) -> list[Probl
 def case_facts(ws: Workspace, case: Case, case_path: Path) -> SymbolFacts:
     policy = ws.book.policy.conflicts
     if case.symbol is not None:
-        sf = ws.symbol_facts(case.symbol)
+        sf = ws.symbol_facts(case.symbol, case.as_of)
     elif case.file is not None:
         path = (case_path.parent / case.file).resolve()
         problems: list[Problem] = []
@@ -212,7 +212,7 @@ def case_facts(ws: Workspace, case: Case, case_path: Path) -> SymbolFacts:
         facts = _fact_entries(doc, doc.data.get("facts"), "stock", ws.facts.catalog, ws.facts.sources, problems)
         if errs or problems or stf is None:
             raise RuleError(errs + problems)
-        sf = symbol_facts(ws.facts, StockFacts(stf, doc.path, facts, doc), ws.book.policy)
+        sf = symbol_facts(ws.facts, StockFacts(stf, doc.path, facts, doc), ws.book.policy, case.as_of, ws.deriver)
     else:
         assert case.given is not None
         g = case.given

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from .errors import did_you_mean
 from .expr import Interval
-from .formulas import DERIVED_SOURCE, Deriver
+from .formulas import DERIVED_SOURCE, Deriver, PriceProvenance
 from .limits import number_problem
 from .load import FactBase, StockFacts
 from .model import Catalog, ConflictPolicy, FactCheck, FactValue, Policy, Provenance, Source
@@ -33,7 +33,8 @@ class Chosen(NamedTuple):
     alternatives: tuple[FactValue, ...] = ()
     conflict: bool = False
     derived: str = ""
-    provenance: Provenance | None = None  # a derived fact's formula, parameters, inputs and last bar
+    # a derived fact's formula, parameters, inputs and last bar (formulas.provenance_of builds it when shown)
+    provenance: Provenance | PriceProvenance | None = None
 
 
 @dataclass
@@ -186,7 +187,7 @@ def symbol_facts(base: FactBase, stock: StockFacts, policy: Policy | ConflictPol
     if wanted is not None:
         raw = {p: vs for p, vs in raw.items() if p in wanted}
     notes: list[Note] = []
-    how: dict[str, tuple[str, Provenance | None]] = {}
+    how: dict[str, tuple[str, Provenance | PriceProvenance | None]] = {}
     derived, warns, unavailable = deriver.price_facts(stock, day, wanted, provenance=paths is None)
     notes += [Note("facts.history", "medium", w) for w in warns]
     for d in derived:

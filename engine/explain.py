@@ -13,6 +13,7 @@ from typing import Any, Literal
 from . import expr
 from .compile import Compiled
 from .derive import SymbolFacts
+from .formulas import provenance_of
 from .load import FactBase, LoadedRule
 from .model import Comparison, Evaluation, FactUse, Fired, NotFired
 from .rete import Firing
@@ -200,7 +201,8 @@ def fact_uses(facts: SymbolFacts, base: FactBase) -> list[FactUse]:
         cite = f"{src.publisher} {src.ref}".strip() if src else c.value.source
         out.append(FactUse(path=path, value=c.value.value if c.value.is_point else c.value.describe(),
                            unit=c.value.unit or (spec.unit if spec else ""), as_of=c.value.as_of,
-                           known_at=c.value.known, source=cite, derived=c.derived, provenance=c.provenance))
+                           known_at=c.value.known, source=cite, derived=c.derived,
+                           provenance=provenance_of(c.provenance)))
     return out
 
 

@@ -113,6 +113,7 @@ class _Checker:
         self.done: dict[str, Formula | None] = {}
         self.stack: list[str] = []
         self.problems: list[Problem] = []
+        self.series_args = 0  # > 0 while checking the series arguments of a price-history function
 
     def run(self) -> Formulas:
         for path in self.specs:
@@ -182,7 +183,10 @@ class _Checker:
                 dep = self.visit(node.path)
                 if dep is None:
                     raise _Failed
-                return t, dep.kind, dep.warmup, dep.recursive
+                if dep.kind == "prices" and self.series_args:  # ema(stock.macd_dif, 9): its whole series
+                    return t, "prices", dep.warmup, dep.recursive
+                return t, "facts" if dep.kind == "prices" else dep.kind, 0, False  # its value on the date, as
+                # chosen (a source may state it, a what-if may set it), like any fact's
             return t, "facts", 0, False
         if isinstance(node, expr.SignalRef):
             raise expr.ExprError(node.pos, "signal-in-formula", "a derived fact cannot read signals.",
@@ -246,7 +250,11 @@ class _Checker:
                                                     "argument(s).", f"Example: {_example(fn)}.")
         warmup, recursive = 0, fn.recursive
         for a in args[:fn.inputs]:
-            t, k, w, r = self.infer(a, reads, kinds)
+            self.series_args += 1
+            try:
+                t, k, w, r = self.infer(a, reads, kinds)
+            finally:
+                self.series_args -= 1
             if k != "prices" or t != "number":
                 what = f"{expr.unparse(a)} is a fact with one value per date, not a price series" \
                     if k == "facts" else f"{expr.unparse(a)} is not a price series"
@@ -355,6 +363,15 @@ def with_builtins(formulas: Formulas, catalog: Catalog, params: TechnicalParams 
     return Formulas({**{p: f for p, f in builtin.items.items() if p in texts}, **formulas.items})
 
 
+def windows_beyond(formulas: Formulas, longest: int) -> list[Problem]:
+    """Price formulas needing more bars than the longest loaded history: never computable here."""
+    return [Problem(f.where, "window-beyond-history",
+                    f"{f.path} = {f.text} needs {f.warmup + 1} bars of price history, and the longest loaded "
+                    f"history has {longest}: it has no value for any symbol.",
+                    "Shorten the window, or load more history.", severity="warning")
+            for f in formulas.prices() if f.warmup + 1 > longest]
+
+
 def unused_technicals(params: TechnicalParams, catalog: Catalog) -> list[str]:
     """The `technicals:` parameters a policy sets that no fact uses: every built-in technical fact of the
     catalog has its own formula, whose parameters apply."""
@@ -394,7 +411,7 @@ class Derived:
     path: str
     value: FactValue
     how: str
-    provenance: Provenance | None  # None when gathered without it (price_facts(provenance=False))
+    provenance: Provenance | PriceProvenance | None  # None when gathered without it
 
 
 def _num_text(v: Any) -> str:
@@ -452,6 +469,47 @@ def describe_node(node: expr.Node, formulas: Formulas) -> str:
     return expr.unparse(node)
 
 
+@dataclass(frozen=True)
+class _PriceStatic:
+    formula: Formula
+    single: bool  # one function or series: its description says it all
+    note: str
+    prefix: str  # the start of the provenance text
+    parts: list[tuple[expr.Node, str, str]]  # (node, text, description) of a compound formula's named parts
+    columns: list[str]
+    parameters: dict[str, dict[str, float]]
+    template: FactValue  # copied with each date's value
+
+
+class PriceProvenance:
+    """The provenance of a price formula's value on one bar, built when shown (`get()`): a backtest reads
+    hundreds of thousands of values and shows none of their provenance."""
+
+    __slots__ = ("_built", "idx", "ss", "static")
+
+    def __init__(self, static: _PriceStatic, ss: series.SymbolSeries, idx: int) -> None:
+        self.static, self.ss, self.idx = static, ss, idx
+        self._built: Provenance | None = None
+
+    def get(self) -> Provenance:
+        if self._built is None:
+            st, ss, i = self.static, self.ss, self.idx
+            last, s = ss.dates[i], ss.series
+            sources = ", ".join(s.sources)
+            inputs = [ProvenanceInput(name=text, value=ss.values(p)[i], source=DERIVED_SOURCE, as_of=last, note=what)
+                      for p, text, what in st.parts]
+            inputs += [ProvenanceInput(name=c, value=ss.column(c)[i], source=sources, as_of=last,
+                                       note=f"{c} of the last bar") for c in st.columns]
+            self._built = Provenance(formula=st.formula.text, defined_at=str(st.formula.where), kind="prices",
+                                     parameters=st.parameters, inputs=inputs, bars=i + 1, last_bar=last,
+                                     basis=s.basis)
+        return self._built
+
+
+def provenance_of(p: Provenance | PriceProvenance | None) -> Provenance | None:
+    return p.get() if isinstance(p, PriceProvenance) else p
+
+
 class Deriver:
     """Evaluates the formulas for one fact base: a workspace's, with its compute-once caches.
 
@@ -468,6 +526,8 @@ class Deriver:
         self.policy = policy
         self.cache = series.SeriesCache(formulas.series_node, max_symbols)
         self.cross = CrossSections(self)
+        self._prices = formulas.prices()
+        self._statics: dict[str, _PriceStatic] = {}
 
     @property
     def min_bars(self) -> int:
@@ -482,10 +542,11 @@ class Deriver:
     def price_facts(self, stock: StockFacts, day: dt.date | None, wanted: frozenset[str] | None = None,
                     provenance: bool = True) -> tuple[list[Derived], list[str], dict[str, str]]:
         """The price-history facts of `stock` on `day` (its last bar on or before it), warnings about the
-        history, and why each formula that has no value has none. Without `provenance` (values gathered
-        for a rating or a cross-section, never shown) each fact's text is its formula and no provenance
-        is built: that text and those models cost more than reading the values from the cached series."""
-        todo = [f for f in self.formulas.prices() if wanted is None or f.path in wanted]
+        history, and why each formula that has no value has none. A backtest calls this for every date:
+        each formula is a list index here, its provenance is built only if shown (PriceProvenance). Without
+        `provenance` (values gathered for a rating or a cross-section, never shown) each fact's text is its
+        formula and no provenance is kept."""
+        todo = self._prices if wanted is None else [f for f in self._prices if f.path in wanted]
         if not todo:
             return [], [], {}
         ss = self.symbol_series(stock)
@@ -499,38 +560,41 @@ class Deriver:
         if n < self.min_bars and any(f.recursive for f in todo):
             warnings.append(f"{s.symbol}: only {n} bars of price history before {last}; EMA- and SMA-based "
                             f"indicators (MACD, KDJ, RSI) need at least {self.min_bars} to be reliable.")
-        on = f"on {n} {s.basis} daily bars to {last} ({', '.join(s.sources)})"
+        basis = s.basis
+        on = f", on {n} {basis} daily bars to {last} ({', '.join(s.sources)})"
         out: list[Derived] = []
         unavailable: dict[str, str] = {}
         for f in todo:
-            v = ss.at(f.node, idx)
+            st = self._static(f)
+            v = ss.values(f.node)[idx]
             if v is None:
                 unavailable[f.path] = self._why_none(f, ss, idx)
                 continue
-            value = v if isinstance(v, bool) else round(float(v), 6)
-            spec = self.base.catalog.spec(f.path)
+            fv = st.template.model_copy(update={"value": v if isinstance(v, bool) else round(float(v), 6),
+                                                "as_of": last, "basis": basis})  # half model_construct's cost
             if not provenance:
-                out.append(Derived(f.path, FactValue.model_construct(
-                    value=value, as_of=last, source=DERIVED_SOURCE, unit=spec.unit if spec else "", basis=s.basis,
-                    note=f.text), f.text, None))
+                out.append(Derived(f.path, fv, f.text, None))
                 continue
+            how = st.prefix + on if st.single else st.prefix + "; ".join(
+                f"{text} = {_num_text(ss.values(p)[idx])}" for p, text, _ in st.parts) + on
+            out.append(Derived(f.path, fv, how, PriceProvenance(st, ss, idx)))
+        return out, warnings, unavailable
+
+    def _static(self, f: Formula) -> _PriceStatic:
+        """What a price formula's provenance says on every date, worked out once."""
+        hit = self._statics.get(f.path)
+        if hit is None:
             parts = list({expr.unparse(p): p for p in _parts(f.node)}.values())
             single = len(parts) == 1 and parts[0] == f.node
             note = describe_node(f.node, self.formulas) if single else f.text
-            fv = FactValue.model_construct(value=value, as_of=last, source=DERIVED_SOURCE,
-                                           unit=spec.unit if spec else "", basis=s.basis, note=note)
-            inputs = [] if single else [
-                (expr.unparse(p), ss.at(p, idx), describe_node(p, self.formulas)) for p in parts]
-            how = f"{f.text}: " + (note if single else "; ".join(
-                f"{name} = {_num_text(val)}" for name, val, _ in inputs)) + f", {on}"
-            columns = [ProvenanceInput(name=c, value=ss.column(c)[idx], source=", ".join(s.sources), as_of=last,
-                                       note=f"{c} of the last bar") for c in _columns(f.node)]
-            prov = Provenance(formula=f.text, defined_at=str(f.where), kind="prices", parameters=_parameters(f.node),
-                              inputs=[ProvenanceInput(name=name, value=val, source=DERIVED_SOURCE, as_of=last,
-                                                      note=what) for name, val, what in inputs] + columns,
-                              bars=n, last_bar=last, basis=s.basis)
-            out.append(Derived(f.path, fv, how, prov))
-        return out, warnings, unavailable
+            spec = self.base.catalog.spec(f.path)
+            hit = self._statics[f.path] = _PriceStatic(
+                f, single, note, f"{f.text}: {note}" if single else f"{f.text}: ",
+                [(p, expr.unparse(p), describe_node(p, self.formulas)) for p in ([] if single else parts)],
+                _columns(f.node), _parameters(f.node),
+                FactValue.model_construct(value=0.0, as_of=dt.date(1970, 1, 1), source=DERIVED_SOURCE,
+                                          unit=spec.unit if spec else "", note=note))
+        return hit
 
     def _why_none(self, f: Formula, ss: series.SymbolSeries, idx: int) -> str:
         last = ss.dates[idx]

@@ -383,8 +383,15 @@ def check(rules_dir: Path, facts_dir: Path) -> CheckReport:
     problems = list(base.skipped) + problems
     if book is None:
         return CheckReport(ordered(problems))
+    if book.catalog is not None:
+        base.catalog = book.catalog  # with the derived facts the packs declare
     problems += lint(book, base)
     problems += _unused_technicals(book, base.catalog, rules_dir)
+    longest = max((len(s.series.bars) for s in base.stocks.values() if s.series is not None), default=0)
+    if longest:
+        from .formulas import for_catalog, windows_beyond
+
+        problems += windows_beyond(for_catalog(base.catalog, book.policy), longest)
     from .casetest import check_cases
 
     problems += check_cases(rules_dir, book, base)  # a test naming a rule that does not exist passes for ever

@@ -697,6 +697,7 @@ class RuleBook:
     rules: list[LoadedRule]
     files: dict[str, bytes]
     valuations: list[LoadedValuation] = field(default_factory=list)  # by precedence (salience, file, line)
+    catalog: Catalog | None = None  # the fact catalog plus the derived facts the packs declare
 
     def by_id(self) -> dict[str, LoadedRule]:
         return {r.id: r for r in self.rules}
@@ -789,6 +790,7 @@ def load_rules_partial(root: Path, catalog: Catalog) -> tuple[RuleBook | None, l
         if header is not None:
             raw.append((header, doc, good))
 
+    catalog = _pack_facts(raw, catalog, problems)  # the derived facts packs declare join the catalog
     valuations = _check_valuations(raw, catalog, policy, problems)
     # Signals are declared by being emitted: collect them before type-checking any `when`.
     signals = {s.name for _, _, good in raw for _, r, _ in good for s in r.then.signals()}
@@ -852,7 +854,7 @@ def load_rules_partial(root: Path, catalog: Catalog) -> tuple[RuleBook | None, l
                                     f"valuation id '{v.id}' is already used by a rule or another valuation.",
                                     "Ids must be unique across all packs.", v.id))
         taken.add(v.id)
-    return (RuleBook(root, policy, rules, files, valuations) if policy is not None else None), problems
+    return (RuleBook(root, policy, rules, files, valuations, catalog) if policy is not None else None), problems
 
 
 def _check_family(name: str, policy: Policy | None, doc: SourceDoc, loc: Loc, problems: list[Problem],
@@ -913,6 +915,55 @@ def _valuation_refs(m: ValuationMethod) -> list[tuple[Loc, str]]:
     if m.reference:
         refs += [(("reference", "low"), m.reference.low), (("reference", "high"), m.reference.high)]
     return refs
+
+
+def _pack_facts(raw: list[tuple[Pack, SourceDoc, Any]], catalog: Catalog, problems: list[Problem]) -> Catalog:
+    """The catalog with the derived facts the packs declare (`derived:`), their formulas checked.
+
+    A pack may only add facts, each with a formula; the catalog's own formulas were checked with the
+    facts, so only the packs' are reported here."""
+    from .model import FACT_NAMESPACES
+
+    declared: dict[str, tuple[FactSpec, SourceDoc]] = {}
+    for pack, doc, _ in raw:
+        for path, spec in pack.derived.items():
+            where = doc.key_at(("derived", path))
+            ns, _, name = path.partition(".")
+            why = ""
+            if ns not in FACT_NAMESPACES or not name.isidentifier() or "__" in name or not name.islower():
+                why = (f"'{path}' is not a fact path: write NAMESPACE.name with a namespace of "
+                       f"{', '.join(FACT_NAMESPACES)} and a lower_snake_case name without '__'.")
+            elif catalog.spec(path) is not None:
+                why = f"'{path}' is already declared in the fact catalog; a pack may only add facts."
+            elif path in declared:
+                why = f"'{path}' is also declared in {declared[path][1].path}."
+            elif spec.formula is None:
+                why = f"'{path}' has no formula: a pack declares derived facts only (stated facts go in the catalog)."
+            if why:
+                problems.append(problem(where.file, where.line, where.col, "pack-fact", why))
+                continue
+            declared[path] = (spec, doc)
+    if not declared:
+        return catalog
+    data = catalog.model_dump()
+    for path, (spec, _) in declared.items():
+        ns, name = path.split(".", 1)
+        data["namespaces"].setdefault(ns, {})[name] = spec.model_dump()
+    extended = Catalog.model_validate(data)
+
+    def located_in_pack(path: str) -> tuple[Location, int]:
+        if path not in declared:
+            return Location(), 0
+        doc = declared[path][1]
+        loc: Loc = ("derived", path, "formula")
+        return doc.at(loc), doc.value_col_offset(loc)
+
+    checked, errs = formulas.check(extended, located_in_pack)
+    problems.extend(p for p in errs if p.loc.file)
+    located = formulas.of_catalog(catalog)
+    formulas.register(extended, formulas.Formulas(
+        {**located.items, **{p: f for p, f in checked.items.items() if p in declared}}))
+    return extended
 
 
 def _salvage(item: Any, model: type[M]) -> M | None:

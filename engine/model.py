@@ -383,6 +383,9 @@ class Pack(Strict):
     description: str = ""
     evidence: str | None = Field(None, description="the family of evidence its rules are (policy `evidence:`)")
     valuation: ValuationMethod | list[ValuationMethod] | None = None
+    derived: dict[str, FactSpec] = Field(
+        {}, description="derived facts the pack declares, by path (stock.peg: {type, label, family, formula}), "
+                        "as the fact catalog does; every pack's rules may read them")
     rules: list[Rule]
 
     def valuations(self) -> list[ValuationMethod]:
@@ -854,6 +857,7 @@ class Case(Strict):
     symbol: str | None = Field(None, description="take the facts of this symbol from the facts directory")
     file: str | None = Field(None, description="a stock fact file, relative to the case file")
     given: GivenFacts | None = None
+    as_of: dt.date | None = Field(None, description="evaluate the symbol or file as of this date (point in time)")
     set: dict[str, GivenValue] = Field({}, description="override facts: path -> value or bound")
     expect: CaseExpect
 
@@ -861,6 +865,8 @@ class Case(Strict):
     def _one_source(self) -> Case:
         if sum(x is not None for x in (self.symbol, self.file, self.given)) != 1:
             raise ValueError("give exactly one of `symbol`, `file` or `given`")
+        if self.as_of is not None and self.given is not None:
+            raise ValueError("inline facts take their date from `given: as_of:`")
         return self
 
 

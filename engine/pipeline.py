@@ -87,6 +87,8 @@ class Workspace:
             cache = ParseCache.default(facts_path)
         facts = load_facts(facts_path, partial=partial, cache=cache)
         book = load_rules(rules_path, facts.catalog)
+        if book.catalog is not None:
+            facts.catalog = book.catalog  # with the derived facts the packs declare: every stage reads it
         if book.valuations:
             from .valuation import SOURCE, VALUATION_SOURCE
 

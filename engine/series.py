@@ -326,6 +326,7 @@ class SymbolSeries:
         self.computations = 0
         self._columns: dict[str, Values] = {}
         self._memo: dict[str, Values] = {}
+        self._by_id: dict[int, tuple[expr.Node, Values]] = {}
         self._shared: dict[tuple[Any, ...], Any] = {}
 
     def __len__(self) -> int:
@@ -352,12 +353,16 @@ class SymbolSeries:
 
     def values(self, node: expr.Node) -> Values:
         """The formula's value on every bar (computed the first time, then kept)."""
-        key = _key(node)
+        by_id = self._by_id.get(id(node))
+        if by_id is not None and by_id[0] is node:  # the same tree object: one lookup, no key to make
+            return by_id[1]
+        key = _key(node)  # equal formulas written in different places share one computation
         hit = self._memo.get(key)
         if hit is None:
             v = self._eval(node)
             hit = self._memo[key] = v if isinstance(v, list) else [v] * len(self.dates)
             self.computations += 1
+        self._by_id[id(node)] = (node, hit)  # keeps `node` alive, so its id is not reused
         return hit
 
     def at(self, node: expr.Node, i: int) -> Any:

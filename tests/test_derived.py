@@ -8,6 +8,7 @@ indicator on the series cut at the evaluation date and read the last bar.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import shutil
 from pathlib import Path
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 from engine import expr, series
 from engine import indicators as ind
 from engine.errors import FactError
-from engine.formulas import GRAMMAR
+from engine.formulas import GRAMMAR, provenance_of
 from engine.load import load_facts
 from engine.pipeline import Workspace
 from engine.prices import PriceSeries
@@ -225,6 +226,11 @@ def test_a_window_longer_than_the_history_is_not_evaluable_with_the_reason(workd
     assert "stock.ma_500" in {f.path for f in ws.evaluate("600111").facts}  # 980 bars: computed
     out = verdict("evaluate", "300748", "--explain", "--no-record", "--as-of", "2026-01-19", cwd=workdir)
     assert "needs 500 bars of price history; there are 137" in out.stdout
+    catalog.write_text(catalog.read_text().replace("ma(close, 500)", "ma(close, 5000)"))
+    check = verdict("rules", "check", cwd=workdir)
+    longest = max(len(s.series.bars) for s in load_facts(workdir / "facts").stocks.values() if s.series)
+    assert f"{_at(catalog, 'ma_500:', 'ma(close, 5000)')}: warning: stock.ma_500 = ma(close, 5000) needs 5000 bars " \
+           f"of price history, and the longest loaded history has {longest}: it has no value" in check.stdout
 
 
 def test_a_zero_divisor_gives_a_stated_not_evaluable_result(workdir: Path) -> None:
@@ -232,14 +238,14 @@ def test_a_zero_divisor_gives_a_stated_not_evaluable_result(workdir: Path) -> No
                                      'formula: "stock.pe_ttm / stock.earnings_growth_low_pct"}\n')
     stock = workdir / "facts" / "stocks" / "600111.yaml"
     stock.write_text(stock.read_text().replace("{value: 116.67,", "{value: 0,"))
-    pack = workdir / "rules" / "valuation.yaml"
-    pack.write_text(pack.read_text() + "\n  - id: valuation.peg-test\n    when: stock.peg_test > 2\n"
+    pack = workdir / "rules" / "risk.yaml"
+    pack.write_text(pack.read_text() + "\n  - id: risk.peg-test\n    when: stock.peg_test > 2\n"
                                        "    then: {warning: {message: \"PEG {stock.peg_test}\"}}\n")
     ws = Workspace.open(workdir / "rules", workdir / "facts")
     sf = ws.symbol_facts("600111")
     assert sf.unavailable["stock.peg_test"] == ("stock.pe_ttm / stock.earnings_growth_low_pct (division by zero) "
                                                 f"[{_at(catalog, 'peg_test:', 'stock.pe_ttm /')}]")
-    nf = {n.rule: n for n in ws.evaluate("600111").not_fired}["valuation.peg-test"]
+    nf = {n.rule: n for n in ws.evaluate("600111").not_fired}["risk.peg-test"]
     assert nf.status == "not_evaluable" and "division by zero" in nf.missing[0]
 
 
@@ -253,7 +259,7 @@ def test_a_formula_over_facts_shows_its_inputs_and_is_recomputed_under_overrides
     assert peg.provenance is not None and [(i.name, i.value, i.source) for i in peg.provenance.inputs] == [
         ("stock.pe_ttm", 86.26, "jinling-ai"), ("stock.earnings_growth_low_pct", 116.67, "eastmoney-20260120")]
     assert peg.derived.startswith("stock.pe_ttm / stock.earnings_growth_low_pct: stock.pe_ttm 86.26 [jinling-ai, ")
-    assert peg.provenance.defined_at.startswith("facts/catalog.yaml:")
+    assert peg.provenance.defined_at.startswith("rules/relative_value.yaml:")  # declared by the pack
     moved = with_overrides(sf, bundled.facts.catalog,
                            {"stock.earnings_growth_low_pct": given_value(30, dt.date(2026, 1, 16), "override")})
     assert moved.chosen["stock.peg"].value.value == pytest.approx(86.26 / 30, abs=1e-6)
@@ -269,9 +275,13 @@ def test_volume_ratio_matches_a_hand_computation_from_the_csv(bundled: Workspace
     sf = bundled.symbol_facts("300127", dt.date(2026, 1, 30))
     c = sf.chosen["stock.vol_ratio_20_60"]
     assert c.value.value == pytest.approx(want, abs=2e-6) and c.value.value > 1.5
-    assert c.provenance is not None and c.provenance.last_bar == dt.date(2026, 1, 30)
-    assert c.provenance.parameters == {"avg(volume, 20)": {"n": 20}, "avg(volume, 60)": {"n": 60}}
-    assert [i.name for i in c.provenance.inputs] == ["avg(volume, 20)", "avg(volume, 60)", "volume"]
+    prov = provenance_of(c.provenance)
+    assert prov is not None and prov.last_bar == dt.date(2026, 1, 30) and prov.bars == len(volumes)
+    assert prov.parameters == {"avg(volume, 20)": {"n": 20}, "avg(volume, 60)": {"n": 60}}
+    assert [(i.name, i.source) for i in prov.inputs] == [
+        ("avg(volume, 20)", "prices"), ("avg(volume, 60)", "prices"),
+        ("volume", "tushare-visiontrekker, tushare-gunark")]
+    assert prov.inputs[2].value == volumes[-1]
 
 
 def test_a_catalog_without_formulas_gets_the_builtin_technicals_from_the_policy(workdir: Path, verdict) -> None:  # type: ignore[no-untyped-def]
@@ -285,8 +295,7 @@ def test_a_catalog_without_formulas_gets_the_builtin_technicals_from_the_policy(
     old = {p: c.value.value for p, c in ws.symbol_facts("600111").chosen.items() if c.value.source == "prices"}
     bundled = Workspace.open(RULES, FACTS)
     new = {p: c.value.value for p, c in bundled.symbol_facts("600111").chosen.items() if c.value.source == "prices"}
-    assert old == {p: v for p, v in new.items() if p != "stock.vol_ratio_20_60"} and len(old) == 28
-    assert "stock.peg" not in ws.symbol_facts("600111").chosen
+    assert old == new and len(old) == 29  # the 28 built-ins, and vol_ratio_20_60 from rules/volume.yaml
     policy = workdir / "rules" / "policy.yaml"
     policy.write_text(policy.read_text().replace("  min_bars: 120", "  min_bars: 120\n  macd: [10, 20, 5]"))
     ws = Workspace.open(workdir / "rules", workdir / "facts")
@@ -322,3 +331,67 @@ def test_date_facts_and_ages_in_rules(workdir: Path, verdict) -> None:  # type: 
     line = _line_of(pack, "stock.price > 2026-1-19")
     col = pack.read_text().splitlines()[line - 1].index("2026-1-19") + 1
     assert out.returncode == 1 and f"rules/risk.yaml:{line}:{col}: error: `2026-1-19` is not a date here" in out.stdout
+
+
+def test_a_pack_declares_derived_facts_checked_like_the_catalogs(workdir: Path, verdict) -> None:  # type: ignore[no-untyped-def]
+    pack = workdir / "rules" / "capital_flow.yaml"
+    pack.write_text(pack.read_text() + "\n".join([
+        "derived:",
+        '  stock.turnover_5: {type: number, label: "5-day average volume", family: technicals,',
+        '                    formula: "avg(volme, 5)"}',
+        '  stock.close: {type: number, label: "Close again", family: prices, formula: "close"}',
+        '  stock.stated_here: {type: number, label: "Stated", family: prices}',
+        '  stok.bad: {type: number, label: "Bad", family: prices, formula: "close"}',
+        '  stock.loop_a: {type: number, label: "A", family: prices, formula: "stock.loop_b + 1"}',
+        '  stock.loop_b: {type: number, label: "B", family: prices, formula: "stock.loop_a + 1"}', ""]))
+    out = verdict("rules", "check", cwd=workdir)
+    assert out.returncode == 1
+    text = pack.read_text().splitlines()
+
+    def at(fragment: str, inner: str) -> str:
+        line = next(i for i, t in enumerate(text, start=1) if fragment in t)
+        return f"rules/capital_flow.yaml:{line}:{text[line - 1].index(inner) + 1}"
+
+    assert f"{at('avg(volme', 'volme')}: error: in the formula of stock.turnover_5: `volme` is not a price series " \
+           "or a fact path. Did you mean 'volume'?" in out.stdout
+    assert f"{at('stock.close:', 'stock.close')}: error: 'stock.close' is already declared in the fact catalog" \
+        in out.stdout
+    assert "'stock.stated_here' has no formula" in out.stdout and "'stok.bad' is not a fact path" in out.stdout
+    assert "stock.loop_a -> stock.loop_b -> stock.loop_a" in out.stdout
+
+
+def test_a_fact_declared_by_one_pack_is_read_by_another_and_explained(workdir: Path, verdict) -> None:  # type: ignore[no-untyped-def]
+    (workdir / "rules" / "flows_extra.yaml").write_text("\n".join([
+        "pack: flows_extra",
+        "derived:",
+        '  stock.range_width_pct: {type: number, label: "Range width", unit: "%", family: technicals,',
+        '                          formula: "(stock.range_high / stock.range_low - 1) * 100"}',
+        "rules:",
+        "  - id: flows_extra.narrow-range",
+        "    when: stock.range_width_pct < 10 and stock.pe_ttm / stock.earnings_growth_low_pct < 1",
+        "    then: {signal: {name: narrow_range, score: 0}}", ""]))
+    risk = workdir / "rules" / "risk.yaml"
+    risk.write_text(risk.read_text() + "\n  - id: risk.narrow-and-cheap\n    when: signal.narrow_range and "
+                                       "stock.range_width_pct > 1\n    then: {warning: {severity: low, message: "
+                                       "\"range {stock.range_width_pct:.1f}% wide\"}}\n")
+    out = verdict("evaluate", "600111", "--explain", "--no-record", cwd=workdir)
+    assert out.returncode == 0, out.stderr
+    assert "stock.range_width_pct = " in out.stdout
+    assert "derived: (stock.range_high / stock.range_low - 1) * 100: stock.range_high 52.48 [prices, 2026-01-20]" \
+        in out.stdout
+    assert "stock.pe_ttm / stock.earnings_growth_low_pct = 0.7394 < 1 (holds by 26.1%)" in out.stdout
+    data = json.loads(verdict("evaluate", "600111", "--format", "json", "--no-record", cwd=workdir).stdout)
+    prov = next(f for f in data["facts"] if f["path"] == "stock.range_width_pct")["provenance"]
+    assert prov["kind"] == "facts" and prov["defined_at"] == "rules/flows_extra.yaml:4:37"
+    assert [i["name"] for i in prov["inputs"]] == ["stock.range_high", "stock.range_low"]
+    assert "risk.narrow-and-cheap" in {f["rule"] for f in data["fired"]}
+
+
+def test_explain_shows_a_peg_above_2_with_its_formula_and_inputs(workdir: Path, verdict) -> None:  # type: ignore[no-untyped-def]
+    stock = workdir / "facts" / "stocks" / "600111.yaml"
+    stock.write_text(stock.read_text().replace("{value: 116.67,", "{value: 30,"))
+    out = verdict("evaluate", "600111", "--explain", "--no-record", cwd=workdir)
+    assert "[medium] PEG 2.88 is above 2: PE (TTM) 86.26 against growth guidance of at least 30%" in out.stdout
+    assert "stock.peg 2.8753 > 2 (holds by 43.8%)" in out.stdout
+    assert ("derived: stock.pe_ttm / stock.earnings_growth_low_pct: stock.pe_ttm 86.26 [jinling-ai, 2026-01-19], "
+            "stock.earnings_growth_low_pct 30 [eastmoney-20260120, 2026-01-16]") in out.stdout
