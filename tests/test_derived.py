@@ -20,9 +20,11 @@ from hypothesis import strategies as st
 
 from engine import expr, series
 from engine import indicators as ind
-from engine.errors import FactError
+from engine.derive import symbol_facts
+from engine.errors import FactError, Location
 from engine.formulas import GRAMMAR, provenance_of
 from engine.load import load_facts
+from engine.model import ConflictPolicy
 from engine.pipeline import Workspace
 from engine.prices import PriceSeries
 
@@ -147,7 +149,7 @@ def test_reading_a_date_of_the_whole_series_equals_computing_on_the_series_cut_t
     assert series.SymbolSeries(cut).at(node, i) == whole  # causal: no bar after i is ever read
 
 
-_NRE = load_facts(FACTS).find("600111")
+_NRE = load_facts(FACTS).find("600111")  # a fact base of its own: the tests below may not touch it
 
 
 def _with_catalog(workdir: Path, entries: str) -> Path:
@@ -395,3 +397,59 @@ def test_explain_shows_a_peg_above_2_with_its_formula_and_inputs(workdir: Path, 
     assert "stock.peg 2.8753 > 2 (holds by 43.8%)" in out.stdout
     assert ("derived: stock.pe_ttm / stock.earnings_growth_low_pct: stock.pe_ttm 86.26 [jinling-ai, 2026-01-19], "
             "stock.earnings_growth_low_pct 30 [eastmoney-20260120, 2026-01-16]") in out.stdout
+
+
+N = st.integers(1, 40) | st.sampled_from([0, 2000, 2.5])  # sometimes out of range or beyond the history
+SERIES_LEAF = st.sampled_from(["close", "volume", "high", "low", "amount", "stock.close", "stock.kdj_j", "clse"])
+FACT_LEAF = st.sampled_from(["stock.pe_ttm", "stock.earnings_growth_low_pct", "stock.price", "stock.kdj_j",
+                             "sector.margin_targets", "3", "0", "-2.5", "stock.pe_tmm", "signal.overbought"])
+
+
+@st.composite
+def series_formula(draw: st.DrawFn, depth: int = 2) -> str:
+    if depth == 0 or draw(st.integers(0, 3)) == 0:
+        return draw(SERIES_LEAF)
+    inner = draw(series_formula(depth - 1))
+    n = draw(N)
+    return draw(st.sampled_from([
+        f"ma({inner}, {n})", f"ema({inner}, {n})", f"sma({inner}, {n}, 1)", f"highest({inner}, {n})",
+        f"lowest({inner}, {n})", f"ret({inner}, {n})", f"ref({inner}, {n})", f"volatility({inner}, {n})",
+        f"std({inner}, {n})", f"highest_days({inner}, {n})", f"{inner} / {draw(series_formula(depth - 1))}",
+        f"{inner} - {draw(series_formula(depth - 1))}", f"kdj_j(9, 3, {n})", f"rsi({n})", f"macd_bar(12, 26, {n})",
+        f"boll_upper({n}, 2)", f"abs({inner})", f"max({inner}, {n})"]))
+
+
+@st.composite
+def any_formula(draw: st.DrawFn) -> str:
+    a = draw(series_formula() | FACT_LEAF)
+    b = draw(series_formula() | FACT_LEAF)
+    return draw(st.sampled_from([
+        a, f"{a} / {b}", f"{a} * {b} + 1", f"percentile({draw(st.sampled_from(['stock.pe_ttm', 'stock.close']))}, "
+        f"{draw(st.sampled_from(['sector', 'universe', 'industry']))})", f"age(stock.pe_ttm) + {a}",
+        f"{a} > {b}", f"{a} > {b} and not {b} < 1", f"cross({a}, {b})", f"rank(stock.pe_ttm, sector) - {a}"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(any_formula(), st.sampled_from(["number", "bool"]))
+def test_any_formula_text_is_a_value_or_a_located_problem(text: str, kind: str) -> None:
+    """Generated formulas: checking never raises, every problem is located; a formula that checks can be
+    evaluated on real prices and resolved facts without raising (a missing value is a reason)."""
+    from engine.formulas import Deriver, check
+    from engine.model import Catalog
+
+    data = _BUNDLED.catalog.model_dump()
+    data["namespaces"]["stock"]["x_test"] = {"type": kind, "label": "x", "family": "technicals", "formula": text}
+    catalog = Catalog.model_validate(data)
+    formulas, problems = check(catalog, lambda path: (Location("facts/catalog.yaml", 9, 5), 0))
+    assert all(p.loc.file and p.loc.line and p.message for p in problems)
+    f = formulas.items.get("stock.x_test")
+    if f is None:
+        assert problems
+        return
+    deriver = Deriver(formulas, _BUNDLED, None)
+    for day in (dt.date(2025, 1, 6), dt.date(2026, 1, 20)):
+        sf = symbol_facts(_BUNDLED, _NRE, ConflictPolicy(), day, deriver)
+        assert ("stock.x_test" in sf.chosen) != ("stock.x_test" in sf.unavailable)  # a value, or why not
+
+
+_BUNDLED = load_facts(FACTS)
