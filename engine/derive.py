@@ -160,8 +160,8 @@ def symbol_facts(base: FactBase, stock: StockFacts, policy: Policy | ConflictPol
     price bars up to it, are read (no look-ahead); derived facts are computed by their catalog formulas
     (engine/formulas.py: price-history ones from the series computed once, then those over facts, then
     cross-sections); stale facts are dropped or flagged by policy. `paths` resolves only those facts and
-    what their formulas read, and no cross-section (how a cross-section gathers every symbol's value of one
-    fact).
+    what their formulas read (a backtest's ratings; a cross-section gathering every symbol's value of one
+    fact, which never reads a cross-section itself).
     """
     from .formulas import default_deriver
 
@@ -241,7 +241,7 @@ def symbol_facts(base: FactBase, stock: StockFacts, policy: Policy | ConflictPol
                 notes.append(Note("facts.check", "high", _price_disagreement(which, day_close, price.value, tolerance,
                                                                              base.sources), "stock.price"))
     sf = SymbolFacts(stock, chosen, conflicts, day, notes, checks, unavailable, deriver)
-    _apply_formulas(sf, wanted, cross=paths is None)
+    _apply_formulas(sf, wanted)  # a cross-section's own gathering asks for no cross-sectional fact: no loop
     return sf
 
 

@@ -791,7 +791,7 @@ class CrossSections:
     once however many dates a backtest asks for.
     """
 
-    def __init__(self, deriver: Deriver, max_entries: int = 64) -> None:
+    def __init__(self, deriver: Deriver, max_entries: int = 512) -> None:  # a backtest's dates, symbol by symbol
         self.d = deriver
         self.max_entries = max_entries
         self._values: OrderedDict[tuple[str, dt.date], dict[str, float]] = OrderedDict()

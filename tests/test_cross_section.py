@@ -164,3 +164,16 @@ def test_a_backtest_prefetch_computes_each_symbol_once_for_all_dates(universe) -
     for day in days[:5]:
         ws.symbol_facts(next(iter(members)), day)
     assert d.cross.sweeps == sweeps  # every date was already gathered
+
+
+def test_a_rating_with_only_the_paths_it_reads_gets_its_cross_section(universe) -> None:  # type: ignore[no-untyped-def]
+    from engine.derive import symbol_facts
+
+    ws, members = universe
+    code = next(iter(members))
+    stock = ws.facts.find(code)
+    full = ws.symbol_facts(code)
+    path = "stock.ret_20_pct_in_sector"
+    some = symbol_facts(ws.facts, stock, ws.book.policy, None, ws.deriver, paths=frozenset({path}))
+    assert some.chosen[path].value.value == full.chosen[path].value.value
+    assert set(some.chosen) == {path, "stock.ret_20"}
