@@ -453,3 +453,11 @@ def test_any_formula_text_is_a_value_or_a_located_problem(text: str, kind: str) 
 
 
 _BUNDLED = load_facts(FACTS)
+
+
+def test_a_price_history_without_amounts_says_so(workdir: Path) -> None:
+    _with_catalog(workdir, '    amount_5: {type: number, label: "Average amount", family: technicals, '
+                           'formula: "avg(amount, 5)"}\n')
+    sf = Workspace.open(workdir / "rules", workdir / "facts").symbol_facts("600111")
+    assert "stock.amount_5" not in sf.chosen
+    assert sf.unavailable["stock.amount_5"].startswith("the price history has no amount (turnover) on 2026-01-20 [")
