@@ -47,6 +47,23 @@ def check_golden(path: Path, text: str, update: bool) -> None:
 SHARED = ROOT.parent / "shared"
 
 
+def as_unprivileged(cmd: list[str]) -> list[str]:
+    """`cmd` run as a user file modes bind: unchanged, or as `nobody` when the tests run as root (root reads
+    a chmod 000 file). Skips when `nobody` cannot start this interpreter at all (a pyenv build under a
+    private home, whose libpython it cannot read): the permission checks then run on the interpreters every
+    user can start, such as the system python3 CI tests first."""
+    if os.geteuid() != 0:
+        return cmd
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.fail("tests run as root need setpriv (util-linux) to check file permissions as another user")
+    prefix = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    probe = subprocess.run([*prefix, sys.executable, "-c", "pass"], capture_output=True, text=True, cwd="/")
+    if probe.returncode != 0:
+        pytest.skip(f"user nobody cannot start {sys.executable}: {probe.stderr.strip()}")
+    return [*prefix, *cmd]
+
+
 def need_shared(path: Path) -> Path:
     """A file or folder of the shared data beside the repository (`ROOT.parent / "shared"`). Missing, a
     test skips on a developer's machine but fails in CI (`CI` set), where the data is always present:

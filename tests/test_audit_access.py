@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import as_unprivileged
 
 HOLD_LOCK = """
 import sqlite3, sys, time
@@ -87,15 +88,6 @@ def test_a_bad_wait_setting_is_a_clear_error(verdict, tmp_path: Path) -> None:  
     assert out.returncode == 2 and "$VERDICT_AUDIT_WAIT 'soon' is not a number of seconds" in out.stderr
 
 
-def _as_unprivileged(cmd: list[str]) -> list[str]:
-    """Root ignores file modes: run the command as nobody then, so a read-only file is read-only."""
-    if os.geteuid() != 0:
-        return cmd
-    setpriv = shutil.which("setpriv")
-    assert setpriv, "setpriv (util-linux) is needed to test a read-only log as root"
-    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
-
-
 @pytest.fixture()
 def read_only(recorded: Path) -> Iterator[Path]:
     """The log, read-only, in a folder its reader cannot write (so SQLite cannot add its -shm index)."""
@@ -121,7 +113,7 @@ def test_a_read_only_log_lists_shows_verifies_and_exports(read_only: Path) -> No
     before = read_only.read_bytes()
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(_as_unprivileged([exe, *args]), capture_output=True, text=True, env=env, timeout=120,
+        return subprocess.run(as_unprivileged([exe, *args]), capture_output=True, text=True, env=env, timeout=120,
                               cwd="/")
 
     listing = run("audit", "list", "--format", "json")

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FACTS, RULES, Run
+from conftest import FACTS, RULES, Run, as_unprivileged
 
 from engine import limits
 from engine.errors import FactError, VerdictError
@@ -116,16 +116,14 @@ def unprivileged(verdict: Run) -> Iterator[tuple[Path, Run]]:
         if os.geteuid() != 0:
             yield work, verdict
             return
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.fail("tests run as root need setpriv (util-linux) to check file permissions as another user")
         exe = str(Path(sys.executable).parent / "verdict")
+        as_nobody = as_unprivileged([exe])
 
         def run(*args: str, cwd: Path = work, env_extra: dict[str, str] | None = None
                 ) -> subprocess.CompletedProcess[str]:
             env = {**os.environ, "COLUMNS": "160", "NO_COLOR": "1", "VERDICT_CACHE_DIR": "off", "HOME": str(work),
                    **(env_extra or {})}
-            return subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", exe, *args],
+            return subprocess.run([*as_nobody, *args],
                                   cwd=cwd, capture_output=True, text=True, env=env, timeout=120)
 
         yield work, run
