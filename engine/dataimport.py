@@ -123,7 +123,7 @@ def _map_text(known: dict[str, str], new: Iterable[str]) -> str:
             "industries:\n")
     lines = [f"  {json.dumps(k, ensure_ascii=False)}: {json.dumps(v, ensure_ascii=False)}\n"
              for k, v in {**known, **{n: sector_id(n) for n in new}}.items()]
-    return head + "".join(lines)
+    return head + ("".join(lines) or "  {}\n")  # no names list: an empty mapping, which the next import reads
 
 
 # ----------------------------------------------------------------------------------- the work of one file
