@@ -25,7 +25,7 @@ import re
 import sqlite3
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +35,7 @@ from urllib.parse import quote
 from .errors import Location, LookupFailure, Problem, VerdictError
 
 if TYPE_CHECKING:
-    from .model import Evaluation
+    from .model import Evaluation, Outcome
     from .pipeline import Workspace
     from .rundiff import RunDiff
 
@@ -532,6 +532,25 @@ class AuditLog:
     def record_hash_at(self, seq: int) -> str | None:
         row = self.db.execute("SELECT record_hash FROM runs WHERE seq = ?", (seq,)).fetchone()
         return str(row[0]) if row else None
+
+
+def record(ws: Workspace, results: Sequence[Evaluation | Outcome], log: AuditLog | Path | str | None = None, *,
+           on_wait: Callable[[float], None] | None = None) -> list[Record]:
+    """Append one record per evaluation of `ws` (full evaluations: a screen's outcomes with their traces),
+    with snapshots of the workspace's rule and fact files, in one transaction. `log`: an open writer, or
+    the log's path (default: $VERDICT_AUDIT_DB, else the user's), opened and closed here."""
+    from .model import Outcome
+
+    outcomes = [r if isinstance(r, Outcome) else Outcome.of(r) for r in results]
+    entries = [Entry(o.summary.run_id, o.summary.symbol, o.summary.rating, o.json(), o.summary.engine_version)
+               for o in outcomes]
+    writer = log if isinstance(log, AuditLog) else AuditLog(log, on_wait=on_wait)
+    try:
+        return writer.append_many(entries, rules_files=ws.book.files, facts_files=ws.facts.files,
+                                  rules_name=ws.rules_dir.resolve().name, facts_name=ws.facts_dir.resolve().name)
+    finally:
+        if writer is not log:
+            writer.close()
 
 
 def pack_output(text: str) -> bytes:

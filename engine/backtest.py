@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from . import btstats, forward
@@ -285,6 +286,27 @@ def resolve_symbols(ws: Workspace, wanted: Sequence[str] | None) -> list[str]:
                                      f"{ws.facts_dir}: {', '.join(unknown[:12])}{' ...' if len(unknown) > 12 else ''}.",
                                      "Import them (verdict data import) or remove them from the list.")])
     return out
+
+
+def backtest(ws: Workspace, symbols: Sequence[str] | None = None, *, start: dt.date | None = None,
+             end: dt.date | None = None, every: int = 5, horizons: Sequence[int] = DEFAULT_HORIZONS,
+             benchmark: str | Path | Benchmark | None = None, executor: str | ExecutorSpec = "local", jobs: int = 0,
+             quantiles: int = 5, progress: Callable[[int, int, int], None] | None = None,
+             started: Callable[[str], None] | None = None) -> BacktestRun:
+    """`verdict backtest` as a function: rate `symbols` (None: every symbol with facts) every `every` trading
+    days from `start` to `end` (default: the prices' span) with only what was known on each date, and
+    measure what followed against `benchmark`: a CSV or benchmarks/*.yaml file, "equal-weight", a loaded
+    Benchmark, or None for the policy's benchmark if the facts carry it. `btout.write(result, folder)`
+    writes the files the command writes; `result.as_dict()` is backtest.json."""
+    from .benchmark import choose
+
+    wanted = resolve_symbols(ws, symbols)
+    bench = benchmark if isinstance(benchmark, Benchmark) else choose(ws.facts_dir, ws.book.policy.scale.benchmark,
+                                                                       benchmark)
+    spec = executor if isinstance(executor, ExecutorSpec) else ExecutorSpec.parse(executor)
+    return backtest_universe(ws, WorkspaceSpec.of(ws.rules_dir, ws.facts_dir, partial=True), wanted, start, end, every,
+                             horizons, bench, executor=spec, workers=jobs, quantiles=quantiles,
+                             detail=len(wanted) == 1, progress=progress, started=started)
 
 
 def backtest_universe(ws: Workspace, ws_spec: WorkspaceSpec, symbols: list[str], start: dt.date | None,

@@ -27,6 +27,7 @@ from .lifetime import die_with_parent
 from .model import Outcome, Summary
 
 if TYPE_CHECKING:
+    from .pipeline import Workspace
     from .screen import Screen
 
 _worker: dict[str, Any] = {}
@@ -88,13 +89,14 @@ def universe(path: Path) -> list[str]:
 
 def evaluate_many(rules: Path, facts: Path, symbols: Iterable[str] | None, *, jobs: int = 0,
                   as_of: dt.date | None = None, progress: Callable[[int, int], None] | None = None,
-                  full: bool = True, executor: Any = None, screen: Callable[[Any], Screen] | None = None
-                  ) -> BatchResult:
+                  full: bool = True, executor: Any = None, screen: Callable[[Any], Screen] | None = None,
+                  workspace: Workspace | None = None) -> BatchResult:
     """Evaluate `symbols` (None: all). `screen(workspace)` builds the screen (filter, columns) the
-    workers apply, once the workspace it type-checks against is loaded."""
+    workers apply, once the workspace it type-checks against is loaded. `workspace`: one already
+    opened on `rules` and `facts` (else it is opened here, leaving out stocks with bad files)."""
     from .pipeline import Workspace
 
-    ws = Workspace.open(rules, facts, partial=True)
+    ws = workspace if workspace is not None else Workspace.open(rules, facts, partial=True)
     result = BatchResult(ws, skipped=list(ws.facts.skipped))
     wanted = list(symbols) if symbols is not None else ws.symbols()
     total = len(wanted)

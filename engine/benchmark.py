@@ -57,6 +57,15 @@ def find(facts_dir: Path, wanted: str) -> Path | None:
     return None
 
 
+def choose(facts_dir: Path, policy_benchmark: str, choice: str | Path | None = None) -> Benchmark | None:
+    """What `--benchmark` names: a CSV or benchmarks/*.yaml file, `equal-weight` (None: the universe's own
+    index), or by default the policy's benchmark if FACTS_DIR/benchmarks has it (else equal-weight)."""
+    if choice is not None:
+        return None if str(choice).strip().lower() == EQUAL_WEIGHT else load(Path(choice))
+    found = find(facts_dir, policy_benchmark)
+    return load(found) if found is not None else None
+
+
 def load(path: Path) -> Benchmark:
     """A benchmark from its YAML description, or straight from a CSV (columns date, close and optionally open)."""
     shown = display_path(path)

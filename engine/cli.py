@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from .errors import Location, LookupFailure, Problem, VerdictError
 
@@ -26,12 +27,39 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 if TYPE_CHECKING:
     from .pipeline import Workspace
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="verdict: rule-based investment ratings, every one traced to rules and sourced facts.")
-rules_app = typer.Typer(no_args_is_help=True, help="Check and inspect rule packs.")
+class _Commands(TyperGroup):
+    """Bad input (VerdictError) prints one paragraph per problem on stderr and exits with its code, a file the
+    system refuses exits 2: the same as the console script and in-process (typer's CliRunner). --debug lets
+    the exception through, with its traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # click's Context, which typer vendors under a private name
+        try:
+            return super().invoke(ctx)
+        except VerdictError as exc:
+            if _state["debug"]:
+                raise
+            _report(exc)
+            raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:  # a file we were asked to read or write: the system said no
+            if _state["debug"]:
+                raise
+            where = f" '{exc.filename}'" if exc.filename else ""
+            sys.stderr.write(f"error: cannot use{where}: {exc.strerror or exc}. Check that the path exists and "
+                             "that you may read or write it.\n")
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(cls=_Commands, add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="verdict: rule-based investment ratings, every one traced to rules and sourced facts.\n\n"
+                       "Examples:\n$ verdict evaluate 600111\n$ verdict evaluate 600111 --explain\n"
+                       "$ verdict COMMAND --help")
+rules_app = typer.Typer(no_args_is_help=True, help="Check and inspect rule packs.\n\n"
+                                                   "Examples:\n$ verdict rules check\n$ verdict rules test --coverage")
 app.add_typer(rules_app, name="rules")
 audit_app = typer.Typer(no_args_is_help=True, help="The audit log: list, show, replay, report, diff, verify, "
-                                                   "checkpoint, export.")
+                                                   "checkpoint, export.\n\n"
+                                                   "Examples:\n$ verdict audit list --symbol 600111\n"
+                                                   "$ verdict audit verify")
 app.add_typer(audit_app, name="audit")
 from .cli_data import data_app  # noqa: E402  (commands of their own module: verdict data ...)
 
@@ -54,14 +82,33 @@ AuditOpt = Annotated[Path | None, typer.Option("--audit-db", help="Audit log (de
                                                                   "~/.local/share/verdict/audit.sqlite3).")]
 
 
+def _complete_symbol(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of a symbol: the codes of the stock files in --facts (no file is parsed)."""
+    folder = Path(ctx.params.get("facts") or "facts") / "stocks"
+    codes = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    return [c for c in codes if c.startswith(incomplete)]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"verdict {__version__}")  # the engine version every evaluation and audit record carries
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False) -> None:
+def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+          version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the engine version (the one audit records carry) and "
+                                                     "exit.")] = False) -> None:
     _state["debug"] = debug
 
 
 @app.command()
 def evaluate(
-    symbols: Annotated[list[str] | None, typer.Argument(help="600111, 600111.SH or a name; several for a batch.")
+    symbols: Annotated[list[str] | None, typer.Argument(help="600111, 600111.SH or a name; several for a batch.",
+                                                        autocompletion=_complete_symbol)
                        ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Evaluate every symbol with facts.")] = False,
     universe: Annotated[Path | None, typer.Option("--universe", help="A file of symbols, one per line.")] = None,
@@ -95,6 +142,12 @@ def evaluate(
     shows, --sort and --top order and cut it. Every evaluation shown is appended to the audit log unless
     --no-record is given. In a batch a symbol whose facts are bad is reported and skipped; the exit code is
     1 if any was.
+
+    Examples:
+    $ verdict evaluate 600111
+    $ verdict evaluate 600111 --explain --depth 1
+    $ verdict evaluate 600111 --as-of 2026-01-13 --format json
+    $ verdict evaluate --all --where 'rating == "Buy" and stock.pe_ttm < 50' --columns pe_ttm,upside --sort upside
     """
     from .explain import render_markdown, render_table, render_tree
 
@@ -148,9 +201,7 @@ def _screen(rules: Path, facts: Path, names: list[str] | None, *, jobs: int, day
             explain: bool, depth: int | None, no_record: bool, audit_db: Path | None, where: str | None,
             columns: str | None, sort: str, top: int | None, executor: str) -> None:
     """A batch: evaluate in worker processes, keep what --where holds for, sort, cut, record, print."""
-    from .batch import evaluate_many
-    from .executors import ExecutorSpec
-    from .screen import DEFAULT_COLUMNS, Screen, book_signals
+    from .screen import DEFAULT_COLUMNS, screen
 
     if columns is None and format in (Format.table, Format.markdown):
         columns = ",".join(DEFAULT_COLUMNS)  # a screen's table: one row per symbol
@@ -158,34 +209,22 @@ def _screen(rules: Path, facts: Path, names: list[str] | None, *, jobs: int, day
     # The trace is rendered only where it is shown or recorded: rows and CSV need the outcome alone.
     full = not no_record or (explain and format not in (Format.json, Format.jsonl, Format.csv)) or (
         format in (Format.json, Format.jsonl) and not rows_only)
-
-    def build(ws: Any) -> Screen:
-        return Screen.build(ws.facts.catalog, book_signals(ws.book), where=where, columns=columns, sort=sort,
-                            top=top)
-
-    # With --top the traces of the few symbols kept are rendered afterwards, not those of every symbol.
-    kwargs: dict[str, Any] = {"jobs": jobs, "as_of": day, "full": full and top is None, "screen": build,
-                              "executor": ExecutorSpec.parse(executor)}
+    ws = _open(rules, facts)
+    kwargs: dict[str, Any] = {"where": where, "columns": columns, "sort": sort, "top": top, "as_of": day,
+                              "traces": full, "jobs": jobs, "executor": executor}
     if format is Format.table and sys.stderr.isatty():
         from rich.console import Console
         from rich.progress import Progress
 
         with Progress(transient=True, console=Console(stderr=True)) as bar:
             task = bar.add_task("evaluating", total=None)
-            r = evaluate_many(rules, facts, names, progress=lambda done, total: bar.update(
-                task, completed=done, total=total), **kwargs)
+            r = screen(ws, names, progress=lambda done, total: bar.update(task, completed=done, total=total), **kwargs)
     else:
-        r = evaluate_many(rules, facts, names, **kwargs)
-    ws = r.workspace
-    screen = r.screen
-    outcomes = screen.order(r.outcomes, ws.book.policy.scale.names())
-    if full and top is not None:
-        from .screen import with_traces
-
-        outcomes = with_traces(ws, outcomes, day)
+        r = screen(ws, names, **kwargs)
+    outcomes = r.outcomes
     if not no_record:
         _record(ws, outcomes, audit_db)
-    _emit_screen(outcomes, screen, format, explain, depth, r.filtered)
+    _emit_screen(outcomes, r.screen, format, explain, depth, r.left_out)
     for p in r.skipped:
         sys.stderr.write(f"skipped: {p.render()}\n")
     shown = r.failures if len(r.failures) <= 20 else r.failures[:10]  # a universe reports, it does not flood
@@ -197,7 +236,7 @@ def _screen(rules: Path, facts: Path, names: list[str] | None, *, jobs: int, day
                          + (f" ({fresh:,} of all {len(r.failures):,} have no fresh data on the date)" if fresh else "")
                          + ": verdict evaluate SYMBOL shows why for any one.\n")
     if r.skipped or r.failures:
-        sys.stderr.write(f"{len(r.outcomes) + r.filtered} evaluated, {len(r.failures)} failed, {len(r.skipped)} "
+        sys.stderr.write(f"{len(r.outcomes) + r.left_out} evaluated, {len(r.failures)} failed, {len(r.skipped)} "
                          "problem(s) in skipped fact files.\n")
         raise typer.Exit(1)
 
@@ -275,7 +314,12 @@ def rules_check(
     format: Annotated[Format, typer.Option("--format", "-f", help="table (file:line:col) or json.")] = Format.table,
     strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
 ) -> None:
-    """Validate and lint every pack: file:line:col: severity: message [rule-id]; exit 1 on errors."""
+    """Validate and lint every pack: file:line:col: severity: message [rule-id]; exit 1 on errors.
+
+    Examples:
+    $ verdict rules check
+    $ verdict rules check --strict --format json
+    """
     from .lint import check
 
     report = check(directory, facts)
@@ -302,7 +346,12 @@ def rules_test(
     min_coverage: Annotated[float, typer.Option("--min-coverage", help="Fail below this percentage.")] = 0.0,
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
 ) -> None:
-    """Run the rule test cases beside the packs; exit 1 on any failure."""
+    """Run the rule test cases beside the packs; exit 1 on any failure.
+
+    Examples:
+    $ verdict rules test --coverage
+    $ verdict rules test --min-coverage 90
+    """
     from .casetest import coverage as measure
     from .casetest import run_cases
 
@@ -341,7 +390,11 @@ def rules_test(
 def rules_schema(
     out: Annotated[Path, typer.Option("--out", help="Directory to write the *.schema.json files to.")] = Path("schema"),
 ) -> None:
-    """Write JSON Schemas of rule, policy, test and fact files (for editors' YAML language servers)."""
+    """Write JSON Schemas of rule, policy, test and fact files (for editors' YAML language servers).
+
+    Examples:
+    $ verdict rules schema --out schema
+    """
     from .schema import write_schemas
 
     for path in write_schemas(out):
@@ -357,7 +410,11 @@ def rules_diff(
     fail_on_change: Annotated[bool, typer.Option("--fail-on-change", help="Exit 1 if any symbol's outcome, or the "
                                                  "rules it fires, changes (to gate CI on it).")] = False,
 ) -> None:
-    """Which symbols' ratings, targets, entries and warnings an edit changes, and which rules cause it."""
+    """Which symbols' ratings, targets, entries and warnings an edit changes, and which rules cause it.
+
+    Examples:
+    $ verdict rules diff old-rules rules --fail-on-change
+    """
     from .pipeline import Workspace
     from .rulediff import diff_rulebooks
 
@@ -383,7 +440,8 @@ def rules_diff(
 
 @app.command("backtest")
 def backtest_cmd(
-    symbols: Annotated[list[str] | None, typer.Argument(help="600111, 600111.SH or a name; several for a universe.")
+    symbols: Annotated[list[str] | None, typer.Argument(help="600111, 600111.SH or a name; several for a universe.",
+                                                        autocompletion=_complete_symbol)
                        ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every symbol with a price history.")] = False,
     universe: Annotated[Path | None, typer.Option("--universe", help="A file of symbols, one per line.")] = None,
@@ -408,10 +466,15 @@ def backtest_cmd(
                       ] = Format.table,
 ) -> None:
     """Rate symbols as of every N-th trading day with only what was known then; measure forward excess
-    returns against a benchmark by rating and score; write JSON, CSV and charts to --out."""
-    from .backtest import DEFAULT_HORIZONS, backtest_universe, resolve_symbols
+    returns against a benchmark by rating and score; write JSON, CSV and charts to --out.
+
+    Examples:
+    $ verdict backtest 600111 --from 2025-06-02 --to 2026-03-31 --every 10 --out out/
+    $ verdict backtest --all --every 5 --horizons 20,60,120 --out out/ --executor dask
+    """
+    from .backtest import DEFAULT_HORIZONS, backtest
     from .btout import summary_text, write, write_symbol
-    from .executors import ExecutorSpec, WorkspaceSpec
+    from .executors import ExecutorSpec
     from .pipeline import Workspace
 
     names = list(symbols or [])
@@ -441,20 +504,18 @@ def backtest_cmd(
     t_load = time.perf_counter()
     ws = Workspace.open(rules, facts, partial=not names or len(names) > 1)
     load_s = time.perf_counter() - t_load
-    wanted = resolve_symbols(ws, None if all_ else names)
-    bench = _benchmark(ws, facts, benchmark)
     if charts:
         from .btcharts import available
 
         if not available():
             sys.stderr.write("charts skipped: matplotlib is not installed (pip install 'verdict[charts]').\n")
             charts = False
-    result = _run_backtest(lambda progress, started: backtest_universe(
-        ws, WorkspaceSpec.of(rules, facts, partial=True), wanted, d1, d2, every, hs, bench, executor=spec,
-        workers=jobs, quantiles=quantiles, detail=len(wanted) == 1, progress=progress, started=started))
+    result = _run_backtest(lambda progress, started: backtest(
+        ws, None if all_ else names, start=d1, end=d2, every=every, horizons=hs, benchmark=benchmark, executor=spec,
+        jobs=jobs, quantiles=quantiles, progress=progress, started=started))
     result.phases = {"load": load_s, **result.phases}
     files = write(result, out, charts)
-    if len(wanted) == 1:
+    if len(result.symbols) == 1:
         files += write_symbol(result, 0, out, charts)
     if format is Format.json:
         typer.echo((out / "backtest.json").read_text(encoding="utf-8").rstrip())
@@ -470,16 +531,6 @@ def backtest_cmd(
         sys.stderr.write(f"{len(failures)} symbol(s) with failed evaluations, {len(ws.facts.skipped)} problem(s) in "
                          "skipped fact files.\n")
         raise typer.Exit(1)
-
-
-def _benchmark(ws: Workspace, facts: Path, choice: str | None) -> Any:
-    """The --benchmark choice: a file, equal-weight (None), or by default the policy's benchmark if bundled."""
-    from . import benchmark as bm
-
-    if choice is not None:
-        return None if choice.strip().lower() == bm.EQUAL_WEIGHT else bm.load(Path(choice))
-    found = bm.find(facts, ws.book.policy.scale.benchmark)
-    return bm.load(found) if found is not None else None
 
 
 def _run_backtest(go: Any) -> Any:
@@ -508,7 +559,7 @@ def _run_backtest(go: Any) -> Any:
 
 @app.command("what-if")
 def what_if_cmd(
-    symbol: Annotated[str, typer.Argument(help="600111, 600111.SH or the name.")],
+    symbol: Annotated[str, typer.Argument(help="600111, 600111.SH or the name.", autocompletion=_complete_symbol)],
     set_: Annotated[list[str] | None, typer.Option("--set", help="PATH=VALUE, repeatable (e.g. stock.pe_ttm=40; "
                                                                   "a bound, quoted: 'stock.kdj_j=>80'); with "
                                                                   "--scenarios or --grid: set in each.")] = None,
@@ -522,9 +573,15 @@ def what_if_cmd(
     as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluation date (YYYY-MM-DD).")] = None,
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
 ) -> None:
-    """Re-evaluate with facts replaced (--set, named --scenarios or a --grid); side by side with the baseline."""
+    """Re-evaluate with facts replaced (--set, named --scenarios or a --grid); side by side with the baseline.
+
+    Examples:
+    $ verdict what-if 600111 --set stock.pe_ttm=40 --set 'stock.kdj_j=>90'
+    $ verdict what-if 600111 --scenarios scenarios/600111-bear-base-bull.yaml
+    $ verdict what-if 600111 --grid stock.pe_ttm=30:90:10 --grid stock.earnings_growth_low_pct=60:140:20
+    """
     from . import views
-    from .scenarios import Scenario, compare, heat_map, load_scenarios, parse_axis
+    from .scenarios import Scenario, compare_scenarios, heat_map, load_scenarios, parse_axis
     from .scenarios import grid as grid_of
     from .whatif import parse_assignments
 
@@ -551,12 +608,12 @@ def what_if_cmd(
         return
     if scenarios is not None:
         named = load_scenarios(scenarios, ws)
-        comparison = compare(ws, symbol, named, values, day)
+        comparison = compare_scenarios(ws, symbol, named, values, day)
     else:
         named = [Scenario(", ".join(f"{p}={t.partition('=')[2].strip()}" for p, t in zip(values, set_ or [],
                                                                                            strict=True)), values)
                  ] if values else []
-        comparison = compare(ws, symbol, named, None, day, from_set=True)
+        comparison = compare_scenarios(ws, symbol, named, None, day, from_set=True)
     if format in (Format.json, Format.jsonl):
         d = comparison.as_dict()
         if scenarios is None and comparison.results:  # the keys of a single --set what-if, as before
@@ -577,7 +634,7 @@ def what_if_cmd(
 
 @app.command("sensitivity")
 def sensitivity_cmd(
-    symbol: Annotated[str, typer.Argument(help="600111, 600111.SH or the name.")],
+    symbol: Annotated[str, typer.Argument(help="600111, 600111.SH or the name.", autocompletion=_complete_symbol)],
     fact: Annotated[list[str] | None, typer.Option("--fact", help="Only these fact paths (repeatable).")] = None,
     price: Annotated[bool, typer.Option("--price", help="Only the share price: at what price does the rating "
                                                         "change?")] = False,
@@ -587,7 +644,12 @@ def sensitivity_cmd(
     as_of: Annotated[str | None, typer.Option("--as-of", help="Evaluation date (YYYY-MM-DD).")] = None,
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
 ) -> None:
-    """For every numeric fact a rule reads: the nearest values below and above at which the rating changes."""
+    """For every numeric fact a rule reads: the nearest values below and above at which the rating changes.
+
+    Examples:
+    $ verdict sensitivity 600111 --chart tornado.png
+    $ verdict sensitivity 600111 --price
+    """
     from .whatif import describe, price_sensitivity, sensitivity, tornado
 
     if chart is not None:
@@ -616,7 +678,8 @@ def sensitivity_cmd(
 
 @app.command("report")
 def report_cmd(
-    symbol: Annotated[str | None, typer.Argument(help="600111, 600111.SH or the name.")] = None,
+    symbol: Annotated[str | None, typer.Argument(help="600111, 600111.SH or the name.",
+                                                 autocompletion=_complete_symbol)] = None,
     out: Annotated[Path, typer.Option("--out", help="The HTML file (one symbol), or a directory (--all, "
                                                     "--universe): index.html and one page a symbol.")] = Path("report"),
     all_: Annotated[bool, typer.Option("--all", help="Every symbol with facts: an index page and one page each.")
@@ -632,7 +695,12 @@ def report_cmd(
     """A self-contained HTML page of a rating: chart, bands, warnings, derivation, facts, sensitivity.
 
     The evaluation is recorded in the audit log (unless --no-record), so `verdict audit report RUN_ID`
-    writes the same page again, byte for byte, from the stored rules and facts."""
+    writes the same page again, byte for byte, from the stored rules and facts.
+
+    Examples:
+    $ verdict report 600111 --out 600111.html
+    $ verdict report --all --out report/
+    """
     from .model import Evaluation, Outcome
     from .report import stock_page, write_reports, write_text
 
@@ -676,19 +744,15 @@ def _pct(v: float | None) -> str:
 
 
 def _record(ws: Workspace, outcomes: list[Any], audit_db: Path | None) -> None:
-    from .audit import WAIT_ENV_VAR, AuditLog, Entry
+    from .audit import WAIT_ENV_VAR, AuditLog, record
 
     def waiting(seconds: float) -> None:
-        sys.stderr.write(f"waiting for the audit log {log_path}: another process holds its write lock (giving up "
-                         f"after {wait:g} s; ${WAIT_ENV_VAR} sets it)...\n")
+        sys.stderr.write(f"waiting for the audit log {log.path}: another process holds its write lock (giving up "
+                         f"after {log.wait:g} s; ${WAIT_ENV_VAR} sets it)...\n")
 
     log = AuditLog(audit_db, on_wait=waiting)
-    log_path, wait = log.path, log.wait
     try:
-        log.append_many([Entry(o.summary.run_id, o.summary.symbol, o.summary.rating, o.json(), o.summary.engine_version)
-                         for o in outcomes],
-                        rules_files=ws.book.files, facts_files=ws.facts.files,
-                        rules_name=ws.rules_dir.resolve().name, facts_name=ws.facts_dir.resolve().name)
+        record(ws, outcomes, log)
     finally:
         log.close()
 
@@ -710,7 +774,12 @@ def audit_list(
     audit_db: AuditOpt = None,
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
 ) -> None:
-    """List recorded evaluations, oldest first: seq, run id, time, user, symbol, rating, score, as-of, engine."""
+    """List recorded evaluations, oldest first: seq, run id, time, user, symbol, rating, score, as-of, engine.
+
+    Examples:
+    $ verdict audit list --symbol 600111 --since 2026-01-20
+    $ verdict audit list --format csv
+    """
     from .expr import fmt_num
 
     first, last = _date_option("--since", since), _date_option("--until", until)
@@ -778,7 +847,12 @@ def audit_show(
     audit_db: AuditOpt = None,
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
 ) -> None:
-    """The derivation tree of a recorded run, exactly as it was (--format json: the recorded output)."""
+    """The derivation tree of a recorded run, exactly as it was (--format json: the recorded output).
+
+    Examples:
+    $ verdict audit show 3f9a2c
+    $ verdict audit show 3f9a2c --format json
+    """
     from .audit import record_document, recorded_evaluation
     from .explain import render_markdown, render_tree
 
@@ -799,7 +873,12 @@ def why(
     depth: Annotated[int | None, typer.Option("--depth", min=0, help="Open at most this many levels of "
                                               "signal-emitting rules in the tree (default: all).")] = None,
 ) -> None:
-    """Why a recorded rating was given, and why not the rating one band up or down (that first, the tree after)."""
+    """Why a recorded rating was given, and why not the rating one band up or down (that first, the tree after).
+
+    Examples:
+    $ verdict why 600111
+    $ verdict why 3f9a2c --depth 1
+    """
     from .audit import recorded_evaluation
     from .explain import render_tree
     from .whynot import why_not
@@ -835,6 +914,10 @@ def audit_replay(
     With --rules DIR (or --current-rules): the run's recorded facts, as of its recorded date, under the
     rules in DIR; prints what changes against the recorded outcome (rating, score, target, entries,
     warnings, rules that newly fire or stop). Nothing is recorded.
+
+    Examples:
+    $ verdict audit replay 3f9a2c
+    $ verdict audit replay 3f9a2c --current-rules --fail-on-change
     """
     from .audit import replay, replay_with_rules
     from .rundiff import render
@@ -876,7 +959,11 @@ def audit_diff(
     fail_on_change: Annotated[bool, typer.Option("--fail-on-change", help="Exit 1 if anything changed.")] = False,
 ) -> None:
     """Compare two recorded runs: rating, score, target, entries, warnings, rules that newly fire or
-    stop, facts that changed (value, source, date), and the rule and fact files that differ."""
+    stop, facts that changed (value, source, date), and the rule and fact files that differ.
+
+    Examples:
+    $ verdict audit diff 3f9a2c 7b01de --format json
+    """
     from .audit import diff_runs
     from .rundiff import render
 
@@ -901,7 +988,11 @@ def audit_report(
     audit_db: AuditOpt = None,
 ) -> None:
     """The HTML page of a recorded run, from its stored evaluation, rules and facts (byte-identical to the
-    page `verdict report` wrote for it with the same --window)."""
+    page `verdict report` wrote for it with the same --window).
+
+    Examples:
+    $ verdict audit report 3f9a2c --out 600111-then.html
+    """
     from .report import recorded_page, write_text
 
     _output_file("--out", out)
@@ -923,7 +1014,12 @@ def audit_verify(
                                                     "~/.config/verdict/audit-signing.pub).")] = None,
 ) -> None:
     """Walk the hash chain; name the first record altered, removed or reordered (exit 1). With
-    --checkpoint / --checkpoint-file, also prove every record up to each signed checkpoint unchanged."""
+    --checkpoint / --checkpoint-file, also prove every record up to each signed checkpoint unchanged.
+
+    Examples:
+    $ verdict audit verify
+    $ verdict audit verify --checkpoint --checkpoint-file checkpoints.txt
+    """
     log = _reader(audit_db)
     result = log.verify()
     checks = []
@@ -969,7 +1065,12 @@ def audit_keygen(
                                              "$VERDICT_AUDIT_KEY, else ~/.config/verdict/audit-signing.key).")
                    ] = None,
 ) -> None:
-    """Create the Ed25519 key pair that signs checkpoints: the private key (mode 0600) and KEY.pub."""
+    """Create the Ed25519 key pair that signs checkpoints: the private key (mode 0600) and KEY.pub.
+
+    Examples:
+    $ verdict audit keygen
+    $ verdict audit keygen --key keys/audit-signing.key
+    """
     from . import checkpoint as cpt
 
     path = key or cpt.default_key_path()
@@ -988,7 +1089,11 @@ def audit_checkpoint(
 ) -> None:
     """Sign the log's newest record hash (after verifying the chain up to it); store the checkpoint in the
     log and print it as one line to keep elsewhere. `audit verify --checkpoint` then proves every record
-    up to it unchanged, even against a rewrite of the whole file."""
+    up to it unchanged, even against a rewrite of the whole file.
+
+    Examples:
+    $ verdict audit checkpoint --out checkpoints.txt
+    """
     from . import checkpoint as cpt
     from .audit import WAIT_ENV_VAR, AuditLog
 
@@ -1019,7 +1124,12 @@ def audit_export(
     symbol: Annotated[str | None, typer.Option("--symbol", help="Only this symbol's records.")] = None,
 ) -> None:
     """Records as JSON lines (with output and snapshot hashes); or, with RUN --to DIR, the run's rule and
-    fact files, exactly as recorded, for `rules diff`, `evaluate --rules/--facts` and editors."""
+    fact files, exactly as recorded, for `rules diff`, `evaluate --rules/--facts` and editors.
+
+    Examples:
+    $ verdict audit export --symbol 600111
+    $ verdict audit export 3f9a2c --to old-run/
+    """
     from .audit import export_run, record_document
 
     log = _reader(audit_db)
@@ -1036,6 +1146,24 @@ def audit_export(
     records = [log.get(run_id)] if run_id is not None else log.list(_canonical_symbol(symbol))
     for r in records:
         typer.echo(json.dumps(record_document(r), ensure_ascii=False, sort_keys=True))
+
+
+def _reflow_help(commands: typer.Typer) -> None:
+    """Help wraps at the terminal's width, docstrings at the source's, and typer keeps a docstring's line
+    breaks after its first paragraph: join each prose paragraph into one line, keep an example's lines."""
+    import inspect
+
+    for info in commands.registered_commands:
+        if info.callback is not None and info.callback.__doc__:
+            paragraphs = inspect.cleandoc(info.callback.__doc__).split("\n\n")
+            info.callback.__doc__ = "\n\n".join(p if p.startswith("Example") else " ".join(p.split("\n"))
+                                                for p in paragraphs)
+    for group in commands.registered_groups:
+        if group.typer_instance is not None:
+            _reflow_help(group.typer_instance)
+
+
+_reflow_help(app)
 
 
 def main() -> None:
@@ -1073,22 +1201,10 @@ def _main_command() -> None:
         rc = app(standalone_mode=False)
         if isinstance(rc, int) and rc:
             raise SystemExit(rc)
-    except VerdictError as exc:
-        if debug:
-            raise
-        _report(exc)
-        raise SystemExit(exc.exit_code) from None
     except SystemExit:
         raise
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
-    except OSError as exc:  # a file we were asked to read or write: the system said no
-        if debug:
-            raise
-        where = f" '{exc.filename}'" if exc.filename else ""
-        sys.stderr.write(f"error: cannot use{where}: {exc.strerror or exc}. Check that the path exists and that "
-                         "you may read or write it.\n")
-        raise SystemExit(2) from None
     except Exception as exc:
         # typer vendors click (typer._click); match by shape so either layout works
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):

@@ -16,7 +16,13 @@ import typer
 
 data_app = typer.Typer(no_args_is_help=True,
                        help="Market data in: import a folder of daily bars or indicator tables, or pull them "
-                            "through akshare.")
+                            "through akshare.
+
+"
+                            "Examples:
+$ verdict data import ~/downloads/ashare --facts my-facts
+"
+                            "$ verdict data pull 600111 --facts my-facts")
 
 
 class Adjust(StrEnum):
@@ -59,7 +65,12 @@ def data_import(
 ) -> None:
     """Add or update the stocks of FOLDER in FACTS_DIR: prices normalised into FACTS_DIR/prices/<source>/, gaps
     checked against the exchange calendar and recorded as suspensions, one summary. Exit 1 if some files were bad
-    (the others are imported)."""
+    (the others are imported).
+
+    Examples:
+    $ verdict data import ~/downloads/ashare --facts my-facts --names stock_basic.csv
+    $ verdict data import ~/downloads/daily_basic --facts my-facts
+    """
     from .dataimport import import_folder, import_indicators, is_indicator_folder
 
     if is_indicator_folder(folder):
@@ -91,7 +102,11 @@ def data_pull(
     format: Annotated[Out, typer.Option("--format", "-f", help="Summary as text or JSON.")] = Out.text,
 ) -> None:
     """Fetch daily bars and indicators through akshare (pip install 'verdict[akshare]', and a network) and
-    import them as `verdict data import` does. Exit 1 if some fetched files were bad."""
+    import them as `verdict data import` does. Exit 1 if some fetched files were bad.
+
+    Examples:
+    $ verdict data pull 600111 000831 --facts my-facts --from 2024-01-01
+    $ verdict data pull --names stock_basic.csv --facts my-facts"""
     import datetime as dt
 
     from .errors import LookupFailure, problem

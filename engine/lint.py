@@ -367,8 +367,9 @@ class CheckReport:
         return sum(1 for p in self.problems if p.severity == "warning")
 
 
-def check(rules_dir: Path, facts_dir: Path) -> CheckReport:
+def check(rules_dir: Path | str = "rules", facts_dir: Path | str = "facts") -> CheckReport:
     """Everything `verdict rules check` reports: load, type, compile and lint problems, all at once."""
+    rules_dir, facts_dir = Path(rules_dir), Path(facts_dir)
     from .compile import compile_rules
     from .load import load_facts, load_rules_partial
 

@@ -171,8 +171,8 @@ def _overrides(ws: Workspace, sf: SymbolFacts, scenario: Scenario, what: str, co
     return out, moved
 
 
-def compare(ws: Workspace, query: str, scenarios: list[Scenario], common: dict[str, Any] | None = None,
-            as_of: dt.date | None = None, from_set: bool = False) -> Comparison:
+def compare_scenarios(ws: Workspace, query: str, scenarios: list[Scenario], common: dict[str, Any] | None = None,
+                      as_of: dt.date | None = None, from_set: bool = False) -> Comparison:
     """Evaluate the baseline and every scenario (with `common` set in each), and what each changes.
     `from_set`: the scenarios' values came from --set (errors name it)."""
     sf = ws.symbol_facts(query, as_of)

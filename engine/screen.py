@@ -21,9 +21,11 @@ from .errors import Location, LookupFailure, Problem, did_you_mean
 from .model import Catalog, EntryOut, FactSpec, FactValue
 
 if TYPE_CHECKING:
+    from .batch import Failure
+    from .executors import ExecutorSpec
     from .load import RuleBook
     from .model import Outcome
-    from .pipeline import Run
+    from .pipeline import Run, Workspace
 
 HORIZONS = ("short", "medium", "long")
 PREFIX = "outcome."  # the namespace outcome names take inside the expression tree (never shown)
@@ -341,6 +343,56 @@ class Screen:
             missing = [o for o in items if value(o) is None]
             items = sorted(present, key=value, reverse=key.descending) + missing
         return items[:self.top] if self.top is not None else items
+
+
+@dataclass
+class ScreenResult:
+    """What `screen` kept, in order: each symbol's outcome (`outcomes[i].summary`, and its full
+    evaluation when traces were rendered), the columns chosen, and what was left out and why."""
+
+    outcomes: list[Outcome]
+    screen: Screen
+    left_out: int = 0  # evaluated, and left out by `where`
+    failures: list[Failure] = field(default_factory=list)  # symbols whose evaluation failed
+    skipped: list[Problem] = field(default_factory=list)  # problems of stock files left out when loading
+
+    @property
+    def columns(self) -> list[Column]:
+        return self.screen.columns
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per symbol, keyed by column header (floats to 6 decimals): what `--format json` prints,
+        and what `pandas.DataFrame(result.rows())` takes."""
+        from .views import screen_records
+
+        return screen_records(self.outcomes, self.columns)
+
+
+def screen(ws: Workspace, symbols: Sequence[str] | None = None, *, where: str | None = None,
+           columns: str | Sequence[str] | None = DEFAULT_COLUMNS, sort: str = "rating,score", top: int | None = None,
+           as_of: dt.date | None = None, traces: bool = False, jobs: int = 1, executor: str | ExecutorSpec = "local",
+           progress: Callable[[int, int], None] | None = None) -> ScreenResult:
+    """Evaluate `symbols` (None: every symbol with facts), keep those `where` holds for, sort, keep `top`.
+
+    The arguments are those of `verdict evaluate --all`: `where` a rule expression over facts and outcome
+    names (`'rating == "Buy" and stock.pe_ttm < 50'`), `columns` names or a comma-separated string
+    (None: no columns, only the outcomes), `sort` like `--sort`. `traces`: render each kept symbol's full
+    evaluation too (what JSON output and the audit log hold; about 15 times the cost of the evaluation).
+    `jobs` > 1 evaluates in forked worker processes (0: one per core), `executor` on a Dask or Ray cluster.
+    """
+    from .batch import evaluate_many
+    from .executors import ExecutorSpec
+
+    chosen = columns if columns is None or isinstance(columns, str) else ",".join(columns)
+    spec = Screen.build(ws.facts.catalog, book_signals(ws.book), where=where, columns=chosen, sort=sort, top=top)
+    run_on = executor if isinstance(executor, ExecutorSpec) else ExecutorSpec.parse(executor)
+    # With `top`, the traces of the few symbols kept are rendered afterwards, not those of every symbol.
+    done = evaluate_many(ws.rules_dir, ws.facts_dir, symbols, jobs=jobs, as_of=as_of, progress=progress,
+                         full=traces and top is None, executor=run_on, screen=lambda _: spec, workspace=ws)
+    outcomes = spec.order(done.outcomes, ws.book.policy.scale.names())
+    if traces and top is not None:
+        outcomes = with_traces(ws, outcomes, as_of)
+    return ScreenResult(outcomes, spec, done.filtered, done.failures, done.skipped)
 
 
 def with_traces(ws: Any, outcomes: list[Outcome], as_of: dt.date | None) -> list[Outcome]:

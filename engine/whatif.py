@@ -94,10 +94,10 @@ def overrides_for(ws: Workspace, sf: SymbolFacts, values: dict[str, Any]) -> dic
 
 
 def what_if(ws: Workspace, query: str, values: dict[str, Any], as_of: dt.date | None = None) -> WhatIf:
-    """One scenario against the baseline (see scenarios.compare for several)."""
-    from .scenarios import Scenario, compare
+    """One scenario against the baseline (see scenarios.compare_scenarios for several)."""
+    from .scenarios import Scenario, compare_scenarios
 
-    c = compare(ws, query, [Scenario("what-if", dict(values))], None, as_of)
+    c = compare_scenarios(ws, query, [Scenario("what-if", dict(values))], None, as_of)
     r = c.results[0]
     return WhatIf(c.baseline, r.evaluation, values, r.changes, r.newly_fired, r.stopped_firing)
 
