@@ -52,8 +52,8 @@ _EXPORTS: dict[str, str] = {
     "run_cases": "casetest",
     "coverage": "casetest",
     "CaseResult": "casetest",
-    "screen": "screen",
-    "ScreenResult": "screen",
+    "screen": "screening",
+    "ScreenResult": "screening",
     "what_if": "whatif",
     "WhatIf": "whatif",
     "sensitivity": "whatif",
@@ -64,8 +64,8 @@ _EXPORTS: dict[str, str] = {
     "compare_scenarios": "scenarios",
     "grid": "scenarios",
     "parse_axis": "scenarios",
-    "backtest": "backtest",
-    "BacktestRun": "backtest",
+    "backtest": "backtesting",
+    "BacktestRun": "backtesting",
     "AuditLog": "audit",
     "record": "audit",
     "replay": "audit",
@@ -74,6 +74,7 @@ _EXPORTS: dict[str, str] = {
     "import_folder": "dataimport",
     "import_indicators": "dataimport",
     "ImportSummary": "dataimport",
+    "pull": "datapull",
     "stock_page": "report",
     "write_reports": "report",
     "recorded_page": "report",
@@ -122,6 +123,7 @@ __all__ = [
     "load_scenarios",
     "parse_axis",
     "price_sensitivity",
+    "pull",
     "record",
     "recorded_page",
     "render_markdown",
@@ -153,9 +155,10 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what type checkers and editors see: the same names, imported eagerly
     from .audit import AuditLog, diff_runs, record, replay, replay_with_rules
-    from .backtest import BacktestRun, backtest
+    from .backtesting import BacktestRun, backtest
     from .casetest import CaseResult, coverage, run_cases
     from .dataimport import ImportSummary, import_folder, import_indicators
+    from .datapull import pull
     from .errors import EngineFault, FactError, Location, LookupFailure, Problem, RuleError, VerdictError
     from .explain import render_markdown, render_table, render_tree
     from .lint import CheckReport, check
@@ -176,5 +179,5 @@ if TYPE_CHECKING:  # what type checkers and editors see: the same names, importe
     from .pipeline import Run, Workspace
     from .report import recorded_page, stock_page, write_reports
     from .scenarios import Scenario, compare_scenarios, grid, load_scenarios, parse_axis
-    from .screen import ScreenResult, screen
+    from .screening import ScreenResult, screen
     from .whatif import Sensitivity, WhatIf, price_sensitivity, sensitivity, what_if

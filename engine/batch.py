@@ -28,7 +28,7 @@ from .model import Outcome, Summary
 
 if TYPE_CHECKING:
     from .pipeline import Workspace
-    from .screen import Screen
+    from .screening import Screen
 
 _worker: dict[str, Any] = {}
 

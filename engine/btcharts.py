@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .charts import available, pyplot
 
 if TYPE_CHECKING:
-    from .backtest import BacktestRun
+    from .backtesting import BacktestRun
 
 COLORS = ["#1a9850", "#91cf60", "#fdae61", "#d73027", "#7f0000", "#542788"]
 

@@ -1,7 +1,7 @@
 """Backtest outputs: JSON and CSV beside the charts, one symbol's own table, and the text summary.
 
 Every output names the benchmark (and says when it is the universe's equal-weight index, not a
-published one). Rendering only: the numbers come from backtest.py and btstats.py.
+published one). Rendering only: the numbers come from backtesting.py and btstats.py.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import forward
-from .backtest import BacktestRun
+from .backtesting import BacktestRun
 
 
 def _num(x: float | None, nd: int = 3) -> str:

@@ -201,7 +201,7 @@ def _screen(rules: Path, facts: Path, names: list[str] | None, *, jobs: int, day
             explain: bool, depth: int | None, no_record: bool, audit_db: Path | None, where: str | None,
             columns: str | None, sort: str, top: int | None, executor: str) -> None:
     """A batch: evaluate in worker processes, keep what --where holds for, sort, cut, record, print."""
-    from .screen import DEFAULT_COLUMNS, screen
+    from .screening import DEFAULT_COLUMNS, screen
 
     if columns is None and format in (Format.table, Format.markdown):
         columns = ",".join(DEFAULT_COLUMNS)  # a screen's table: one row per symbol
@@ -472,7 +472,7 @@ def backtest_cmd(
     $ verdict backtest 600111 --from 2025-06-02 --to 2026-03-31 --every 10 --out out/
     $ verdict backtest --all --every 5 --horizons 20,60,120 --out out/ --executor dask
     """
-    from .backtest import DEFAULT_HORIZONS, backtest
+    from .backtesting import DEFAULT_HORIZONS, backtest
     from .btout import summary_text, write, write_symbol
     from .executors import ExecutorSpec
     from .pipeline import Workspace

@@ -16,12 +16,8 @@ import typer
 
 data_app = typer.Typer(no_args_is_help=True,
                        help="Market data in: import a folder of daily bars or indicator tables, or pull them "
-                            "through akshare.
-
-"
-                            "Examples:
-$ verdict data import ~/downloads/ashare --facts my-facts
-"
+                            "through akshare.\n\n"
+                            "Examples:\n$ verdict data import ~/downloads/ashare --facts my-facts\n"
                             "$ verdict data pull 600111 --facts my-facts")
 
 
@@ -109,8 +105,8 @@ def data_pull(
     $ verdict data pull --names stock_basic.csv --facts my-facts"""
     import datetime as dt
 
+    from .datapull import pull
     from .errors import LookupFailure, problem
-    from .pull import pull
 
     for name, value in (("--from", start), ("--to", end)):
         try:

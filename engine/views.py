@@ -17,7 +17,7 @@ from .model import Evaluation, Outcome, Summary
 
 if TYPE_CHECKING:
     from .scenarios import Comparison, Grid
-    from .screen import Column
+    from .screening import Column
 
 
 def _cell(v: Any) -> str:

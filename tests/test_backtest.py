@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from engine import benchmark as bm
-from engine.backtest import BacktestRun, backtest_universe
+from engine.backtesting import BacktestRun, backtest_universe
 from engine.executors import WorkspaceSpec
 from engine.pipeline import Workspace
 

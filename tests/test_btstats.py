@@ -153,7 +153,7 @@ def test_calendar_status_and_alignment_of_a_suspended_stock_that_stops_trading()
 
 
 def test_prices_end_where_most_histories_end() -> None:
-    from engine.backtest import prices_end
+    from engine.backtesting import prices_end
 
     a, b, c = dt.date(2025, 9, 3), dt.date(2026, 4, 7), dt.date(2025, 8, 13)
     assert prices_end([a] * 5 + [b] * 2 + [c]) == a  # a few longer files do not move the download's end

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine import benchmark as bm
-from engine.backtest import BacktestRun, backtest_universe
+from engine.backtesting import BacktestRun, backtest_universe
 from engine.executors import ExecutorSpec, Lost, WorkspaceSpec, run, worker_info
 from engine.pipeline import Workspace
 

@@ -56,7 +56,7 @@ class Recorded:
 
 
 def test_pull_imports_recorded_frames_into_the_facts_directory(tmp_path: Path) -> None:
-    from engine.pull import pull
+    from engine.datapull import pull
 
     facts = tmp_path / "facts"
     shutil.copytree(FACTS, facts)

@@ -86,3 +86,11 @@ def test_every_public_name_resolves_and_import_engine_loads_nothing() -> None:
     code = "import sys, engine; print(sorted(m for m in sys.modules if m.startswith('engine')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['engine']"
+    # no exported name is shadowed by a submodule of the same name, whatever was imported before
+    code = ("import importlib, pkgutil, types, engine\n"
+            "for m in pkgutil.iter_modules(engine.__path__):\n"
+            "    if not m.name.startswith('_'): importlib.import_module('engine.' + m.name)\n"
+            "from engine import *\n"
+            "print([n for n in engine.__all__ if isinstance(getattr(engine, n), types.ModuleType)])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
