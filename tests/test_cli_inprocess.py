@@ -177,13 +177,16 @@ def test_rules_schema(here: Path) -> None:
 
 def test_rules_diff(here: Path) -> None:
     shutil.copytree(here / "rules", here / "new")
-    pack = here / "new" / "valuation.yaml"
-    text = pack.read_text(encoding="utf-8")
-    pack.write_text(text.replace("when: stock.pe_ttm > 50 and", "when: stock.pe_ttm > 55 and"), encoding="utf-8")
+    (here / "new" / "extra.yaml").write_text(
+        "pack: extra\nrules:\n  - id: extra.close-known\n    title: a price history lowers every score\n"
+        "    when: stock.close > 0\n    then:\n      signal: {name: close_known, score: -20}\n", encoding="utf-8")
     same = run("rules", "diff", "rules", "rules")
     assert same.exit_code == 0 and "no symbol's outcome changes." in same.stdout
     out = run("rules", "diff", "rules", "new", "--format", "json", "--fail-on-change")
-    assert out.exit_code == 1 and "300127.SZ" in {s["symbol"] for s in json.loads(out.stdout)["symbols"]}
+    changed = json.loads(out.stdout)
+    assert out.exit_code == 1 and changed["rules_added"] == ["extra.close-known"]
+    assert {s["symbol"] for s in changed["symbols"]} == {"600111.SH", "000831.SZ", "300748.SZ", "300224.SZ",
+                                                           "300127.SZ"}
 
 
 # ------------------------------------------------------------------------------ the audit log
