@@ -260,3 +260,27 @@ def test_literal_rejects_exponent_forms() -> None:
     assert comp.literal(2.0, expr.Pos(1, 0)) == 2
     with pytest.raises(expr.ExprError):
         comp.literal(1e-7, expr.Pos(1, 0))
+
+
+@pytest.mark.parametrize(("a", "g", "fired"), [(2, 7, {"p.r0", "p.r1"}), (2, 8, {"p.r0"}), (-3, 12, {"p.r0", "p.r1"}),
+                                               (7.5, 1, {"p.r1"}), (6, 4.5, {"p.r0"})])
+def test_a_fact_subtracted_from_a_constant_is_isolated_with_the_comparison_flipped(
+        tmp_path: Path, a: float, g: float, fired: set[str]) -> None:
+    # `10 - stock.a > 3` compiles to `stock.a < 7`, `10 - sector.g > stock.a` to `sector.g < 10 - stock.a` on
+    # durable's side (found by mutation testing: no test compiled a fact on the right of a minus); durable must
+    # decide as the expression reads
+    ws = write_workspace(tmp_path, ["10 - stock.a > 3", "10 - sector.g > stock.a"], {"a": {"value": a}},
+                         {"g": {"value": g}}, {})
+    ev = ws.evaluate("600000")
+    assert {f.rule for f in ev.fired} - {"p.chain"} == fired
+    assert not [w for w in ev.warnings if w.rule == "engine.cross-check"]
+
+
+@pytest.mark.parametrize(("a", "fired"), [(2, {"p.r0", "p.r2", "p.chain"}), (0.5, {"p.r1"})])
+def test_two_levels_of_negation_run_in_their_own_phases(tmp_path: Path, a: float, fired: set[str]) -> None:
+    # r2 waits for r1, which waits for r0: each level of `not signal.x` runs after the level it negates, since
+    # durable does not withdraw a `$not` activation when the signal arrives later (DURABLE_RULES.md). Found by
+    # mutation testing: every stratum above the first in one phase went unnoticed.
+    whens = ["stock.a > 1", "stock.a > 0 and not signal.s0", "stock.a > 0 and not signal.s1"]
+    ws = write_workspace(tmp_path, whens, {"a": {"value": a}}, {}, {})
+    assert {f.rule for f in ws.evaluate("600000").fired} == fired
