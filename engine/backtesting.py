@@ -28,7 +28,9 @@ from .errors import Location, LookupFailure, Problem, VerdictError
 from .executors import ExecutorSpec, Lost, WorkspaceSpec, run
 from .pipeline import Workspace
 
-DEFAULT_HORIZONS = (20, 60, 120)
+# Forward-return windows in trading days (the CLI's --horizons and the JSON's `horizons`), not an
+# entry's short/medium/long horizon (model.HORIZONS).
+DEFAULT_RETURN_DAYS = (20, 60, 120)
 LOCAL = ExecutorSpec()
 
 
@@ -289,7 +291,7 @@ def resolve_symbols(ws: Workspace, wanted: Sequence[str] | None) -> list[str]:
 
 
 def backtest(ws: Workspace, symbols: Sequence[str] | None = None, *, start: dt.date | None = None,
-             end: dt.date | None = None, every: int = 5, horizons: Sequence[int] = DEFAULT_HORIZONS,
+             end: dt.date | None = None, every: int = 5, horizons: Sequence[int] = DEFAULT_RETURN_DAYS,
              benchmark: str | Path | Benchmark | None = None, executor: str | ExecutorSpec = "local", jobs: int = 0,
              quantiles: int = 5, progress: Callable[[int, int, int], None] | None = None,
              started: Callable[[str], None] | None = None) -> BacktestRun:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .derive import SymbolFacts, check_override, given_value, symbol_facts, with_overrides
 from .errors import Location, LookupFailure, Problem, RuleError, VerdictError, did_you_mean
-from .load import FactBase, RuleBook, SectorFacts, StockFacts, _read, display_path, validate
+from .load import FactBase, RuleBook, SectorFacts, StockFacts, display_path, fact_entries, read_mapping, validate
 from .model import (
     Case,
     CaseFile,
@@ -91,7 +91,7 @@ def read_cases(rules_dir: Path, *, required: bool = True) -> tuple[list[LoadedCa
                                      f"no rule tests found in {display_path(folder)}.",
                                      "Add YAML files with `cases:` there (see README, 'Rule tests').")])
     for path in files:
-        doc = _read(path, rules_dir, problems)
+        doc = read_mapping(path, rules_dir, problems)
         if doc is None:
             continue
         # The file and each case are validated on their own, so one bad case hides no other.
@@ -203,13 +203,12 @@ def case_facts(ws: Workspace, case: Case, case_path: Path) -> SymbolFacts:
     elif case.file is not None:
         path = (case_path.parent / case.file).resolve()
         problems: list[Problem] = []
-        doc = _read(path, None, problems)
+        doc = read_mapping(path, None, problems)
         if doc is None:
             raise RuleError(problems)
-        from .load import _fact_entries
 
         stf, errs = validate(StockFile, doc, data={**doc.data, "facts": {}})
-        facts = _fact_entries(doc, doc.data.get("facts"), "stock", ws.facts.catalog, ws.facts.sources, problems)
+        facts = fact_entries(doc, doc.data.get("facts"), "stock", ws.facts.catalog, ws.facts.sources, problems)
         if errs or problems or stf is None:
             raise RuleError(errs + problems)
         sf = symbol_facts(ws.facts, StockFacts(stf, doc.path, facts, doc), ws.book.policy, case.as_of, ws.deriver)

@@ -472,7 +472,7 @@ def backtest_cmd(
     $ verdict backtest 600111 --from 2025-06-02 --to 2026-03-31 --every 10 --out out/
     $ verdict backtest --all --every 5 --horizons 20,60,120 --out out/ --executor dask
     """
-    from .backtesting import DEFAULT_HORIZONS, backtest
+    from .backtesting import DEFAULT_RETURN_DAYS, backtest
     from .btout import summary_text, write, write_symbol
     from .executors import ExecutorSpec
     from .pipeline import Workspace
@@ -484,7 +484,7 @@ def backtest_cmd(
     _output_dir("--out", out)
     spec = ExecutorSpec.parse(executor)
     try:
-        hs = sorted({int(x) for x in horizons.split(",") if x.strip()}) or list(DEFAULT_HORIZONS)
+        hs = sorted({int(x) for x in horizons.split(",") if x.strip()}) or list(DEFAULT_RETURN_DAYS)
     except ValueError:
         raise LookupFailure([Problem(Location(), "usage", f"--horizons '{horizons}' is not a list of day counts.",
                                      "Write it as 20,60,120.")]) from None

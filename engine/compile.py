@@ -109,18 +109,18 @@ def literal(v: Any, pos: expr.Pos) -> Any:
     return v
 
 
-def _const(node: expr.Node) -> tuple[bool, Any]:
+def fold_constant(node: expr.Node) -> tuple[bool, Any]:
     """Fold an arithmetic subtree made only of literals (never reads facts); dates fold to day numbers."""
     if isinstance(node, expr.Const):
         return True, node.value.toordinal() if isinstance(node.value, dt.date) else node.value
     if isinstance(node, expr.Neg):
-        ok, v = _const(node.operand)
+        ok, v = fold_constant(node.operand)
         return ok, (-v if ok else None)
     if isinstance(node, expr.Arith):
-        lo, lv = _const(node.left)
-        ro, rv = _const(node.right)
+        lo, lv = fold_constant(node.left)
+        ro, rv = fold_constant(node.right)
         if lo and ro:
-            v = expr._arith(node, [float(lv), float(rv)])
+            v = expr.apply_arith(node, [float(lv), float(rv)])
             if isinstance(v, expr.Missing):
                 raise expr.ExprError(node.pos, "division-by-zero", f"`{expr.unparse(node)}` divides by zero.")
             return True, v
@@ -157,11 +157,12 @@ def _field(ref: expr.Node) -> str:
     return "score"
 
 
-def _contains(node: expr.Node, target: expr.Node) -> bool:
+def contains(node: expr.Node, target: expr.Node) -> bool:
+    """Whether `target` occurs anywhere in the expression `node`."""
     return any(n == target for n in expr.walk(node))
 
 
-def _isolate(left: expr.Node, op: str, right: expr.Node, target: expr.Node) -> tuple[str, expr.Node]:
+def isolate(left: expr.Node, op: str, right: expr.Node, target: expr.Node) -> tuple[str, expr.Node]:
     """Rewrite `left op right` (target inside left) as `target op' right'`; linear terms only."""
     p = left.pos
     while left != target:
@@ -169,7 +170,7 @@ def _isolate(left: expr.Node, op: str, right: expr.Node, target: expr.Node) -> t
             left, op, right = left.operand, expr.FLIP[op], expr.Neg(p, right)
         elif isinstance(left, expr.Arith):
             a, b = left.left, left.right
-            in_a = _contains(a, target)
+            in_a = contains(a, target)
             if left.op == "+":
                 left, right = (a, expr.Arith(p, "-", right, b)) if in_a else (b, expr.Arith(p, "-", right, a))
             elif left.op == "-":
@@ -179,7 +180,7 @@ def _isolate(left: expr.Node, op: str, right: expr.Node, target: expr.Node) -> t
                     left, op, right = b, expr.FLIP[op], expr.Arith(p, "-", a, right)
             elif left.op in ("*", "/"):
                 other = b if in_a else a
-                ok, c = _const(other)
+                ok, c = fold_constant(other)
                 if not ok or (left.op == "/" and not in_a):
                     raise expr.ExprError(left.pos, "not-linear",
                                          f"cannot compile `{expr.unparse(left)}`: a fact is multiplied or "
@@ -239,7 +240,7 @@ class _RuleCompiler:
         return expr.FactRef(side.pos, path)
 
     def rvalue(self, node: expr.Node, home: str) -> Any:
-        ok, c = _const(node)
+        ok, c = fold_constant(node)
         if ok:
             return literal(c, node.pos)
         if isinstance(node, (expr.FactRef, expr.SignalRef)):
@@ -276,10 +277,10 @@ class _RuleCompiler:
         target = max(refs, key=lambda r: _order(_element_of(r) or ""))
         home = _element_of(target) or ""
         left, op, right = cmp.left, cmp.op, cmp.right
-        if not _contains(left, target):
+        if not contains(left, target):
             left, op, right = right, expr.FLIP[op], left
-        op, right = _isolate(left, op, right, target)
-        if _contains(right, target):
+        op, right = isolate(left, op, right, target)
+        if contains(right, target):
             raise expr.ExprError(cmp.pos, "not-linear",
                                  f"`{expr.unparse(cmp)}` uses {expr.unparse(target)} on both sides.",
                                  "Simplify it so the fact appears once.")

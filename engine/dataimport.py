@@ -486,7 +486,8 @@ def _source_entry(source: str, folder: Path, fmt: str, adjust: str) -> str:
     return f"  {source}:\n    title: {_q(title)}\n    publisher: {_q(publisher)}\n    note: {_q(note)}\n"
 
 
-def _add_source(facts: Path, source: str, folder: Path, fmt: str, adjust: str) -> bool:
+def add_source(facts: Path, source: str, folder: Path, fmt: str, adjust: str) -> bool:
+    """Append `source` to the facts folder's sources.yaml (its other text kept); False if already there."""
     import yaml
 
     path = facts / "sources.yaml"
@@ -604,7 +605,7 @@ def _import_folder(folder: Path, facts: Path, names: Path | None, source: str | 
     good = [r for r in summary.results if r.ok]
     fmt = next((r.format for r in good), "csv")
     if good:
-        _add_source(facts, source, folder, fmt, adjust)
+        add_source(facts, source, folder, fmt, adjust)
     known_map = read_sector_map(facts)
     industries = sorted({listings[r.code].industry for r in good if r.code in listings and listings[r.code].industry})
     summary.new_industries = [i for i in industries if i not in known_map]
@@ -780,7 +781,7 @@ def import_indicators(folder: Path, facts: Path, source: str | None = None) -> I
     if not by_code:
         summary.seconds = time.perf_counter() - start
         return summary
-    _add_source(facts, source, folder, "tushare daily_basic", "daily indicators")
+    add_source(facts, source, folder, "tushare daily_basic", "daily indicators")
     stocks = scan_stocks(facts)
     rel = f"indicators/{source}"
     for code, table in sorted(by_code.items()):
@@ -800,13 +801,13 @@ def import_indicators(folder: Path, facts: Path, source: str | None = None) -> I
             summary.not_linked.append(f"{entry.path.relative_to(facts)} is yours: add `indicators: [{{file: "
                                       f"{rel}/{code}.csv, source: {source}}}]` to use its table")
             continue
-        _link_indicators(entry, f"{rel}/{code}.csv", source)
+        link_indicators(entry, f"{rel}/{code}.csv", source)
         summary.stock_files_written += 1
     summary.seconds = time.perf_counter() - start
     return summary
 
 
-def _link_indicators(entry: StockEntry, file: str, source: str) -> None:
+def link_indicators(entry: StockEntry, file: str, source: str) -> None:
     """Rewrite a generated stock file with one more indicator table (its other content as it was)."""
     text = entry.path.read_text(encoding="utf-8")
     head, _, body = text.partition(MARK)

@@ -85,7 +85,7 @@ def pull(symbols: list[str], names: Path | None, facts: Path, start: str, end: s
          source: str, calendar: bool = True, fetcher: Fetcher | None = None) -> Any:
     """Fetch, stage, import; returns the import's summary (with what was fetched for indicators and calendar)."""
     from .dailyfacts import merge_file
-    from .dataimport import _add_source, _link_indicators, import_folder, read_names, scan_stocks
+    from .dataimport import add_source, import_folder, link_indicators, read_names, scan_stocks
 
     ak = fetcher or akshare_fetcher()
     codes = [_code(s) for s in symbols]
@@ -125,7 +125,7 @@ def pull(symbols: list[str], names: Path | None, facts: Path, start: str, end: s
             table = _value_table(ak.stock_value_em(symbol=code))
             if not table:
                 continue
-            _add_source(facts, source, bars, "akshare", adjust)
+            add_source(facts, source, bars, "akshare", adjust)
             rel = f"indicators/{source}/{code}.csv"
             merge_file(facts / rel, table)
             entry = stocks.get(code)
@@ -133,7 +133,7 @@ def pull(symbols: list[str], names: Path | None, facts: Path, start: str, end: s
                 continue
             named = any(isinstance(i, dict) and i.get("file") == rel for i in entry.data.get("indicators") or [])
             if entry.generated and not named:
-                _link_indicators(entry, rel, source)
+                link_indicators(entry, rel, source)
                 linked += 1
             elif not entry.generated and not named:
                 summary.not_linked.append(f"{entry.path.relative_to(facts)} is yours: add `indicators: [{{file: {rel}, "

@@ -702,7 +702,8 @@ class CmpResult:
     holds: bool | None
 
 
-def _num(v: Any) -> Any:
+def promote_int(v: Any) -> Any:
+    """Integers as floats (booleans kept), so a literal 3 and a fact 3.0 compare and print alike."""
     if isinstance(v, bool):
         return v
     if isinstance(v, int):
@@ -712,12 +713,12 @@ def _num(v: Any) -> Any:
 
 def value_of(node: Node, env: EvalEnv) -> Value:
     if isinstance(node, Const):
-        return _num(node.value)
+        return promote_int(node.value)
     if isinstance(node, FactRef):
         fv = env.facts.get(node.path)
         if fv is None:
             return Missing([node.path])
-        return _num(fv.value) if fv.is_point else Interval.of(fv)
+        return promote_int(fv.value) if fv.is_point else Interval.of(fv)
     if isinstance(node, SignalRef):
         scores = env.signals.get(node.name)
         if node.attr == "score":
@@ -739,11 +740,13 @@ def value_of(node: Node, env: EvalEnv) -> Value:
         if any(isinstance(s, Interval) for s in subs):
             return Missing([f"{unparse(c)} (known only as {s.text()})" for c, s in zip(
                 children(node), subs, strict=True) if isinstance(s, Interval)])
-        return _arith(node, subs, env.day)
+        return apply_arith(node, subs, env.day)
     raise ValueError(f"not a value: {unparse(node)}")
 
 
-def _arith(node: Node, subs: list[Any], env_day: dt.date | None = None) -> Any:
+def apply_arith(node: Node, subs: list[Any], env_day: dt.date | None = None) -> Any:
+    """The value of an arithmetic or date node over its operands' values (`subs`), shared by the point,
+    series and formula evaluators so the three agree on every operator."""
     try:
         if isinstance(node, Neg):
             return -subs[0]

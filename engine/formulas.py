@@ -687,7 +687,7 @@ class _Evaluation:
     def value(self, node: expr.Node) -> Any:
         kind = self.f.kinds.get(id(node), "facts")
         if isinstance(node, expr.Const):
-            return expr._num(node.value)
+            return expr.promote_int(node.value)
         if isinstance(node, expr.FactRef):
             c = self.sf.chosen.get(node.path)
             if c is None:
@@ -695,7 +695,7 @@ class _Evaluation:
             fv = c.value
             self.known.append(fv.known)
             self._record(node.path, fv.value if fv.is_point else fv.describe(), fv.source, fv.as_of)
-            return expr._num(fv.value) if fv.is_point else expr.Interval.of(fv)
+            return expr.promote_int(fv.value) if fv.is_point else expr.Interval.of(fv)
         if kind == "prices":
             return self._price_part(node)
         if isinstance(node, expr.Call) and node.fn in CROSS:
@@ -716,7 +716,7 @@ class _Evaluation:
             bounded = [s for s in subs if isinstance(s, expr.Interval)]
             if bounded:
                 return bounded[0]
-            return expr._arith(node, subs, self.sf.date)
+            return expr.apply_arith(node, subs, self.sf.date)
         if isinstance(node, expr.Cmp):
             a, b = self.value(node.left), self.value(node.right)
             for side in (a, b):
@@ -729,7 +729,7 @@ class _Evaluation:
             truths = [None if isinstance(v, (expr.Missing, expr.Interval)) else bool(v) for v in items]
             if isinstance(node, expr.Not):
                 return items[0] if truths[0] is None else not truths[0]
-            r = series._all3(truths) if node.op == "and" else series._any3(truths)
+            r = series.all3(truths) if node.op == "and" else series.any3(truths)
             if r is None:
                 return expr.Missing([p for v in items if isinstance(v, expr.Missing) for p in v.paths]
                                     or [f"{expr.unparse(node)} is undecided"])

@@ -70,10 +70,10 @@ class _Range:
 
 def _constant(node: expr.Node) -> tuple[bool, object]:
     """The value of a literal-only subtree (folded as the compiler folds it), else (False, None)."""
-    from .compile import _const
+    from .compile import fold_constant
 
     try:
-        return _const(node)
+        return fold_constant(node)
     except expr.ExprError:  # division by zero: the compiler reports it
         return False, None
 

@@ -171,8 +171,8 @@ def validate(model: type[M], doc: SourceDoc, base: Loc = (), data: Any = None) -
         return None, problems
 
 
-def _read(path: Path, root: Path | None, problems: list[Problem], content: bytes | None = None
-          ) -> SourceDoc | None:
+def read_mapping(path: Path, root: Path | None, problems: list[Problem], content: bytes | None = None
+                 ) -> SourceDoc | None:
     """The document of a mapping file (`content`: its bytes, already read), or None with its problems."""
     shown = display_path(path, root)
     doc, errs = parse_bytes(content, shown) if content is not None else read_yaml(path, shown)
@@ -310,7 +310,7 @@ def _load_stock(path: Path, doc_of: Any, catalog: Catalog | None, sources: dict[
     else:
         assert files is not None and root is not None
         files[str(path.relative_to(root))] = content
-        sd = _read(path, root, problems, content)
+        sd = read_mapping(path, root, problems, content)
     if not sd:
         return
     _add_stock(sd, catalog, sources, sectors, stocks, problems)
@@ -320,7 +320,7 @@ def _add_stock(sd: SourceDoc, catalog: Catalog | None, sources: dict[str, Source
                stocks: dict[str, StockFacts], problems: list[Problem]) -> None:
     stf, errs = validate(StockFile, sd, data={**sd.data, "facts": {}})
     problems.extend(errs)
-    facts = _fact_entries(sd, sd.data.get("facts"), "stock", catalog, sources, problems)
+    facts = fact_entries(sd, sd.data.get("facts"), "stock", catalog, sources, problems)
     if stf is None:  # only unknown keys? then its sector and prices are still checked in this run
         stf = _salvage({**sd.data, "facts": {}}, StockFile)
     if stf is None:
@@ -338,8 +338,9 @@ def _add_stock(sd: SourceDoc, catalog: Catalog | None, sources: dict[str, Source
     stocks[stf.symbol] = StockFacts(stf, sd.path, facts, sd)
 
 
-def _fact_entries(doc: SourceDoc, facts: Any, ns: str, catalog: Catalog | None, sources: dict[str, Source],
+def fact_entries(doc: SourceDoc, facts: Any, ns: str, catalog: Catalog | None, sources: dict[str, Source],
                   problems: list[Problem]) -> dict[str, list[FactValue]]:
+    """The checked values of a `facts:` mapping of namespace `ns` (problems appended, bad entries left out)."""
     out: dict[str, list[FactValue]] = {}
     if not isinstance(facts, dict):
         return out
@@ -473,7 +474,7 @@ def _load_facts(root: Path, partial: bool, cache: ParseCache | None) -> FactBase
         if content is None:
             return None
         files[str(path.relative_to(root))] = content
-        return _read(path, root, problems, content)
+        return read_mapping(path, root, problems, content)
 
     catalog: Catalog | None = None
     cdoc = doc_of(root / CATALOG_FILE)
@@ -500,7 +501,7 @@ def _load_facts(root: Path, partial: bool, cache: ParseCache | None) -> FactBase
     if mdoc:
         _cf, errs = validate(CommodityFile, mdoc, data={k: v for k, v in mdoc.data.items() if k != "facts"})
         problems.extend(errs)
-        commodities = _fact_entries(mdoc, mdoc.data.get("facts"), "commodity", catalog, sources, problems)
+        commodities = fact_entries(mdoc, mdoc.data.get("facts"), "commodity", catalog, sources, problems)
 
     sectors: dict[str, SectorFacts] = {}
     for path in sorted((root / "sectors").glob("*.yaml")):
@@ -509,7 +510,7 @@ def _load_facts(root: Path, partial: bool, cache: ParseCache | None) -> FactBase
             continue
         sf, errs = validate(SectorFile, sd, data={**sd.data, "facts": {}})
         problems.extend(errs)
-        facts = _fact_entries(sd, sd.data.get("facts"), "sector", catalog, sources, problems)
+        facts = fact_entries(sd, sd.data.get("facts"), "sector", catalog, sources, problems)
         if sf:
             sectors[sf.sector] = SectorFacts(sf, sd.path, facts)
 
@@ -538,7 +539,7 @@ def _load_facts(root: Path, partial: bool, cache: ParseCache | None) -> FactBase
     for s in stocks.values():
         for i, table in enumerate(s.file.indicators):
             if table.source not in sources:
-                doc = s.doc if s.doc and s.doc.marks else _read(root / Path(s.path).relative_to(root.name), root,
+                doc = s.doc if s.doc and s.doc.marks else read_mapping(root / Path(s.path).relative_to(root.name), root,
                                                                  []) or s.doc
                 where = doc.at(("indicators", i, "source")) if doc else Location(s.path)
                 start = len(problems)
@@ -552,7 +553,8 @@ def _load_facts(root: Path, partial: bool, cache: ParseCache | None) -> FactBase
         start = len(problems)
         for seg in spec.segments:
             if seg.source not in sources and s.doc is not None:
-                doc = s.doc if s.doc.marks else _read(root / Path(s.path).relative_to(root.name), root, []) or s.doc
+                doc = s.doc if s.doc.marks else (
+                    read_mapping(root / Path(s.path).relative_to(root.name), root, []) or s.doc)
                 where = doc.at(("prices", "segments"))
                 problems.append(problem(where.file, where.line, where.col, "unknown-source",
                                         f"price source '{seg.source}' is not listed in facts/{SOURCES_FILE}.",
@@ -746,7 +748,7 @@ def load_rules_partial(root: Path, catalog: Catalog) -> tuple[RuleBook | None, l
                                 "The rating scale and score bands live there; copy the bundled one."))
     else:
         pbytes = read_file(ppath, display_path(ppath, root), problems)
-        pdoc = _read(ppath, root, problems, pbytes) if pbytes is not None else None
+        pdoc = read_mapping(ppath, root, problems, pbytes) if pbytes is not None else None
         if pbytes is not None:
             files[POLICY_FILE] = pbytes
         if pdoc:
@@ -760,7 +762,7 @@ def load_rules_partial(root: Path, catalog: Catalog) -> tuple[RuleBook | None, l
         if content is None:
             continue
         files[str(path.relative_to(root))] = content
-        doc = _read(path, root, problems, content)
+        doc = read_mapping(path, root, problems, content)
         if not doc:
             continue
         # The header and each rule are validated on their own, so one bad rule hides no other.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
@@ -241,6 +241,7 @@ class BenchmarkFile(Strict):
 
 Severity = Literal["low", "medium", "high"]
 Horizon = Literal["short", "medium", "long"]
+HORIZONS: tuple[Horizon, ...] = get_args(Horizon)  # an entry's horizon, in this order wherever listed
 Advice = Literal["wait", "accumulate", "buy", "hold", "reduce", "avoid"]
 ValueExpr = Annotated[str | int | float, Field(description="a number or an expression over facts")]
 

@@ -174,9 +174,6 @@ class Workspace:
         """Evaluate prepared facts, with the trace rendered."""
         return self.run_facts(sf, run_id).evaluation()
 
-    def evaluate_all(self, as_of: dt.date | None = None) -> list[Evaluation]:
-        return [self.evaluate(s, as_of=as_of) for s in self.symbols()]
-
 
 @dataclass
 class Run:

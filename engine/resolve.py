@@ -15,11 +15,10 @@ from . import evidence, expr, valuation
 from .derive import SymbolFacts
 from .evidence import EvidenceIndex
 from .load import LoadedRule, RuleBook
-from .model import EntryOut, EvidenceCoverage, Policy, RatingOut, SignalOut, TargetOut, WarningOut
+from .model import HORIZONS, EntryOut, EvidenceCoverage, Policy, RatingOut, SignalOut, TargetOut, WarningOut
 from .rete import Firing
 
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
-HORIZONS = ("short", "medium", "long")
 
 
 class Signal(NamedTuple):

@@ -10,9 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .expr import fmt_num
-from .model import EntryOut, Evaluation, FactUse, TargetOut
-
-HORIZONS = ("short", "medium", "long")
+from .model import HORIZONS, EntryOut, Evaluation, FactUse, TargetOut
 
 
 @dataclass

@@ -95,13 +95,13 @@ class Comparison:
 
 def load_scenarios(path: Path, ws: Workspace) -> list[Scenario]:
     """Read a scenarios file; every problem (YAML, schema, unknown or mistyped fact) with file:line:col."""
-    from .load import _read, validate
+    from .load import read_mapping, validate
 
     if not path.is_file():
         raise LookupFailure([Problem(Location(str(path)), "no-file", f"the scenarios file '{path}' does not exist.",
                                      "Write one (see README, 'What would change the rating').")])
     problems: list[Problem] = []
-    doc = _read(path, None, problems)
+    doc = read_mapping(path, None, problems)
     if doc is None:
         raise RuleError(problems)
     items = doc.data.get("scenarios")

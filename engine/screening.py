@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import expr
 from .errors import Location, LookupFailure, Problem, did_you_mean
-from .model import Catalog, EntryOut, FactSpec, FactValue
+from .model import HORIZONS, Catalog, EntryOut, FactSpec, FactValue
 
 if TYPE_CHECKING:
     from .batch import Failure
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from .model import Outcome
     from .pipeline import Run, Workspace
 
-HORIZONS = ("short", "medium", "long")
 PREFIX = "outcome."  # the namespace outcome names take inside the expression tree (never shown)
 
 

@@ -396,7 +396,7 @@ class SymbolSeries:
             items = [self._sub(i) for i in node.items]
             length = len(self.dates)
             cols = [i if isinstance(i, list) else [i] * length for i in items]
-            combine = _all3 if node.op == "and" else _any3
+            combine = all3 if node.op == "and" else any3
             return [combine(vals) for vals in zip(*cols, strict=True)]
         if isinstance(node, expr.Not):
             return _map(lambda a: not a, self._sub(node.item))
@@ -404,7 +404,7 @@ class SymbolSeries:
             fn = FUNCTIONS.get(node.fn)
             if fn is None:
                 args = [self._sub(a) for a in node.args]
-                return _mapn(lambda *xs: expr._arith(node, list(xs)), args, len(self.dates))
+                return _mapn(lambda *xs: expr.apply_arith(node, list(xs)), args, len(self.dates))
             inputs = [self._sub(a) for a in node.args[:fn.inputs]]
             inputs = [x if isinstance(x, list) else [x] * len(self.dates) for x in inputs]
             params = full_params(fn, [float(a.value) for a in node.args[fn.inputs:]  # type: ignore[attr-defined]
@@ -448,13 +448,15 @@ def _mapn(f: Callable[..., Any], args: list[Any], n: int) -> Values:
     return out
 
 
-def _all3(vals: Sequence[Any]) -> bool | None:
+def all3(vals: Sequence[Any]) -> bool | None:
+    """Three-valued `and`: False wins, else unknown (None) if any is unknown."""
     if any(v is False for v in vals):
         return False
     return None if any(v is None for v in vals) else True
 
 
-def _any3(vals: Sequence[Any]) -> bool | None:
+def any3(vals: Sequence[Any]) -> bool | None:
+    """Three-valued `or`: True wins, else unknown (None) if any is unknown."""
     if any(v is True for v in vals):
         return True
     return None if any(v is None for v in vals) else False

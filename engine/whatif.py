@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import expr
-from .compile import _contains, _isolate
+from .compile import contains, isolate
 from .derive import SymbolFacts, check_override, given_value, with_overrides
 from .errors import Location, LookupFailure, Problem
 from .model import Evaluation
@@ -179,13 +179,13 @@ def boundaries(ws: Workspace, env: expr.EvalEnv) -> dict[str, list[tuple[float, 
                     continue
                 for ref in {n for n in expr.walk(node) if isinstance(n, expr.FactRef)}:
                     left, op, right = node.left, node.op, node.right
-                    if not _contains(left, ref):
+                    if not contains(left, ref):
                         left, op, right = right, expr.FLIP[op], left
                     try:
-                        op, rhs = _isolate(left, op, right, ref)
+                        op, rhs = isolate(left, op, right, ref)
                     except expr.ExprError:
                         continue
-                    if _contains(rhs, ref):
+                    if contains(rhs, ref):
                         continue
                     v = expr.value_of(rhs, env)
                     if isinstance(v, float) and not isinstance(v, bool):

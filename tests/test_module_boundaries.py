@@ -1,0 +1,51 @@
+"""No engine module reaches into another's private names: what two modules share is public.
+
+Read from the source (ast), so an import inside a function counts as much as one at the top. The one
+exemption is the package's C extension `_durable_compat`, private to the package and imported by rete.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from conftest import ROOT
+
+ENGINE = ROOT / "engine"
+PACKAGE_PRIVATE = {"_durable_compat"}
+
+
+def _private_uses(path: Path, modules: set[str]) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    aliases: dict[str, str] = {}  # local name -> engine module it names
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level == 1 or (node.module or "").startswith("engine")):
+            from_package = node.module in (None, "engine")
+            for a in node.names:
+                if a.name.startswith("_") and not a.name.startswith("__") and a.name not in PACKAGE_PRIVATE:
+                    found.append(f"{path.name}:{node.lineno}: from {node.module or '.'} import {a.name}")
+                if from_package and a.name in modules:
+                    aliases[a.asname or a.name] = a.name
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("engine.") and a.asname:
+                    aliases[a.asname] = a.name.split(".", 1)[1]
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                and node.attr.startswith("_") and not node.attr.startswith("__")):
+            found.append(f"{path.name}:{node.lineno}: {aliases[node.value.id]}.{node.attr}")
+    return found
+
+
+def test_no_module_imports_another_modules_private_name() -> None:
+    files = sorted(ENGINE.glob("*.py"))
+    modules = {p.stem for p in files}
+    found = [use for p in files for use in _private_uses(p, modules)]
+    assert found == []
+
+
+def test_the_check_sees_a_private_import(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("from . import expr\nfrom .load import _read\n\ndef f():\n    return expr._arith(1)\n")
+    assert _private_uses(bad, {"expr", "load"}) == ["bad.py:2: from load import _read", "bad.py:5: expr._arith"]
