@@ -124,8 +124,8 @@ class BacktestRun:
     benchmark: Benchmark
     executor: str
     ratings: list[SymbolRatings]
-    forward: dict[int, list[array]]  # horizon -> per symbol, per date (%; NaN unknown)
-    bench: dict[int, array]  # horizon -> per date
+    forward: dict[int, list[array[float]]]  # horizon -> per symbol, per date (%; NaN unknown)
+    bench: dict[int, array[float]]  # horizon -> per date
     closes: list[list[float | None]]  # per symbol, per date: the close the rating saw
     calendar: list[dt.date]
     date_index: list[int]
@@ -365,7 +365,7 @@ def backtest_universe(ws: Workspace, ws_spec: WorkspaceSpec, symbols: list[str],
     index = {d: i for i, d in enumerate(cal)}
     date_index = [index[d] for d in dates]
     measured = sorted({*horizons, every})
-    fwd: dict[int, list[array]] = {h: [] for h in measured}
+    fwd: dict[int, list[array[float]]] = {h: [] for h in measured}
     closes: list[list[float | None]] = []
     for s in stocks:
         bars = s.series.bars if s.series is not None else []
@@ -415,7 +415,7 @@ def prices_end(last_days: list[dt.date]) -> dt.date | None:
     return max(counts, key=lambda d: (counts[d], d))
 
 
-def _equal_weight(ratings: list[SymbolRatings], fwd: list[array]) -> array:
+def _equal_weight(ratings: list[SymbolRatings], fwd: list[array[float]]) -> array[float]:
     """Per date, the mean forward return of every stock that could be priced on it (rated or not)."""
     priced = (forward.RATED, forward.SHORT_HISTORY, forward.FAILED)
     n_dates = len(ratings[0].status) if ratings else 0

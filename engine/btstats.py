@@ -15,11 +15,13 @@ errors at ceil(h/N) - 1 lags; the IC also gets a t-statistic on non-overlapping 
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 Z95 = 1.959964
 
@@ -29,7 +31,7 @@ class Panel:
     """Ratings and what followed them. `rating[s][t]` is an index into `scale` (-1: not rated);
     `excess[h][s][t]` and `forward[h][s][t]` are % returns (NaN where unknown)."""
 
-    dates: list
+    dates: list[dt.date]
     scale: list[str]
     symbols: list[str]
     rating: Sequence[Sequence[int]]
@@ -130,7 +132,7 @@ def _summary(values: list[float]) -> dict[str, float | int | None]:
             "hit_rate_pct": _r(sum(1 for v in values if v > 0) / len(values) * 100, 1)}
 
 
-def horizon_stats(p: Panel, h: int, quantiles: int = 5, min_ic_names: int = 5) -> dict:
+def horizon_stats(p: Panel, h: int, quantiles: int = 5, min_ic_names: int = 5) -> dict[str, Any]:
     """Every statistic of one horizon (see the module note for the t-statistics)."""
     lags = overlap_lags(h, p.every)
     k = len(p.scale)
@@ -206,7 +208,7 @@ def horizon_stats(p: Panel, h: int, quantiles: int = 5, min_ic_names: int = 5) -
     }
 
 
-def turnover(p: Panel) -> dict:
+def turnover(p: Panel) -> dict[str, Any]:
     """How often ratings change between consecutive rating dates (symbols rated on both), and per rating
     the share of its members that were not in it on the date before."""
     changed: list[float] = []
@@ -263,7 +265,7 @@ def promise_horizon(horizon: str) -> int | None:
     return round(float(m.group(1)) * TRADING_DAYS_PER_MONTH) if m else None
 
 
-def promises(meanings: list[tuple[str, str]], policy_horizon: str, stats: dict[int, dict]) -> dict:
+def promises(meanings: list[tuple[str, str]], policy_horizon: str, stats: dict[int, dict[str, Any]]) -> dict[str, Any]:
     """Whether each rating's mean excess return over the promised horizon lies in the promised range.
 
     `met` is the point estimate; `confident` says whether the 95% Newey-West interval lies wholly inside
@@ -282,7 +284,7 @@ def promises(meanings: list[tuple[str, str]], policy_horizon: str, stats: dict[i
     for name, meaning in meanings:
         rng = promise_range(meaning)
         row = by_name.get(name)
-        entry: dict = {"rating": name, "meaning": meaning,
+        entry: dict[str, Any] = {"rating": name, "meaning": meaning,
                        "range_pct": list(rng) if rng else None}
         if rng is None:
             entry.update(met=None, why="the meaning states no excess return this check can read")

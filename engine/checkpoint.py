@@ -22,7 +22,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .errors import Location, LookupFailure, Problem, VerdictError
 
@@ -121,7 +121,7 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
                          f"${PASSPHRASE_ENV}.") from None
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise _key_error(path, f"{path} is not an Ed25519 key.", "Create one with `verdict audit keygen`.")
-    return key
+    return cast("Ed25519PrivateKey", key)  # checked just above (the module is imported on use, so untyped)
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
@@ -138,7 +138,7 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     if not isinstance(key, ed25519.Ed25519PublicKey):
         raise _key_error(path, f"{path} is not an Ed25519 public key.", "Give the .pub file `verdict audit keygen` "
                          "made.")
-    return key
+    return cast("Ed25519PublicKey", key)  # checked just above
 
 
 @dataclass(frozen=True)

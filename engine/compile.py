@@ -84,7 +84,8 @@ class Compiled:
 
     def definitions(self) -> dict[str, dict[str, Any]]:
         """A deep copy for durable (set_rulesets consumes what it is given)."""
-        return json.loads(json.dumps(self.shards))
+        copy: dict[str, dict[str, Any]] = json.loads(json.dumps(self.shards))
+        return copy
 
 
 class CompileError(Exception):

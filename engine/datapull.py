@@ -23,7 +23,7 @@ import math
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from .errors import LookupFailure, problem
 
@@ -55,7 +55,7 @@ def akshare_fetcher() -> Fetcher:
                                      "pulling data needs the akshare package, which is not installed.",
                                      "Install the extra: pip install 'verdict[akshare]' (or import a folder of "
                                      "downloaded files with verdict data import).")]) from None
-    return akshare
+    return cast(Fetcher, akshare)  # the module itself: its functions are the protocol's
 
 
 def _code(text: str) -> str:

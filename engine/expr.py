@@ -237,7 +237,7 @@ def _looks_like_date(node: ast.BinOp) -> bool:
     if len(parts) != 3 or not all(isinstance(x, ast.Constant) and type(x.value) is int for x in parts):
         return False
     y, m, d = (x.value for x in parts)  # type: ignore[attr-defined]
-    return 1000 <= y <= 9999 and 1 <= m <= 12 and 1 <= d <= 31
+    return bool(1000 <= y <= 9999 and 1 <= m <= 12 and 1 <= d <= 31)
 
 
 def _shift(node: Node, cols: int) -> Node:
@@ -257,7 +257,8 @@ def _shift(node: Node, cols: int) -> Node:
             return tuple(fix(x) for x in n)
         return n
 
-    return fix(node)
+    shifted: Node = fix(node)
+    return shifted
 
 
 def _convert(node: ast.AST, g: Grammar) -> Node:

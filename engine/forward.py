@@ -97,7 +97,7 @@ def align(calendar: Sequence[dt.date], dates: Sequence[dt.date], opens: Sequence
     return Aligned(out)
 
 
-def forward_returns(a: Aligned, date_index: Sequence[int], horizons: Sequence[int]) -> dict[int, array]:
+def forward_returns(a: Aligned, date_index: Sequence[int], horizons: Sequence[int]) -> dict[int, array[float]]:
     """Forward returns in % for each rating date (by its calendar index) and horizon; NaN where unknown."""
     return {h: array("d", (a.forward(t0, h) for t0 in date_index)) for h in horizons}
 

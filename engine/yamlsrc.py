@@ -203,7 +203,8 @@ class _FastLoader(_Loader):
         keys = [k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)]
         if len(keys) != len(set(keys)):
             raise _Duplicate
-        return super().construct_mapping(node, deep=deep)
+        mapping: dict[object, object] = super().construct_mapping(node, deep=deep)
+        return mapping
 
 
 def fast_load(text: str) -> object | None:
@@ -213,7 +214,8 @@ def fast_load(text: str) -> object | None:
     try:
         loader = _FastLoader(text)
         try:
-            return _compose(loader)[1]
+            data: object | None = _compose(loader)[1]
+            return data
         finally:
             loader.dispose()
     except (yaml.YAMLError, _Duplicate, Refused):
