@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -25,12 +25,11 @@ from . import expr
 from .compile import Compiled, compile_rules
 from .derive import SymbolFacts, symbol_facts
 from .errors import Location, LookupFailure, Problem
-from .explain import cross_check, fact_uses, trace
 from .formulas import Deriver, for_catalog
 from .load import FactBase, LoadedRule, RuleBook, load_facts, load_rules
-from .model import Evaluation, Fragility, Summary, WarningOut
+from .model import Evaluation, Fragility, Summary
 from .parsecache import ParseCache
-from .resolve import SEVERITY_ORDER, Resolution, resolve, signal_env
+from .resolve import Resolution, resolve, signal_env
 from .rete import Firing
 
 
@@ -168,7 +167,7 @@ class Workspace:
         sf = self.valued(sf)
         result = rete.engine().run(self.compiled, durable_facts(sf, self.compiled))
         return Run(self, sf, result.firings, resolve(result.firings, self.rules, self.book.policy, sf, self.book),
-                   run_id)
+                   run_id, result.asserted, result.sid_head)
 
     def evaluate_facts(self, sf: SymbolFacts, run_id: str | None = None) -> Evaluation:
         """Evaluate prepared facts, with the trace rendered."""
@@ -184,6 +183,8 @@ class Run:
     firings: list[Firing]
     resolution: Resolution
     run_id: str
+    asserted: dict[str, str] = field(default_factory=dict)  # fact kind -> as asserted into durable_rules
+    sid_head: str = ""  # how durable's messages open each asserted fact (rete.RunResult)
 
     @property
     def symbol(self) -> str:
@@ -197,29 +198,44 @@ class Run:
     def score(self) -> float:
         return self.resolution.score
 
+    def trace(self) -> dict[str, Any]:
+        """What ran, unrendered: the outcome and the captured trace as plain data (engine/capture.py), as
+        a recorded run stores it."""
+        from .capture import of_run
+
+        return of_run(self)
+
+    def rendered(self) -> dict[str, Any]:
+        """The full evaluation as data: the trace rendered on the rules it ran on (engine/render.py)."""
+        from .render import render
+
+        return render(self.trace(), self.workspace.rules, self.workspace.compiled)
+
+    def document(self) -> str:
+        """The full evaluation's JSON (`evaluation().model_dump_json()`, without building the models)."""
+        from .render import document
+
+        return document(self.rendered())
+
     def evaluation(self) -> Evaluation:
         """Render the trace and cross-check durable's decisions: the full, recordable evaluation."""
-        ws, sf, res = self.workspace, self.facts, self.resolution
-        stock = sf.stock
-        env = expr.EvalEnv(sf.values(), signal_env(res.signals), sf.date)
-        fired, not_fired, truths = trace(self.firings, ws.rules, ws.compiled, env, sf.unavailable)
-        warnings = list(res.warnings)
-        for msg in cross_check(self.firings, truths):
-            warnings.append(WarningOut(rule="engine.cross-check", severity="high", message=msg))
-        warnings.sort(key=lambda w: (SEVERITY_ORDER[w.severity], w.rule))
+        from .render import model
+
+        return model(self.rendered())
+
+    def outcome(self) -> dict[str, Any]:
+        """What the evaluation concluded beyond the summary, as its models dump it: coverage, fragility,
+        valuations and signals (with their notes). Part of the trace (engine/capture.py)."""
         from .valuation import Valued
 
+        res, sf = self.resolution, self.facts
+        env = expr.EvalEnv(sf.values(), signal_env(res.signals), sf.date)
         primary = next((v for v in res.valuations if isinstance(v, Valued)), None)
-        return Evaluation(
-            symbol=stock.file.symbol, name=stock.file.name, sector=stock.file.sector, as_of=sf.as_of,
-            rating=res.rating.name, score=res.score, rating_info=res.rating, target=res.target,
-            entries=res.entries, warnings=warnings, coverage=res.coverage, fragility=self.fragility(),
-            valuations=[v.out(v is primary) for v in res.valuations if isinstance(v, Valued)],
-            signals=[self._signal_out(s, env) for s in res.signals], fired=fired,
-            not_fired=not_fired, facts=fact_uses(sf, ws.facts), fact_checks=sf.checks, run_id=self.run_id,
-            ruleset_hash=ws.compiled.digest, facts_hash=sf.digest(ws.facts.sources), engine_version=engine_version(),
-            disclaimer=ws.book.policy.disclaimer,
-        )
+        return {"coverage": None if res.coverage is None else res.coverage.model_dump(mode="json"),
+                "fragility": self.fragility().model_dump(mode="json"),
+                "valuations": [v.out(v is primary).model_dump(mode="json") for v in res.valuations
+                               if isinstance(v, Valued)],
+                "signals": [self._signal_out(s, env).model_dump(mode="json") for s in res.signals]}
 
     def _signal_out(self, s: Any, env: expr.EvalEnv) -> Any:
         out = s.out()

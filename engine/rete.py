@@ -82,6 +82,8 @@ _SIGNAL_BY = re.compile(r'"kind":"signal","name":"(?:[^"\\]|\\.)*","score":[-+0-
 @dataclass
 class RunResult:
     firings: list[Firing] = field(default_factory=list)
+    asserted: dict[str, str] = field(default_factory=dict)  # fact kind -> the fact as asserted (without sid)
+    sid_head: str = ""  # what precedes a fact's fields in durable's messages: `{"sid":"s1",`
 
 
 # ----------------------------------------------------------------------------- encoding
@@ -228,8 +230,9 @@ class Rete:
         sid_json = json.dumps(sid, ensure_ascii=False)
         pending: dict[str, list[str]] = {}
         try:
-            bodies = {kind: encode_fact({"kind": kind, **facts[kind]}) for kind in ("stock", "sector", "commodity")
-                      if kind in facts}
+            bodies: dict[str, str] = {kind: encode_fact({"kind": kind, **facts[kind]})
+                                      for kind in ("stock", "sector", "commodity") if kind in facts}
+            result.asserted, result.sid_head = bodies, '{"sid":' + sid_json + ","
             for shard, kinds in compiled.kinds.items():
                 for kind, body in bodies.items():
                     if kind in kinds:

@@ -14,11 +14,11 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reference_trace import cross_check, reference_evaluation
 
 from engine import compile as comp
 from engine import expr
 from engine.errors import RuleError
-from engine.explain import cross_check
 from engine.pipeline import Workspace
 
 CATALOG = {"catalog": "t", "namespaces": {
@@ -152,6 +152,7 @@ def test_durable_fires_exactly_the_rules_that_hold(whens, a, b, j, g, p, flag, w
             assert all(pr.loc.line and pr.message for pr in e.problems)
             return
         ev = ws.evaluate("600000")
+        assert ev.model_dump_json() == reference_evaluation(ws.run("600000", run_id=ev.run_id)).model_dump_json()
     from engine.derive import symbol_facts
     from engine.resolve import signal_env
 
