@@ -25,9 +25,9 @@ import re
 import sqlite3
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -35,6 +35,8 @@ from urllib.parse import quote
 from .errors import Location, LookupFailure, Problem, VerdictError
 
 if TYPE_CHECKING:
+    from .compile import Compiled
+    from .load import LoadedRule
     from .model import Evaluation, Outcome
     from .pipeline import Workspace
     from .rundiff import RunDiff
@@ -126,11 +128,13 @@ class Record:
     output: str
     prev_hash: str
     record_hash: str
+    log: AuditLog | None = field(default=None, repr=False, compare=False)  # the log it was read from
 
     @property
     def evaluation(self) -> dict[str, Any]:
-        """The recorded output as plain JSON data (see `recorded_evaluation` for the model)."""
-        return dict(json.loads(self.output))
+        """The recorded evaluation as plain JSON data (a recorded trace rendered; see `recorded_evaluation`
+        for the model)."""
+        return dict(json.loads(recorded_document(self)))
 
     def fields(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in RECORD_FIELDS}
@@ -158,12 +162,13 @@ class RunInfo:
 
 @dataclass
 class Entry:
-    """What one evaluation puts in the log; the rest of its record is filled in on append."""
+    """What one evaluation puts in the log; the rest of its record is filled in on append. `output`:
+    its text, or that text already packed (`pack_output`, as screen workers send it)."""
 
     run_id: str
     symbol: str
     rating: str
-    output: str
+    output: str | bytes
     engine_version: str
 
 
@@ -340,11 +345,13 @@ class AuditLog:
                                         "The log has been altered; run `verdict audit verify`.")], exit_code=1)
         return dict(json.loads(row[0]))
 
-    def restore(self, snapshot: str, into: Path) -> None:
-        """Write a snapshot's files under `into`, checking every file against its hash (and that no
-        stored name leads outside `into`)."""
+    def restore(self, snapshot: str, into: Path, only: set[str] | None = None) -> None:
+        """Write a snapshot's files (those named in `only`, if given) under `into`, checking every file
+        against its hash (and that no stored name leads outside `into`)."""
         root = into.resolve()
         for name, h in self.manifest(snapshot).items():
+            if only is not None and name not in only:
+                continue
             blob = self.db.execute("SELECT content FROM blobs WHERE hash = ?", (h,)).fetchone()
             content = _unpack(blob[0]) if blob else None
             if content is None or hashlib.sha256(content).hexdigest() != h:
@@ -368,11 +375,12 @@ class AuditLog:
         return self.append_many([Entry(run_id, symbol, rating, output, engine_version)], rules_files=rules_files,
                                 facts_files=facts_files, rules_name=rules_name, facts_name=facts_name, now=now)[0]
 
-    def append_many(self, entries: list[Entry], *, rules_files: dict[str, bytes], facts_files: dict[str, bytes],
-                    rules_name: str = "rules", facts_name: str = "facts", now: dt.datetime | None = None
-                    ) -> list[Record]:
+    def append_many(self, entries: Iterable[Entry], *, rules_files: dict[str, bytes], facts_files: dict[str, bytes],
+                    rules_name: str = "rules", facts_name: str = "facts", now: dt.datetime | None = None,
+                    keep: bool = True) -> list[Record]:
         """Records of one batch (one workspace) in one transaction: the snapshots are hashed and stored
-        once, not once per record (a 5,000-symbol screen would hash its 5,000 files 5,000 times)."""
+        once, not once per record (a 5,000-symbol screen would hash its 5,000 files 5,000 times).
+        `keep=False` returns no records (a screen's outputs are not all held in memory at once)."""
         out: list[Record] = []
         with self._write():
             rules_snap = self._store_snapshot({f"{rules_name}/{k}": v for k, v in rules_files.items()})
@@ -383,16 +391,18 @@ class AuditLog:
             for e in entries:
                 seq += 1
                 created = (now or dt.datetime.now(dt.UTC)).isoformat(timespec="microseconds")
+                text = e.output if isinstance(e.output, str) else unpack_output(e.output)
                 fields: dict[str, Any] = {"seq": seq, "run_id": e.run_id, "created_utc": created, "os_user": user,
                                           "engine_version": e.engine_version, "symbol": e.symbol,
                                           "rating": e.rating, "rules_snapshot": rules_snap,
-                                          "facts_snapshot": facts_snap, "output": e.output, "prev_hash": prev}
+                                          "facts_snapshot": facts_snap, "output": text, "prev_hash": prev}
                 rh = record_hash(fields)
-                stored = {**fields, "output": pack_output(e.output)}
+                stored = {**fields, "output": pack_output(text) if isinstance(e.output, str) else e.output}
                 self.db.execute(f"INSERT INTO runs ({', '.join(RECORD_FIELDS)}, record_hash) "
                                 f"VALUES ({', '.join('?' * (len(RECORD_FIELDS) + 1))})",
                                 (*(stored[k] for k in RECORD_FIELDS), rh))
-                out.append(Record(**fields, record_hash=rh))
+                if keep:
+                    out.append(Record(**fields, record_hash=rh, log=self))
                 prev = rh
         return out
 
@@ -402,7 +412,7 @@ class AuditLog:
         for r in self.db.execute(f"SELECT {cols} FROM runs {where}", args):
             values: dict[str, Any] = dict(zip(names, r, strict=True))
             values["output"] = unpack_output(values["output"])
-            yield Record(**values)
+            yield Record(**values, log=self)
 
     def _rows(self, where: str = "", args: tuple[Any, ...] = ()) -> list[Record]:
         return list(self._iter(where, args))
@@ -535,19 +545,23 @@ class AuditLog:
 
 
 def record(ws: Workspace, results: Sequence[Evaluation | Outcome], log: AuditLog | Path | str | None = None, *,
-           on_wait: Callable[[float], None] | None = None) -> list[Record]:
-    """Append one record per evaluation of `ws` (full evaluations: a screen's outcomes with their traces),
-    with snapshots of the workspace's rule and fact files, in one transaction. `log`: an open writer, or
-    the log's path (default: $VERDICT_AUDIT_DB, else the user's), opened and closed here."""
+           on_wait: Callable[[float], None] | None = None, keep: bool = True) -> list[Record]:
+    """Append one record per evaluation of `ws` (full evaluations, or a screen's outcomes with their
+    traces or rendered evaluations), with snapshots of the workspace's rule and fact files, in one
+    transaction. An outcome that carries its run's trace (what `evaluate` and recorded screens keep)
+    records the trace, rendered when read; an evaluation records its rendered JSON. `log`: an open
+    writer, or the log's path (default: $VERDICT_AUDIT_DB, else the user's), opened and closed here.
+    `keep=False` returns no records (a screen's are not all held in memory at once)."""
     from .model import Outcome
 
-    outcomes = [r if isinstance(r, Outcome) else Outcome.of(r) for r in results]
-    entries = [Entry(o.summary.run_id, o.summary.symbol, o.summary.rating, o.json(), o.summary.engine_version)
-               for o in outcomes]
+    outcomes = (r if isinstance(r, Outcome) else Outcome.of(r) for r in results)
+    entries = (Entry(o.summary.run_id, o.summary.symbol, o.summary.rating, o.recorded(), o.summary.engine_version)
+               for o in outcomes)
     writer = log if isinstance(log, AuditLog) else AuditLog(log, on_wait=on_wait)
     try:
         return writer.append_many(entries, rules_files=ws.book.files, facts_files=ws.facts.files,
-                                  rules_name=ws.rules_dir.resolve().name, facts_name=ws.facts_dir.resolve().name)
+                                  rules_name=ws.rules_dir.resolve().name, facts_name=ws.facts_dir.resolve().name,
+                                  keep=keep)
     finally:
         if writer is not log:
             writer.close()
@@ -572,19 +586,109 @@ def unpack_output(stored: str | bytes) -> str:
 
 
 def recorded_evaluation(rec: Record) -> Evaluation:
-    """The evaluation a record holds. Every reader of a record's output goes through here (and
-    `recorded_head` for listings), so a change of what a record stores stays in this module."""
+    """The evaluation a record holds. Every reader of a record's output goes through here (or
+    `recorded_document`, its JSON, and `recorded_head` for listings), so a change of what a record
+    stores stays in this module. A record holds either a rendered evaluation (every record written
+    by `verdict` before traces, and any a library caller appends) or the trace of the run
+    (engine/capture.py), rendered here on the rules recorded with it."""
     from .model import Evaluation
 
     try:
+        if is_trace(rec.output):
+            from .render import model
+
+            return model(_rendered(rec))
         return Evaluation.model_validate_json(rec.output)
     except ValueError as exc:
+        raise _unreadable(rec, str(exc).splitlines()[0]) from exc
+
+
+def recorded_document(rec: Record) -> str:
+    """The JSON of the evaluation a record holds: its output as written, or its trace rendered (the
+    bytes `Run.document()` gave when it ran)."""
+    if not is_trace(rec.output):
+        return rec.output
+    from .render import document
+
+    try:
+        return document(_rendered(rec))
+    except ValueError as exc:
+        raise _unreadable(rec, str(exc).splitlines()[0]) from exc
+
+
+def is_trace(output: str) -> bool:
+    from .capture import is_trace as marked
+
+    return marked(output)
+
+
+def _unreadable(rec: Record, why: str) -> VerdictError:
+    return VerdictError([Problem(Location(f"run {rec.run_id}"), "audit-output",
+                                 f"the recorded output of run {rec.run_id} (seq {rec.seq}) cannot be read: {why}.",
+                                 "Run `verdict audit verify`: if the chain is valid, the record was written by "
+                                 f"an engine this version ({_version()}) cannot read; `audit export` still "
+                                 "prints it as JSON.")], exit_code=1)
+
+
+def _rendered(rec: Record) -> dict[str, Any]:
+    from .capture import loads
+    from .render import render
+
+    trace = loads(rec.output)
+    rules, compiled = _recorded_rules(rec)
+    return render(trace, rules, compiled)
+
+
+def _recorded_rules(rec: Record) -> tuple[dict[str, LoadedRule], Compiled]:
+    """The rules a recorded trace ran on, loaded and compiled from the record's snapshots: its rule
+    files, and the catalog and sources of its fact files (what checking the rules reads). Restored
+    under their recorded folder names, so each rule's file reads as it did; kept per log and
+    snapshot (a listing or an export renders many records of one screen)."""
+    import tempfile
+
+    from .compile import compile_rules
+    from .errors import VerdictError as Problems
+    from .load import load_facts, load_rules
+
+    log = rec.log
+    if log is None:
         raise VerdictError([Problem(Location(f"run {rec.run_id}"), "audit-output",
-                                    f"the recorded output of run {rec.run_id} (seq {rec.seq}) cannot be read: "
-                                    f"{str(exc).splitlines()[0]}.",
-                                    "Run `verdict audit verify`: if the chain is valid, the record was written by "
-                                    f"an engine this version ({_version()}) cannot read; `audit export` still "
-                                    "prints it as JSON.")], exit_code=1) from exc
+                                    f"run {rec.run_id} holds the trace of its evaluation, which is rendered on the "
+                                    "rules recorded with it; this record was not read from an audit log.",
+                                    "Read it with AuditLog.get() or AuditLog.list().")], exit_code=1)
+    facts = log.manifest(rec.facts_snapshot)
+    shared = {n for n in facts if n.partition("/")[2] in ("catalog.yaml", "sources.yaml")}
+    key = (rec.rules_snapshot, tuple(sorted(facts[n] for n in shared)))
+    books: dict[tuple[str, tuple[str, ...]], tuple[dict[str, LoadedRule], Compiled]] = \
+        log.__dict__.setdefault("_recorded_rules", {})
+    hit = books.get(key)
+    if hit is not None:
+        return hit
+    with tempfile.TemporaryDirectory(prefix="verdict-render-") as tmp:
+        log.restore(rec.rules_snapshot, Path(tmp) / "r")
+        log.restore(rec.facts_snapshot, Path(tmp) / "f", only=shared)
+        tops = [next(iter((Path(tmp) / part).iterdir()), None) for part in ("r", "f")]
+        if any(top is None or not top.is_dir() for top in tops):
+            raise VerdictError([Problem(Location(str(log.path)), "audit-snapshot",
+                                        f"the snapshots of run {rec.run_id} are not one folder each.",
+                                        "Run `verdict audit verify`.")], exit_code=1)
+        rules_dir, facts_dir = tops[0], tops[1]
+        assert rules_dir is not None and facts_dir is not None
+        try:
+            catalog = load_facts(facts_dir, cache=None).catalog
+            book = load_rules(rules_dir, catalog)
+            compiled = compile_rules(book, catalog)
+        except Problems as exc:
+            first = exc.problems[0].render() if exc.problems else str(exc)
+            raise VerdictError([Problem(Location(f"run {rec.run_id}"), "audit-rules",
+                                        f"run {rec.run_id} recorded the trace of its evaluation, which is rendered on "
+                                        f"the rules recorded with it, and this engine ({_version()}) cannot load "
+                                        f"them: {first}",
+                                        "`verdict audit export RUN` still prints the stored trace, and `audit export "
+                                        "RUN --to DIR` writes the recorded files; an engine of the recorded version "
+                                        f"({rec.engine_version}) renders it.")], exit_code=1) from exc
+    books[key] = (book.by_id(), compiled)
+    return books[key]
 
 
 _HEAD = re.compile(r'"as_of":(null|"[0-9-]+"),"rating":"(?:[^"\\]|\\.)*","score":(-?[0-9.eE+-]+)[,}]')
@@ -661,6 +765,11 @@ def restore_run(log: AuditLog, rec: Record, into: Path) -> Restored:
 
 def recorded_as_of(rec: Record) -> dt.date | None:
     """The evaluation date the run used (given with --as-of, or the facts' default then)."""
+    if is_trace(rec.output):
+        from .capture import loads
+
+        day = loads(rec.output)["date"]
+        return dt.date.fromisoformat(day) if day else None
     ev = recorded_evaluation(rec)
     return ev.as_of
 
@@ -719,6 +828,8 @@ def replay(log: AuditLog, rec: Record) -> Replay:
     compare the output byte for byte."""
     import difflib
 
+    if is_trace(rec.output):
+        return _replay_trace(log, rec)
     recorded = recorded_evaluation(rec)
     with recorded_workspace(log, rec) as ws:
         ev = ws.evaluate(rec.symbol, run_id=rec.run_id, as_of=recorded.as_of)
@@ -732,14 +843,45 @@ def replay(log: AuditLog, rec: Record) -> Replay:
     return Replay(rec.run_id, rec.symbol, False, diff or "(outputs differ only in formatting)", *engines)
 
 
+def _fragile_facts(trace: dict[str, Any]) -> bool:
+    """Whether the run checked its facts' fragility too (a screen checks the score only)."""
+    return bool((trace.get("fragility") or {}).get("facts_checked", True))
+
+
+def _replay_trace(log: AuditLog, rec: Record) -> Replay:
+    """A recorded trace replayed: the run again, its trace compared byte for byte with the stored one
+    (and, where they differ, the two rendered evaluations shown side by side)."""
+    import difflib
+
+    from .capture import dumps, loads
+    from .render import render
+
+    stored = loads(rec.output)
+    day = dt.date.fromisoformat(stored["date"]) if stored["date"] else None
+    with recorded_workspace(log, rec) as ws:
+        run = ws.run(rec.symbol, run_id=rec.run_id, as_of=day)
+        trace = run.trace(_fragile_facts(stored))
+        engines = (rec.engine_version, trace["engine_version"])
+        if dumps(trace) == rec.output:
+            return Replay(rec.run_id, rec.symbol, True, "", *engines)
+        before = json.dumps(render(stored, ws.rules, ws.compiled), indent=2, default=str).splitlines()
+        after = json.dumps(render(trace, ws.rules, ws.compiled), indent=2, default=str).splitlines()
+    diff = "\n".join(difflib.unified_diff(before, after, "recorded", "replayed", lineterm="", n=2))
+    return Replay(rec.run_id, rec.symbol, False, diff or "(the traces differ in what each firing matched, not in "
+                  "the evaluation they render)", *engines)
+
+
 def replay_with_rules(log: AuditLog, rec: Record, rules_dir: Path) -> RunDiff:
     """The run's recorded facts, as of its recorded date, evaluated under the rules in `rules_dir`
     (packs and policy), compared with the recorded output. Nothing is recorded."""
+    from .render import model
     from .rundiff import diff_evaluations
 
     recorded = recorded_evaluation(rec)
+    facts_checked = recorded.fragility is None or recorded.fragility.facts_checked
     with recorded_workspace(log, rec, rules_dir=rules_dir) as ws:
-        again = ws.evaluate(rec.symbol, run_id=rec.run_id, as_of=recorded.as_of)
+        run = ws.run(rec.symbol, run_id=rec.run_id, as_of=recorded_as_of(rec))
+        again = model(run.rendered(facts_checked))
     return diff_evaluations(recorded, again)
 
 
@@ -754,9 +896,11 @@ def diff_runs(log: AuditLog, a: Record, b: Record) -> RunDiff:
 
 def record_document(rec: Record) -> dict[str, Any]:
     """A record as one JSON document: its fields, its output as data (as recorded, not re-read through
-    today's model), its hash."""
+    today's model; a recorded trace rendered, with the trace itself as `trace`), its hash."""
     d = rec.fields()
-    d["output"] = json.loads(rec.output)
+    d["output"] = json.loads(recorded_document(rec))
+    if is_trace(rec.output):
+        d["trace"] = json.loads(rec.output)
     d["record_hash"] = rec.record_hash
     return d
 
@@ -783,6 +927,6 @@ def export_run(log: AuditLog, rec: Record, to: Path) -> Exported:
     restored = restore_run(log, rec, to)
     evaluation, record = to / "evaluation.json", to / "record.json"
     evaluation.write_text(ev.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    meta = {k: v for k, v in record_document(rec).items() if k != "output"}
+    meta = {k: v for k, v in record_document(rec).items() if k not in ("output", "trace")}
     record.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return Exported(restored.rules_dir, restored.facts_dir, evaluation, record, ev.as_of)

@@ -6,8 +6,14 @@ processes forked from it share that memory and evaluate a share of the symbols e
 whose facts are bad, or whose evaluation fails, is reported and skipped; the rest complete. A
 worker that dies is reported with the symbols it was given, instead of hanging the screen.
 
-`full=False` (a screen printed as a table or CSV, not recorded) returns summaries only: the
-outcome without the rendered trace, which costs about 15 times the evaluation at 200 rules.
+What a worker sends back is what the screen needs: the outcome (summary and chosen columns) always;
+the run's trace, packed, when the screen is recorded (the audit log stores traces and renders them
+when read); the rendered evaluation's JSON when the screen prints it (`full`), written by the worker
+to a spill file when one is given, so the parent holds one summary per symbol and reads each
+document back only to print it. Rendering costs several times the evaluation at 200 rules. An
+unrecorded table or CSV checks fragility on the score alone (the facts' check re-evaluates each
+symbol for every threshold near a fact); what is shown in full or recorded checks both, as
+`verdict evaluate SYMBOL` does.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import Problem, VerdictError
 from .lifetime import die_with_parent
-from .model import Outcome, Summary
+from .model import Outcome
 
 if TYPE_CHECKING:
     from .pipeline import Workspace
@@ -46,34 +52,88 @@ class BatchResult:
     failures: list[Failure] = field(default_factory=list)
     skipped: list[Problem] = field(default_factory=list)
     filtered: int = 0  # evaluated, and left out by the screen's --where
+    evaluated: int = 0  # evaluated and kept (in `outcomes`, or given to `emit`)
     screen: Any = None  # the screen the workers applied
 
 
+@dataclass(frozen=True)
+class Job:
+    """What every worker of a screen does with each symbol."""
+
+    as_of: dt.date | None = None
+    full: bool = False  # render the full evaluation's JSON
+    record: bool = False  # keep the run's trace (packed) for the audit log
+    screen: Screen | None = None
+    spill: str | None = None  # a folder for the rendered JSON (None: sent back with the outcome)
+    indent: int | None = None  # the rendered JSON indented so (a screen's JSON array), else compact
+
+
 def _one(symbol: str) -> tuple[str, Outcome | None, str]:
-    ws, as_of, full, screen = _worker["ws"], _worker["as_of"], _worker["full"], _worker.get("screen")
+    ws, job = _worker["ws"], _worker["job"]
+    screen = job.screen
     try:
-        run = ws.run(symbol, as_of=as_of)
+        run = ws.run(symbol, as_of=job.as_of)
         if screen is not None and not screen.keep(run):
             return symbol, None, ""  # left out by --where: no trace is rendered for it
         row = screen.row(run) if screen is not None and screen.needs_rows else {}
-        if not full:
+        if not (job.full or job.record):
             return symbol, Outcome(run.summary(), row=row), ""
-        ev = run.evaluation()
-        return symbol, Outcome(Summary.of(ev), ev.model_dump_json(), row=row), ""
+        # What is shown or recorded is the full evaluation: fragility checked on the facts too.
+        outcome = Outcome(run.summary(fragile_facts=True), row=row)
+        trace = run.trace()
+        if job.record:
+            from .audit import pack_output
+            from .capture import dumps
+
+            outcome.trace = pack_output(dumps(trace))
+        if job.full:
+            from .render import document, render
+
+            text = document(render(trace, ws.rules, ws.compiled))
+            if job.indent is not None:
+                text = indented(text, job.indent)
+            if job.spill is None:
+                outcome.document = text
+            else:
+                outcome.spilled = _spill(job.spill, text)
+        return symbol, outcome, ""
     except VerdictError as exc:
         return symbol, None, exc.render()
     except Exception as exc:  # one symbol's defect must not stop the screen
         return symbol, None, f"{type(exc).__name__}: {exc}"
 
 
+def indented(document: str, indent: int) -> str:
+    """A compact JSON document as `json.dumps(..., indent=indent)` writes it (as a screen's JSON array
+    has always printed each evaluation)."""
+    import json
+
+    return json.dumps(json.loads(document), ensure_ascii=False, indent=indent)
+
+
+def _spill(folder: str, text: str) -> tuple[str, int, int]:
+    """Append a document to this process's spill file; where it is: (file, offset, length)."""
+    f = _worker.get("spill_file")
+    if f is None or _worker.get("spill_pid") != os.getpid():
+        import uuid
+
+        path = os.path.join(folder, f"{os.getpid()}-{uuid.uuid4().hex[:8]}.json")
+        f = _worker["spill_file"] = open(path, "ab")  # noqa: SIM115 - open for the worker's life
+        _worker["spill_pid"] = os.getpid()
+    data = text.encode("utf-8")
+    offset = f.tell()
+    f.write(data)
+    f.flush()  # the parent reads it back once this symbol's result arrives
+    return f.name, offset, len(data)
+
+
 def _chunk(symbols: list[str]) -> list[tuple[str, Outcome | None, str]]:
     return [_one(s) for s in symbols]
 
 
-def evaluate_chunk(ws: Any, job: tuple[dt.date | None, bool, Screen | None], symbols: list[str]
-                   ) -> list[tuple[str, Outcome | None, str]]:
+def evaluate_chunk(ws: Any, job: Job, symbols: list[str]) -> list[tuple[str, Outcome | None, str]]:
     """A screen's task on a Dask or Ray worker (engine/executors.py): its workspace, loaded once there."""
-    _worker.update(ws=ws, as_of=job[0], full=job[1], screen=job[2])
+    _worker.update(ws=ws, job=job)
     return _chunk(symbols)
 
 
@@ -89,11 +149,17 @@ def universe(path: Path) -> list[str]:
 
 def evaluate_many(rules: Path, facts: Path, symbols: Iterable[str] | None, *, jobs: int = 0,
                   as_of: dt.date | None = None, progress: Callable[[int, int], None] | None = None,
-                  full: bool = True, executor: Any = None, screen: Callable[[Any], Screen] | None = None,
-                  workspace: Workspace | None = None) -> BatchResult:
+                  full: bool = True, record: bool = False, executor: Any = None,
+                  screen: Callable[[Any], Screen] | None = None, workspace: Workspace | None = None,
+                  spill: Path | None = None, emit: Callable[[Outcome], None] | None = None, ordered: bool = False,
+                  indent: int | None = None) -> BatchResult:
     """Evaluate `symbols` (None: all). `screen(workspace)` builds the screen (filter, columns) the
     workers apply, once the workspace it type-checks against is loaded. `workspace`: one already
-    opened on `rules` and `facts` (else it is opened here, leaving out stocks with bad files)."""
+    opened on `rules` and `facts` (else it is opened here, leaving out stocks with bad files).
+    `full`: render each full evaluation's JSON (into files in `spill` when given, local processes
+    only; indented by `indent` when given); `record`: keep each run's trace for the audit log.
+    `emit`: give each outcome to it as soon as it is evaluated (in the order of `symbols` if
+    `ordered`, else as they complete) instead of keeping them in the result."""
     from .pipeline import Workspace
 
     ws = workspace if workspace is not None else Workspace.open(rules, facts, partial=True)
@@ -111,37 +177,47 @@ def evaluate_many(rules: Path, facts: Path, symbols: Iterable[str] | None, *, jo
                 result.filtered += 1
             elif outcome is None:
                 result.failures.append(Failure(symbol, error))
+            elif emit is not None:
+                result.evaluated += 1
+                emit(outcome)
             else:
+                result.evaluated += 1
                 result.outcomes.append(outcome)
         done += len(items)
         if progress:
             progress(done, total)
 
     built = result.screen = screen(ws) if screen else None
-    if executor is not None and executor.kind != "local":  # a Dask or Ray cluster (executors.py)
+    remote = executor is not None and executor.kind != "local"  # a Dask or Ray cluster (executors.py)
+    job = Job(as_of, full, record, built, None if remote or spill is None else str(spill), indent)
+    if remote:
         from .executors import Lost, WorkspaceSpec, run
 
         size = max(1, min(256, total // 32 or 1))
         parts = [wanted[i:i + size] for i in range(0, total, size)]
-        for i, res in run(executor, WorkspaceSpec.of(rules, facts), evaluate_chunk, (as_of, full, built), parts):
+        for i, res in run(executor, WorkspaceSpec.of(rules, facts), evaluate_chunk, job, parts):
             take([(s, None, f"the worker evaluating it was lost ({res.message})") for s in parts[i]]
                  if isinstance(res, Lost) else res)
         return result
-    _worker.update(ws=ws, as_of=as_of, full=full, screen=built)  # forked workers inherit it: nothing is loaded
-    # twice
-    if jobs == 1:
-        for s in wanted:
-            take([_one(s)])
+    _worker.update(ws=ws, job=job)  # forked workers inherit it: nothing is loaded twice
+    try:
+        if jobs == 1:
+            for s in wanted:
+                take([_one(s)])
+            return result
+        size = max(1, min(256, total // (jobs * 8) or 1))
+        chunks = [wanted[i:i + size] for i in range(0, total, size)]
+        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork"),
+                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+            futures = {pool.submit(_chunk, c): c for c in chunks}
+            for future in (futures if ordered else as_completed(futures)):
+                try:
+                    take(future.result())
+                except BrokenProcessPool as exc:
+                    take([(s, None, f"the worker process evaluating it died ({exc}); evaluate it alone with "
+                                    "`verdict evaluate SYMBOL --debug` to see why") for s in futures[future]])
         return result
-    size = max(1, min(256, total // (jobs * 8) or 1))
-    chunks = [wanted[i:i + size] for i in range(0, total, size)]
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork"),
-                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-        futures = {pool.submit(_chunk, c): c for c in chunks}
-        for future in as_completed(futures):
-            try:
-                take(future.result())
-            except BrokenProcessPool as exc:
-                take([(s, None, f"the worker process evaluating it died ({exc}); evaluate it alone with "
-                                "`verdict evaluate SYMBOL --debug` to see why") for s in futures[future]])
-    return result
+    finally:
+        f = _worker.pop("spill_file", None)
+        if f is not None:
+            f.close()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from .formulas import provenance_of
@@ -27,15 +28,16 @@ if TYPE_CHECKING:
     from .pipeline import Run
 
 FORMAT = "verdict.trace/1"
-_MARK = f'"format":"{FORMAT}"'
+_MARK = re.compile(r'"format"\s*:\s*"' + re.escape(FORMAT) + '"')
 FACT_KINDS = ("stock", "sector", "commodity")
 
 
 def is_trace(text: str) -> bool:
     """Whether a stored output is a trace (this module) rather than a rendered evaluation. The marker
     is a top-level key right after the outcome's head; a quote inside any string value is escaped, so
-    the marker cannot appear inside one."""
-    return text.find(_MARK, 0, 4096) != -1
+    the marker cannot appear inside one (JSON's optional spaces are allowed: a trace rewritten by
+    another JSON writer is still one)."""
+    return _MARK.search(text, 0, 4096) is not None
 
 
 def _iso(d: dt.date | None) -> str | None:
@@ -46,7 +48,7 @@ def _plain(v: Any) -> Any:
     return v.isoformat() if isinstance(v, dt.date) else v
 
 
-def of_run(run: Run) -> dict[str, Any]:
+def of_run(run: Run, fragile_facts: bool = True) -> dict[str, Any]:
     """The trace of a run, as plain JSON data (what `dumps` writes and `loads` reads back)."""
     ws, sf, res = run.workspace, run.facts, run.resolution
     file = sf.stock.file
@@ -86,7 +88,7 @@ def of_run(run: Run) -> dict[str, Any]:
         "target": None if res.target is None else res.target.model_dump(mode="json"),
         "entries": [e.model_dump(mode="json") for e in res.entries],
         "warnings": [w.model_dump(mode="json") for w in res.warnings],
-        **run.outcome(),
+        **run.outcome(fragile_facts),
         "run_id": run.run_id, "ruleset_hash": ws.compiled.digest, "facts_hash": sf.digest(sources),
         "engine_version": _version(), "disclaimer": ws.book.policy.disclaimer,
         "date": _iso(sf.date), "facts": facts, "bounds": bounds, "dates": dates,

@@ -129,7 +129,8 @@ def evaluate(
                                                 "score, target, upside, warning, ..., any fact (pe_ttm or "
                                                 "stock.pe_ttm), signal.NAME.")] = None,
     sort: Annotated[str, typer.Option("--sort", help="Order of a batch: any column, COLUMN:asc or :desc, several "
-                                      "comma-separated (default: rating best first, then score).")] = "rating,score",
+                                      "comma-separated (default: rating best first, then score); none: JSON written "
+                                      "as each symbol completes.")] = "rating,score",
     top: Annotated[int | None, typer.Option("--top", min=1, help="Keep the first N after sorting.")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Processes for a batch (0: one per core).", min=0)] = 0,
     executor: Annotated[str, typer.Option("--executor", help="Where a batch runs: local (default), dask, ray, "
@@ -159,10 +160,17 @@ def evaluate(
     day = _date_option("--as-of", as_of)
     screening = where is not None or columns is not None or top is not None
     if len(names) == 1 and not all_ and universe is None and not screening:
-        from .model import Outcome
+        from .capture import dumps
+        from .model import Outcome, Summary
+        from .render import document, model
+        from .render import render as render_trace
 
         ws = _open(rules, facts)
-        outcome = Outcome.of(ws.evaluate(names[0], as_of=day))
+        run = ws.run(names[0], as_of=day)
+        trace = run.trace()
+        rendered = render_trace(trace, ws.rules, ws.compiled)
+        ev = model(rendered)
+        outcome = Outcome(Summary.of(ev), document(rendered), ev, trace=dumps(trace))
         if not no_record:
             _record(ws, [outcome], audit_db)
         if format in (Format.json, Format.jsonl):
@@ -200,31 +208,68 @@ def _width() -> int:
 def _screen(rules: Path, facts: Path, names: list[str] | None, *, jobs: int, day: dt.date | None, format: Format,
             explain: bool, depth: int | None, no_record: bool, audit_db: Path | None, where: str | None,
             columns: str | None, sort: str, top: int | None, executor: str) -> None:
-    """A batch: evaluate in worker processes, keep what --where holds for, sort, cut, record, print."""
+    """A batch: evaluate in worker processes, keep what --where holds for, sort, cut, record, print.
+
+    Full evaluations (JSON and JSON lines without --columns) are rendered by the workers and written
+    to spill files; the parent keeps one summary per symbol and writes the documents one at a time:
+    as each symbol completes with --sort none, else once the summaries are sorted, reading each
+    document back as it is written. A recorded screen records each run's trace (the audit log
+    renders it when read), not its rendering."""
+    import tempfile
+
     from .screening import DEFAULT_COLUMNS, screen
 
     if columns is None and format in (Format.table, Format.markdown):
         columns = ",".join(DEFAULT_COLUMNS)  # a screen's table: one row per symbol
     rows_only = columns is not None
-    # The trace is rendered only where it is shown or recorded: rows and CSV need the outcome alone.
-    full = not no_record or (explain and format not in (Format.json, Format.jsonl, Format.csv)) or (
+    unsorted = sort.strip().lower() == "none"
+    if unsorted and top is not None:
+        raise LookupFailure([Problem(Location("--sort"), "usage", "--top keeps the first N of an order, and "
+                                     "--sort none has none (symbols are written as they complete).",
+                                     "Give --sort a column (e.g. --sort upside --top 20), or leave out --top.")])
+    documents = (explain and format not in (Format.json, Format.jsonl, Format.csv)) or (
         format in (Format.json, Format.jsonl) and not rows_only)
     ws = _open(rules, facts)
-    kwargs: dict[str, Any] = {"where": where, "columns": columns, "sort": sort, "top": top, "as_of": day,
-                              "traces": full, "jobs": jobs, "executor": executor}
-    if format is Format.table and sys.stderr.isatty():
-        from rich.console import Console
-        from rich.progress import Progress
+    # With --top the traces of the few symbols kept are rendered (and recorded) afterwards, not every symbol's.
+    spill = Path(tempfile.mkdtemp(prefix="verdict-screen-")) if documents and top is None else None
+    kwargs: dict[str, Any] = {"where": where, "columns": columns, "sort": "symbol" if unsorted else sort,
+                              "top": top, "as_of": day, "traces": documents, "record": not no_record, "jobs": jobs,
+                              "executor": executor, "spill": spill, "indent": 2 if format is Format.json else None}
+    writer = _DocumentWriter(format) if documents and format in (Format.json, Format.jsonl) else None
+    emitted: list[Any] = []  # with --sort none: what was written, to record
+    if writer is not None and unsorted:
+        def emit(o: Any) -> None:  # no order to wait for: each is written as it completes
+            writer.add(o)
+            if o.trace is not None:
+                emitted.append(o)
 
-        with Progress(transient=True, console=Console(stderr=True)) as bar:
-            task = bar.add_task("evaluating", total=None)
-            r = screen(ws, names, progress=lambda done, total: bar.update(task, completed=done, total=total), **kwargs)
-    else:
-        r = screen(ws, names, **kwargs)
-    outcomes = r.outcomes
-    if not no_record:
-        _record(ws, outcomes, audit_db)
-    _emit_screen(outcomes, r.screen, format, explain, depth, r.left_out)
+        kwargs["emit"] = emit
+    try:
+        if format is Format.table and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import Progress
+
+            with Progress(transient=True, console=Console(stderr=True)) as bar:
+                task = bar.add_task("evaluating", total=None)
+                r = screen(ws, names, progress=lambda done, total: bar.update(task, completed=done, total=total),
+                           **kwargs)
+        else:
+            r = screen(ws, names, **kwargs)
+        outcomes = r.outcomes
+        if writer is not None:
+            for o in outcomes:
+                writer.add(o)
+            writer.close()
+            outcomes = outcomes or emitted
+        else:
+            _emit_screen(outcomes, r.screen, format, explain, depth, r.left_out)
+        if not no_record:
+            _record(ws, outcomes, audit_db)
+    finally:
+        if spill is not None:
+            import shutil as sh
+
+            sh.rmtree(spill, ignore_errors=True)
     for p in r.skipped:
         sys.stderr.write(f"skipped: {p.render()}\n")
     shown = r.failures if len(r.failures) <= 20 else r.failures[:10]  # a universe reports, it does not flood
@@ -236,9 +281,33 @@ def _screen(rules: Path, facts: Path, names: list[str] | None, *, jobs: int, day
                          + (f" ({fresh:,} of all {len(r.failures):,} have no fresh data on the date)" if fresh else "")
                          + ": verdict evaluate SYMBOL shows why for any one.\n")
     if r.skipped or r.failures:
-        sys.stderr.write(f"{len(r.outcomes) + r.left_out} evaluated, {len(r.failures)} failed, {len(r.skipped)} "
+        sys.stderr.write(f"{r.evaluated + r.left_out} evaluated, {len(r.failures)} failed, {len(r.skipped)} "
                          "problem(s) in skipped fact files.\n")
         raise typer.Exit(1)
+
+
+class _DocumentWriter:
+    """Writes full evaluations to stdout one at a time: JSON lines, or a JSON array whose elements
+    are indented as `json.dumps(..., indent=2)` indents them (each worker indents its own)."""
+
+    def __init__(self, format: Format) -> None:
+        self.array = format is Format.json
+        self.count = 0
+        self.out = sys.stdout
+
+    def add(self, o: Any) -> None:
+        text = o.json()
+        if self.array:
+            head = "[\n  " if self.count == 0 else ",\n  "
+            self.out.write(head + text.replace("\n", "\n  "))
+        else:
+            self.out.write(text + "\n")
+        self.count += 1
+
+    def close(self) -> None:
+        if self.array:
+            self.out.write("\n]\n" if self.count else "[]\n")
+        self.out.flush()
 
 
 def _open(rules: Path, facts: Path) -> Workspace:
@@ -291,13 +360,10 @@ def _emit_screen(outcomes: list[Any], screen: Any, format: Format, explain: bool
     if explain and format not in (Format.json, Format.jsonl, Format.csv):
         for o in outcomes:
             typer.echo(render_tree(o.evaluation(), depth))
-    elif format is Format.json:
-        typer.echo(views.screen_json(outcomes, cols) if cols else
-                   json.dumps([json.loads(o.json()) for o in outcomes], ensure_ascii=False, indent=2) + "\n",
-                   nl=False)
+    elif format is Format.json:  # rows (--columns); full evaluations go through _DocumentWriter
+        typer.echo(views.screen_json(outcomes, cols), nl=False)
     elif format is Format.jsonl:
-        typer.echo(views.screen_jsonl(outcomes, cols) if cols else "".join(o.json() + "\n" for o in outcomes),
-                   nl=False)
+        typer.echo(views.screen_jsonl(outcomes, cols), nl=False)
     elif format is Format.csv:
         typer.echo(views.screen_csv(outcomes, cols) if cols else views.summary_csv([o.summary for o in outcomes]),
                    nl=False)
@@ -752,7 +818,7 @@ def _record(ws: Workspace, outcomes: list[Any], audit_db: Path | None) -> None:
 
     log = AuditLog(audit_db, on_wait=waiting)
     try:
-        record(ws, outcomes, log)
+        record(ws, outcomes, log, keep=False)
     finally:
         log.close()
 

@@ -771,23 +771,38 @@ class Summary(Rated):
 
 @dataclass
 class Outcome:
-    """One symbol of a screen: its summary, and its full evaluation when the trace was rendered
-    (as the JSON a worker wrote: pickling the model tree back was most of a recorded screen)."""
+    """One symbol of a screen: its summary, its full evaluation when the trace was rendered (as the JSON
+    a worker wrote: pickling the model tree back was most of a recorded screen; or where a worker
+    spilled that JSON, `spilled` (file, offset, length), so a screen holds no documents in memory), and
+    the recorded form of the run (its trace, engine/capture.py, packed) when it is recorded."""
 
     summary: Summary
     document: str | None = None
     full: Evaluation | None = None
     row: dict[str, Any] = field(default_factory=dict)  # a screen's chosen columns, by column key
+    trace: str | bytes | None = None  # what the audit log stores: the trace, as text or packed (audit.pack_output)
+    spilled: tuple[str, int, int] | None = None
 
     def evaluation(self) -> Evaluation:
         if self.full is None:
-            if self.document is None:
-                raise ValueError(f"{self.summary.symbol} was screened without its trace")
-            self.full = Evaluation.model_validate_json(self.document)
+            self.full = Evaluation.model_validate_json(self.json())
         return self.full
 
     def json(self) -> str:
-        return self.document if self.document is not None else self.evaluation().model_dump_json()
+        if self.document is not None:
+            return self.document
+        if self.spilled is not None:
+            path, offset, length = self.spilled
+            with open(path, "rb") as f:
+                f.seek(offset)
+                return f.read(length).decode("utf-8")
+        if self.full is None:
+            raise ValueError(f"{self.summary.symbol} was screened without its trace")
+        return self.full.model_dump_json()
+
+    def recorded(self) -> str | bytes:
+        """What the audit log stores for it: its trace, else its full evaluation's JSON."""
+        return self.trace if self.trace is not None else self.json()
 
     @classmethod
     def of(cls, ev: Evaluation) -> Outcome:

@@ -198,24 +198,25 @@ class Run:
     def score(self) -> float:
         return self.resolution.score
 
-    def trace(self) -> dict[str, Any]:
+    def trace(self, fragile_facts: bool = True) -> dict[str, Any]:
         """What ran, unrendered: the outcome and the captured trace as plain data (engine/capture.py), as
-        a recorded run stores it."""
+        a recorded run stores it. `fragile_facts=False` checks fragility on the score alone, as a screen
+        does (the facts' check re-evaluates the symbol for every threshold near a fact)."""
         from .capture import of_run
 
-        return of_run(self)
+        return of_run(self, fragile_facts)
 
-    def rendered(self) -> dict[str, Any]:
+    def rendered(self, fragile_facts: bool = True) -> dict[str, Any]:
         """The full evaluation as data: the trace rendered on the rules it ran on (engine/render.py)."""
         from .render import render
 
-        return render(self.trace(), self.workspace.rules, self.workspace.compiled)
+        return render(self.trace(fragile_facts), self.workspace.rules, self.workspace.compiled)
 
-    def document(self) -> str:
+    def document(self, fragile_facts: bool = True) -> str:
         """The full evaluation's JSON (`evaluation().model_dump_json()`, without building the models)."""
         from .render import document
 
-        return document(self.rendered())
+        return document(self.rendered(fragile_facts))
 
     def evaluation(self) -> Evaluation:
         """Render the trace and cross-check durable's decisions: the full, recordable evaluation."""
@@ -223,7 +224,7 @@ class Run:
 
         return model(self.rendered())
 
-    def outcome(self) -> dict[str, Any]:
+    def outcome(self, fragile_facts: bool = True) -> dict[str, Any]:
         """What the evaluation concluded beyond the summary, as its models dump it: coverage, fragility,
         valuations and signals (with their notes). Part of the trace (engine/capture.py)."""
         from .valuation import Valued
@@ -232,7 +233,7 @@ class Run:
         env = expr.EvalEnv(sf.values(), signal_env(res.signals), sf.date)
         primary = next((v for v in res.valuations if isinstance(v, Valued)), None)
         return {"coverage": None if res.coverage is None else res.coverage.model_dump(mode="json"),
-                "fragility": self.fragility().model_dump(mode="json"),
+                "fragility": self.fragility(fragile_facts).model_dump(mode="json"),
                 "valuations": [v.out(v is primary).model_dump(mode="json") for v in res.valuations
                                if isinstance(v, Valued)],
                 "signals": [self._signal_out(s, env).model_dump(mode="json") for s in res.signals]}
@@ -247,17 +248,22 @@ class Run:
         return out
 
     def fragility(self, facts: bool = True) -> Fragility:
-        """Whether one signal, or a move within the policy's margin in a deciding fact, changes the rating."""
+        """Whether one signal, or a move within the policy's margin in a deciding fact, changes the rating
+        (assessed once per run and kind: a screen's summary and trace share it)."""
         from .fragility import assess
 
-        return assess(self, facts)
+        done: dict[bool, Fragility] = self.__dict__.setdefault("_fragility", {})
+        if facts not in done:
+            done[facts] = assess(self, facts)
+        return done[facts]
 
-    def summary(self) -> Summary:
-        """The outcome alone, for a screen's table or CSV (no trace rendered, no cross-check)."""
+    def summary(self, fragile_facts: bool = False) -> Summary:
+        """The outcome alone, for a screen's table or CSV (no trace rendered, no cross-check; fragility
+        on the score alone unless `fragile_facts`)."""
         res, file = self.resolution, self.facts.stock.file
         return Summary.model_construct(
             symbol=file.symbol, name=file.name, sector=file.sector, as_of=self.facts.as_of, rating=res.rating.name,
             score=res.score, rating_info=res.rating, target=res.target, entries=res.entries, warnings=res.warnings,
-            coverage=res.coverage, fragility=self.fragility(facts=False),
+            coverage=res.coverage, fragility=self.fragility(facts=fragile_facts),
             fired=[f.rule for f in self.firings], run_id=self.run_id, ruleset_hash=self.workspace.compiled.digest,
             engine_version=engine_version(), disclaimer=self.workspace.book.policy.disclaimer)

@@ -21,6 +21,8 @@ from .errors import Location, LookupFailure, Problem, did_you_mean
 from .model import HORIZONS, Catalog, EntryOut, FactSpec, FactValue
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .batch import Failure
     from .executors import ExecutorSpec
     from .load import RuleBook
@@ -354,6 +356,7 @@ class ScreenResult:
     left_out: int = 0  # evaluated, and left out by `where`
     failures: list[Failure] = field(default_factory=list)  # symbols whose evaluation failed
     skipped: list[Problem] = field(default_factory=list)  # problems of stock files left out when loading
+    evaluated: int = 0  # evaluated and kept (in `outcomes`, or given to `emit`)
 
     @property
     def columns(self) -> list[Column]:
@@ -370,38 +373,55 @@ class ScreenResult:
 def screen(ws: Workspace, symbols: Sequence[str] | None = None, *, where: str | None = None,
            columns: str | Sequence[str] | None = DEFAULT_COLUMNS, sort: str = "rating,score", top: int | None = None,
            as_of: dt.date | None = None, traces: bool = False, jobs: int = 1, executor: str | ExecutorSpec = "local",
-           progress: Callable[[int, int], None] | None = None) -> ScreenResult:
+           progress: Callable[[int, int], None] | None = None, record: bool = False, spill: Path | None = None,
+           indent: int | None = None, emit: Callable[[Outcome], None] | None = None) -> ScreenResult:
     """Evaluate `symbols` (None: every symbol with facts), keep those `where` holds for, sort, keep `top`.
 
     The arguments are those of `verdict evaluate --all`: `where` a rule expression over facts and outcome
     names (`'rating == "Buy" and stock.pe_ttm < 50'`), `columns` names or a comma-separated string
     (None: no columns, only the outcomes), `sort` like `--sort`. `traces`: render each kept symbol's full
-    evaluation too (what JSON output and the audit log hold; about 15 times the cost of the evaluation).
+    evaluation too (what JSON output shows; several times the cost of the evaluation). `record`: keep
+    each kept symbol's trace, what the audit log stores (`audit.record`; cheap beside rendering).
     `jobs` > 1 evaluates in forked worker processes (0: one per core), `executor` on a Dask or Ray cluster.
+
+    For screens too large to hold: `spill`, a folder where the workers write the rendered JSON (each
+    outcome reads its own back when asked), `indent` it indented so; `emit` is given each outcome as
+    it completes, in no order and without `top`, instead of keeping them in the result.
     """
     from .batch import evaluate_many
     from .executors import ExecutorSpec
 
+    if emit is not None and top is not None:
+        raise ValueError("screen(): `top` keeps the first of an order, and `emit` has none")
     chosen = columns if columns is None or isinstance(columns, str) else ",".join(columns)
     spec = Screen.build(ws.facts.catalog, book_signals(ws.book), where=where, columns=chosen, sort=sort, top=top)
     run_on = executor if isinstance(executor, ExecutorSpec) else ExecutorSpec.parse(executor)
     # With `top`, the traces of the few symbols kept are rendered afterwards, not those of every symbol.
     done = evaluate_many(ws.rules_dir, ws.facts_dir, symbols, jobs=jobs, as_of=as_of, progress=progress,
-                         full=traces and top is None, executor=run_on, screen=lambda _: spec, workspace=ws)
+                         full=traces and top is None, record=record and top is None, executor=run_on,
+                         screen=lambda _: spec, workspace=ws, spill=spill, emit=emit, indent=indent)
     outcomes = spec.order(done.outcomes, ws.book.policy.scale.names())
-    if traces and top is not None:
-        outcomes = with_traces(ws, outcomes, as_of)
-    return ScreenResult(outcomes, spec, done.filtered, done.failures, done.skipped)
+    if (traces or record) and top is not None:
+        outcomes = with_traces(ws, outcomes, as_of, record=record, indent=indent)
+    return ScreenResult(outcomes, spec, done.filtered, done.failures, done.skipped, done.evaluated)
 
 
-def with_traces(ws: Any, outcomes: list[Outcome], as_of: dt.date | None) -> list[Outcome]:
+def with_traces(ws: Any, outcomes: list[Outcome], as_of: dt.date | None, record: bool = True,
+                indent: int | None = None) -> list[Outcome]:
     """The outcomes with their traces rendered: the few a --top screen keeps are evaluated again in full
-    (the same facts give the same outcome; only the run id is new), instead of rendering every symbol's."""
-    from .model import Outcome, Summary
+    (the same facts give the same outcome; only the run id is new), instead of rendering every symbol's.
+    `record`: keep each run's trace too, as the audit log stores it; `indent`: the JSON indented so."""
+    from .batch import indented
+    from .capture import dumps
+    from .model import Outcome
+    from .render import document, render
 
     out = []
     for o in outcomes:
-        ev = ws.run(o.summary.symbol, as_of=as_of).evaluation()
-        row = {**o.row, "run_id": ev.run_id} if "run_id" in o.row else o.row
-        out.append(Outcome(Summary.of(ev), ev.model_dump_json(), row=row))
+        run = ws.run(o.summary.symbol, as_of=as_of)
+        trace = run.trace()
+        row = {**o.row, "run_id": run.run_id} if "run_id" in o.row else o.row
+        text = document(render(trace, ws.rules, ws.compiled))
+        out.append(Outcome(run.summary(fragile_facts=True), text if indent is None else indented(text, indent),
+                           row=row, trace=dumps(trace) if record else None))
     return out
