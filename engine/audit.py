@@ -599,8 +599,8 @@ def recorded_evaluation(rec: Record) -> Evaluation:
 
             return model(_rendered(rec))
         return Evaluation.model_validate_json(rec.output)
-    except ValueError as exc:
-        raise _unreadable(rec, str(exc).splitlines()[0]) from exc
+    except (ValueError, KeyError, TypeError) as exc:  # a trace missing a part renders as neither
+        raise _unreadable(rec, _why(exc)) from exc
 
 
 def recorded_document(rec: Record) -> str:
@@ -612,8 +612,14 @@ def recorded_document(rec: Record) -> str:
 
     try:
         return document(_rendered(rec))
-    except ValueError as exc:
-        raise _unreadable(rec, str(exc).splitlines()[0]) from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _unreadable(rec, _why(exc)) from exc
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"its trace has no {exc}"
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 def is_trace(output: str) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import FACTS, RULES
 
-from engine.audit import AuditLog, unpack_output
+from engine.audit import AuditLog, recorded_document
 
 
 @pytest.fixture(scope="module")
@@ -184,9 +184,12 @@ def test_records_from_before_packing_and_newer_fields_still_list_show_and_diff(h
 
     db = tmp_path / "old.sqlite3"
     shutil.copy(Path(history["env"]["VERDICT_AUDIT_DB"]), db)
+    log = AuditLog(db)  # records hold traces now; before, they held the rendered evaluation
+    rendered = {rec.seq: recorded_document(rec) for rec in log.list()}
+    log.close()
     con = sqlite3.connect(db)
-    for seq, stored in con.execute("SELECT seq, output FROM runs").fetchall():
-        out = json.loads(unpack_output(stored))
+    for seq, _ in con.execute("SELECT seq, output FROM runs").fetchall():
+        out = json.loads(rendered[seq])
         out.pop("fact_checks", None)
         text = json.dumps(out, separators=(",", ":"))
         con.execute("UPDATE runs SET output = ? WHERE seq = ?", (text, seq))

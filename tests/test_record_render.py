@@ -103,3 +103,21 @@ def test_screen_json_is_the_array_of_its_evaluations_written_one_at_a_time(verdi
 def test_sort_none_with_top_is_refused_saying_why(verdict) -> None:  # type: ignore[no-untyped-def]
     out = verdict("evaluate", "--all", "--no-record", "--sort", "none", "--top", "3")
     assert out.returncode != 0 and "--sort none" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_trace_missing_a_part_is_reported_not_crashed_on(verdict, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from engine.audit import pack_output
+
+    env = _env(tmp_path)
+    assert verdict("evaluate", "600111", env_extra=env).returncode == 0
+    con = sqlite3.connect(env["VERDICT_AUDIT_DB"])
+    run_id, stored = con.execute("SELECT run_id, output FROM runs").fetchone()
+    trace = json.loads(unpack_output(stored))
+    del trace["fact_checks"]
+    con.execute("UPDATE runs SET output = ?", (pack_output(dumps(trace)),))
+    con.commit()
+    con.close()
+    out = verdict("audit", "show", run_id, env_extra=env)
+    assert out.returncode == 1 and "cannot be read: its trace has no 'fact_checks'" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+    assert verdict("audit", "verify", env_extra=env).returncode == 1  # and the chain says it was altered
