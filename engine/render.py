@@ -83,7 +83,7 @@ class _Fact:
 def _value_fn(node: expr.Node) -> ValueFn:
     """A closure computing expr.value_of(node, env); plain numbers take the short way."""
     if isinstance(node, expr.Const):
-        c = expr._num(node.value)
+        c = expr.promote_int(node.value)
         return lambda vals, sigs, env: c
     if isinstance(node, expr.FactRef):
         path, miss = node.path, Missing([node.path])
@@ -127,7 +127,7 @@ class _Side:
 
 def _side(node: expr.Node) -> _Side:
     if isinstance(node, expr.Const):
-        return _Side("const", expr.show(expr._num(node.value)))
+        return _Side("const", expr.show(expr.promote_int(node.value)))
     if isinstance(node, expr.FactRef):
         return _Side("fact", node.path)
     return _Side("other", expr.unparse(node))
@@ -152,7 +152,7 @@ class _Cmp:
 def _cmp(node: expr.Cmp) -> _Cmp:
     left, right = _side(node.left), _side(node.right)
     if left.kind == "fact" and right.kind == "const" and isinstance(node.right, expr.Const):
-        c = expr._num(node.right.value)
+        c = expr.promote_int(node.right.value)
         margin = type(c) is float and c != 0 and node.op not in ("==", "!=")
         return _Cmp(node.op, left, right, expr.unparse(node), tuple(expr.fact_paths(node)), left.text + " ",
                     f" {node.op} {right.text}", c if margin else 0.0, margin, node.op in (">", ">="))
@@ -161,7 +161,7 @@ def _cmp(node: expr.Cmp) -> _Cmp:
 
 def _fact_const(node: expr.Node) -> tuple[str, Missing, Any, Callable[[Any, Any], bool], str] | None:
     if isinstance(node, expr.Cmp) and isinstance(node.left, expr.FactRef) and isinstance(node.right, expr.Const):
-        return node.left.path, Missing([node.left.path]), expr._num(node.right.value), _OPS[node.op], node.op
+        return node.left.path, Missing([node.left.path]), expr.promote_int(node.right.value), _OPS[node.op], node.op
     return None
 
 
