@@ -121,6 +121,12 @@ def render_tree(ev: Evaluation, depth: int | None = None) -> str:
                 rule_block(w.rule, "    ", 0)
             else:
                 lines.append(f"    <- {w.rule}")
+    rest = [f.rule for f in ev.fired if f.rule not in opened]
+    if rest:  # fired, but what they set was superseded (an entry of a horizon another rule gives first)
+        lines.append("")
+        lines.append("Also fired (what they set was superseded by a rule of higher salience)")
+        for rule_id in rest:
+            rule_block(rule_id, "  ", 0)
     if ev.fact_checks:
         lines.append("")
         lines.append("Stated facts checked against the price history")

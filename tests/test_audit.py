@@ -40,7 +40,7 @@ def test_old_run_shows_and_replays_as_it_was_after_edits(workdir, verdict, db):
 
     show = verdict("audit", "show", run["run_id"], env_extra=db)
     assert show.returncode == 0
-    assert "300127.SZ Galaxy Magnetic: Hold (score 4)" in show.stdout
+    assert "300127.SZ Galaxy Magnetic: Hold (score 5)" in show.stdout
     assert "<- valuation.upside-hold (valuation, rules/valuation.yaml:" in show.stdout
     replay = verdict("audit", "replay", run["run_id"][:10], env_extra=db)
     assert replay.returncode == 0, replay.stdout + replay.stderr
@@ -61,7 +61,7 @@ def test_replay_reports_a_difference(verdict, db, tmp_path):
     con.close()
     replay = verdict("audit", "replay", run["run_id"], env_extra=db)
     assert replay.returncode == 1 and "DIFFERENT" in replay.stdout
-    assert '-  "score": 7.0,' in replay.stdout and '+  "score": 8.0,' in replay.stdout
+    assert '-  "score": 7.0,' in replay.stdout and '+  "score": 9.0,' in replay.stdout
 
 
 def _evaluate_n(verdict, db, n: int) -> list[dict]:  # type: ignore[no-untyped-def]

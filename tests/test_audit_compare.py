@@ -56,7 +56,7 @@ def test_diff_of_two_runs_names_every_change_with_its_source(history, verdict) -
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert f"A  run {a} (seq 1" in text and f"B  run {b} (seq 2" in text
-    assert "  rating Hold -> Buy" in text and "  score 4 -> 5" in text
+    assert "  rating Hold -> Buy" in text and "  score 5 -> 6" in text
     assert "warning gone (medium) policy.evidence: Rating moved: upside 14.0% is below Buy's 20%: Hold." in text
     assert "rules that stopped firing:\n  valuation.upside-hold\n" in text
     assert "stock.pe_ttm: 52.3 -> 53.1 x (seed report, as of 2026-01-19" in text
@@ -133,10 +133,10 @@ def test_list_has_a_header_a_score_and_every_format(history, verdict) -> None:  
     table = verdict("audit", "list", env_extra=env).stdout.splitlines()
     assert table[0].split() == ["seq", "run", "id", "recorded", "(UTC)", "user", "symbol", "rating", "score", "as",
                                 "of", "engine"]
-    assert len(table) == 4 and table[1].split()[6:8] == ["Hold", "4"] and table[3].split()[8] == "2026-01-13"
+    assert len(table) == 4 and table[1].split()[6:8] == ["Hold", "5"] and table[3].split()[8] == "2026-01-13"
     rows = json.loads(verdict("audit", "list", "--format", "json", env_extra=env).stdout)
     day = history["before"]["as_of"]
-    assert [(r["rating"], r["score"], r["as_of"]) for r in rows] == [("Hold", 4.0, day), ("Buy", 5.0, day),
+    assert [(r["rating"], r["score"], r["as_of"]) for r in rows] == [("Hold", 5.0, day), ("Buy", 6.0, day),
                                                                      (history["past"]["rating"],
                                                                       history["past"]["score"], "2026-01-13")]
     lines = verdict("audit", "list", "--format", "jsonl", env_extra=env).stdout.splitlines()
@@ -197,7 +197,7 @@ def test_records_from_before_packing_and_newer_fields_still_list_show_and_diff(h
     con.close()
     env = {"VERDICT_AUDIT_DB": str(db)}
     rows = json.loads(verdict("audit", "list", "--format", "json", env_extra=env).stdout)
-    assert [r["score"] for r in rows][:2] == [4.0, 5.0]
+    assert [r["score"] for r in rows][:2] == [5.0, 6.0]
     a, b = rows[0]["run_id"], rows[1]["run_id"]
     assert verdict("audit", "show", a, env_extra=env).returncode == 0
     assert "rating Hold -> Buy" in verdict("audit", "diff", a, b, env_extra=env).stdout

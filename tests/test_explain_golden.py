@@ -20,7 +20,7 @@ def test_explain_tree_matches_golden(ws, update_golden, symbol, name):
 
 def test_explain_names_rules_facts_and_sources(ws):
     text = render_tree(ws.evaluate("600111"))
-    assert "decided by: score 8 >= 4" in text
+    assert "decided by: score 9 >= 4" in text
     assert "<- rating.sector-tailwind (rating, rules/rating.yaml:" in text
     assert "<- signal structural_shortage from supply_demand.gap-widening" in text
     assert "stock.pe_ttm = 86.26 x [Jinling AI [0], 2026-01-19]" in text
@@ -29,7 +29,7 @@ def test_explain_names_rules_facts_and_sources(ws):
 
 def test_cli_explain_prints_the_tree(verdict):
     out = verdict("evaluate", "600111", "--explain")
-    assert out.returncode == 0 and out.stdout.startswith("600111.SH Northern Rare Earth: Buy (score 8)")
+    assert out.returncode == 0 and out.stdout.startswith("600111.SH Northern Rare Earth: Buy (score 9)")
 
 
 def test_markdown_lists_fired_rules(ws):

@@ -34,8 +34,9 @@ def test_an_evaluation_before_a_sources_publication_does_not_use_it(ws: Workspac
     growth = _paths(after)["stock.earnings_growth_low_pct"]
     assert growth.as_of == dt.date(2026, 1, 16) and growth.known_at == PUBLISHED  # describes 01-16, known 01-20
     assert any(f.rule == "earnings.growth-doubling" for f in after.fired)
-    # on 01-19 only the undated database (its DCF cases, a PE above its history) and the 01-14 note are known
-    assert (before.rating, after.rating) == ("Neutral", "Buy")
+    # on 01-19 only the undated database (its DCF cases, a PE above its history), the 01-14 note and the
+    # prices are known: a target with 34% upside, but not the evidence of a Buy
+    assert (before.rating, after.rating) == ("Hold", "Buy")
 
 
 def test_the_json_and_the_tree_show_when_each_fact_became_known(verdict) -> None:  # type: ignore[no-untyped-def]
@@ -91,7 +92,7 @@ def test_replay_of_a_point_in_time_run_uses_what_was_known_then(verdict, tmp_pat
     out = verdict("evaluate", "600111", "--as-of", "2026-01-19", "--format", "json", env_extra=db)
     assert out.returncode == 0, out.stderr
     run = json.loads(out.stdout)
-    assert run["rating"] == "Neutral"
+    assert run["rating"] == "Hold"
     replay = verdict("audit", "replay", run["run_id"], env_extra=db)
     assert replay.returncode == 0 and "identical" in replay.stdout, replay.stdout
 

@@ -71,7 +71,7 @@ def _where(workdir: Path, text: str, offset: int = 0) -> str:
 def test_rule_tests_naming_unknown_rules_signals_or_warnings_fail_with_a_did_you_mean(workdir: Path,
                                                                                       verdict) -> None:  # type: ignore[no-untyped-def]
     _edit_cases(workdir,
-                ("not_fired: [technical.range-bound]", "not_fired: [technical.range-bond]"),
+                ("not_fired: [technical.range-bound,", "not_fired: [technical.range-bond,"),
                 ("no_signals: [earnings_growth_strong]", "no_signals: [earnings_growth_strong, uptrnd]"),
                 ("signals: [upside_large, earnings_growth_possible, margin_inflow, overbought]",
                  "signals: [upside_large, earnings_growth_possible, margin_inflow, overbought]\n"
@@ -111,10 +111,10 @@ def test_rules_check_reads_the_test_files_schema_too(workdir: Path, verdict) -> 
 
 
 def test_a_failing_score_expectation_lists_the_signals_behind_it(workdir: Path, verdict) -> None:  # type: ignore[no-untyped-def]
-    _edit_cases(workdir, ("      rating: Hold\n      score: 4", "      rating: Hold\n      score: 5"))
+    _edit_cases(workdir, ("      rating: Hold\n      score: 5", "      rating: Hold\n      score: 6"))
     out = verdict("rules", "test", cwd=workdir)
     assert out.returncode == 1
-    assert "score: expected 5, got 4 (-1)" in out.stdout
+    assert "score: expected 6, got 5 (-1)" in out.stdout
     assert "+1 margin_inflow (capital_flow.stock-margin-inflow)" in out.stdout
     assert "-1 overbought (technical.kdj-overbought)" in out.stdout
     assert "would make up: +1 from valuation.pe-reasonable (rules/valuation.yaml:" in out.stdout

@@ -64,10 +64,10 @@ def test_changing_a_threshold_changes_the_next_run(workdir, verdict):
 
 
 def test_changing_the_policy_bands_changes_the_rating(workdir):
-    _set(workdir / "rules" / "policy.yaml", "min_score: 4\n", "min_score: 7\n")
+    _set(workdir / "rules" / "policy.yaml", "min_score: 4\n", "min_score: 8\n")
     ws = Workspace.open(workdir / "rules", workdir / "facts")
-    assert ws.evaluate("300748").rating == "Buy"  # score 7
-    assert ws.evaluate("000831").rating == "Hold"  # score 6
+    assert ws.evaluate("300748").rating == "Buy"  # score 8
+    assert ws.evaluate("000831").rating == "Hold"  # score 7
 
 
 def test_a_fact_edit_changes_the_facts_hash_and_result(workdir):

@@ -196,11 +196,11 @@ def test_fragility_names_the_fact_near_its_threshold_and_the_score_near_its_edge
     assert near.change_pct == pytest.approx(-4.99, abs=0.01) and near.rule == "policy: Buy min upside 20%"
     assert not ws.evaluate("600111").fragility.fragile
     # on the edge of its band, one signal decides
-    _edit(workdir / "rules" / "policy.yaml", "min_score: 4\n", "min_score: 8\n")
+    _edit(workdir / "rules" / "policy.yaml", "min_score: 4\n", "min_score: 9\n")
     edge = Workspace.open(workdir / "rules", workdir / "facts").evaluate("600111")
     assert edge.rating == "Buy" and edge.fragility is not None and edge.fragility.fragile
-    assert edge.fragility.score_edges == [{"edge": 8.0, "side": "below", "distance": 0.0, "rating": "Hold"}]
-    assert edge.fragility.notes == ["score 8 is 0 above the band edge 8: one signal less makes it Hold"]
+    assert edge.fragility.score_edges == [{"edge": 9.0, "side": "below", "distance": 0.0, "rating": "Hold"}]
+    assert edge.fragility.notes == ["score 9 is 0 above the band edge 9: one signal less makes it Hold"]
 
 
 def test_fragility_in_the_table_and_the_screen(verdict):

@@ -94,7 +94,7 @@ def test_the_reasons_are_stated_as_an_analyst_reads_them(ws):
                                                                        if f.present}
     galaxy = ws.evaluate("300127")
     assert galaxy.rating_info.decided_by == "upside 14.0% is below Buy's 20%"
-    assert galaxy.rating_info.steps == ["score 4 >= 4 (sum of 10 signal scores): Buy",
+    assert galaxy.rating_info.steps == ["score 5 >= 4 (sum of 11 signal scores): Buy",
                                         "upside 14.0% is below Buy's 20%: Hold"]
     assert not [s for s in galaxy.signals if s.score < 0 and s.name != "overbought"]
 

@@ -105,12 +105,12 @@ def test_rules_test_passes_with_coverage(verdict):
 
 def test_rules_test_shows_a_readable_diff_on_failure(workdir, verdict):
     cases = workdir / "rules" / "tests" / "report.yaml"
-    text = cases.read_text(encoding="utf-8").replace("rating: Hold\n      score: 4", "rating: Buy\n      score: 4", 1)
+    text = cases.read_text(encoding="utf-8").replace("rating: Hold\n      score: 5", "rating: Buy\n      score: 5", 1)
     cases.write_text(text, encoding="utf-8")
     out = verdict("rules", "test", cwd=workdir)
     assert out.returncode == 1
     assert "FAIL  rules/tests/report.yaml:" in out.stdout
-    assert "rating: expected Buy, got Hold (score 4;" in out.stdout
+    assert "rating: expected Buy, got Hold (score 5;" in out.stdout
     assert "1 failed" in out.stdout
 
 
@@ -186,7 +186,7 @@ def test_diff_shows_symbols_whose_rating_flips(tmp_path, verdict):
     assert d["rules_edited"] == ["valuation.rich-without-growth"]
     assert [s["symbol"] for s in d["symbols"]] == ["600111.SH"]
     nre = d["symbols"][0]
-    assert "rating Buy -> Hold" in nre["changes"] and "score 8 -> 6" in nre["changes"]
+    assert "rating Buy -> Hold" in nre["changes"] and "score 9 -> 7" in nre["changes"]
     assert nre["newly_fired"] == ["valuation.rich-without-growth"]
     text = verdict("rules", "diff", str(old), str(new))
     assert "600111.SH Northern Rare Earth: rating Buy -> Hold" in text.stdout

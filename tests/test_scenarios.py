@@ -62,7 +62,7 @@ def test_the_table_names_what_each_scenario_set(verdict: Any) -> None:  # type: 
     assert rows["stock.price"] == ["51.07", "40", "61.3"]  # base leaves it (blank)
     assert rows["stock.earnings_growth_low_pct"] == ["116.67", "30", "116.67", "134.6"]
     assert rows["stock.pe_ttm"][1] == "67.5622" and rows["stock.pe_ttm"][2] == "(price)"  # moved with the price
-    assert rows["rating"] == ["(score)", "Buy", "(8)", "Neutral", "(2)", "Buy", "(8)", "Buy", "(8)"]
+    assert rows["rating"] == ["(score)", "Buy", "(9)", "Neutral", "(2)", "Buy", "(9)", "Buy", "(9)"]
     assert "Changes from the baseline" in out.stdout and "  base (the facts as stated" in out.stdout
     single = verdict("what-if", "600111", "--set", "stock.pe_ttm=30", "--set", "stock.kdj_j=>85")
     assert single.returncode == 0, single.stderr
@@ -71,7 +71,7 @@ def test_the_table_names_what_each_scenario_set(verdict: Any) -> None:  # type: 
     assert "new warning from technical.kdj-overbought" in single.stdout
     md = verdict("what-if", "600111", "--scenarios", str(EXAMPLE), "--format", "markdown")
     assert "|  | baseline | bear | base | bull |" in md.stdout
-    assert "| rating (score) | Buy (8) | Neutral (2) | Buy (8) | Buy (8) |" in md.stdout
+    assert "| rating (score) | Buy (9) | Neutral (2) | Buy (9) | Buy (9) |" in md.stdout
 
 
 def test_set_applies_to_every_scenario_and_may_not_clash(ws: Any, verdict: Any) -> None:  # type: ignore[misc]
@@ -136,7 +136,7 @@ def test_a_two_way_grid_rates_every_cell(ws: Any, verdict: Any, tmp_path: Path) 
     assert {c["rating"] for row in d["cells"] for c in row} == {"Buy", "Hold", "Neutral", "Sell"}
     assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 10_000
     table = verdict(*args).stdout.splitlines()
-    assert table[0] == "600111.SH Northern Rare Earth, facts as of 2026-01-20: Buy (8) at " \
+    assert table[0] == "600111.SH Northern Rare Earth, facts as of 2026-01-20: Buy (9) at " \
                        "stock.dcf_optimistic_value 114.86, stock.pe_ttm 86.26"
     assert table[2].split() == ["stock.dcf_optimistic_value", "\\", "stock.pe_ttm", "100", "150", "200", "250",
                                 "300"]

@@ -90,7 +90,7 @@ def test_what_if_shows_what_changed(verdict) -> None:  # type: ignore[no-untyped
     bound = verdict("what-if", "600111", "--set", "stock.kdj_j=>90", "--format", "json")
     assert bound.returncode == 0 and json.loads(bound.stdout)["newly_fired"] == ["technical.kdj-overbought"]
     changes = json.loads(bound.stdout)["changes"]
-    assert "score 8 -> 7" in changes
+    assert "score 9 -> 8" in changes
     assert any(c.startswith("new warning from technical.kdj-overbought: 'Short-term overbought") for c in changes)
     assert any(c.startswith("warning from facts.conflict gone: 'Sources disagree on KDJ J") for c in changes)
     refused = verdict("what-if", "600111", "--set", "stock.kdj_j_max_recent=>90")
