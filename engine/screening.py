@@ -103,6 +103,8 @@ OUTCOME: dict[str, tuple[str, str, Callable[[Run], Any]]] = {
     "upside": ("number", "% from the price to the target value (the valuation method's upside)", _upside),
     "coverage": ("number", "% of the fact-reading rules whose facts were all present",
                  lambda r: None if r.resolution.coverage is None else r.resolution.coverage.percent),
+    "fragile": ("bool", "one signal from a band edge that changes the rating (a screen checks the score only)",
+                lambda r: r.fragility(facts=False).fragile),
     "warnings": ("number", "number of warnings", lambda r: len(r.resolution.warnings)),
     "warning": ("text", "the first warning (most severe first)",
                 lambda r: r.resolution.warnings[0].message if r.resolution.warnings else None),
@@ -112,6 +114,9 @@ OUTCOME: dict[str, tuple[str, str, Callable[[Run], Any]]] = {
     **_entries(),
     "run_id": ("text", "run id (in the audit log when recorded)", lambda r: r.run_id),
 }
+
+# Outcome names that are percentages, and how tables write them (as `verdict evaluate SYMBOL` does).
+PERCENT = {"upside": "{:+.1f}%", "coverage": "{:.0f}%"}
 
 # What a screen shows when no --columns are given but one table is wanted (Markdown).
 DEFAULT_COLUMNS = ("symbol", "name", "rating", "score", "target_range", "upside", "warnings", "as_of")
@@ -124,6 +129,12 @@ class Column:
     header: str
     key: str  # an OUTCOME name, a fact path, or signal.NAME
     type: str  # number | text | bool
+
+    @property
+    def percent(self) -> str | None:
+        """How a table writes this column's number as a percentage ("+37.5%"), or None: a plain number.
+        Machine formats (CSV, JSON) keep the number."""
+        return PERCENT.get(self.key)
 
     def value(self, run: Run) -> Any:
         if self.key in OUTCOME:

@@ -40,6 +40,14 @@ def _value(o: Outcome, c: Column) -> Any:
     return o.row.get(c.key)
 
 
+def _shown(o: Outcome, c: Column) -> str:
+    """A cell of a table for people: percentages as percentages, other values as _cell writes them."""
+    v = _value(o, c)
+    if c.percent and isinstance(v, (int, float)) and not isinstance(v, bool):
+        return c.percent.format(v)
+    return _cell(v)
+
+
 def _csv_cell(v: Any) -> Any:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -69,7 +77,7 @@ def _footer(outcomes: Sequence[Outcome]) -> str:
 
 
 def screen_table(outcomes: Sequence[Outcome], columns: Sequence[Column], title: str, width: int | None = None) -> str:
-    rows = [[_cell(_value(o, c)) for c in columns] for o in outcomes]
+    rows = [[_shown(o, c) for c in columns] for o in outcomes]
     right = frozenset(i for i, c in enumerate(columns) if c.type == "number")
     fold = next((i for i, c in enumerate(columns) if c.key == "warning"), None)
     out = [text_table(title, [c.header for c in columns], rows, right=right, fold=fold, width=width)]
@@ -106,7 +114,7 @@ def screen_markdown(outcomes: Sequence[Outcome], columns: Sequence[Column], titl
     """A screen as one Markdown table (not a report per stock)."""
     out = [f"**{_md(title)}**", "", "| " + " | ".join(_md(c.header) for c in columns) + " |",
            "|" + "|".join("---:" if c.type == "number" else "---" for c in columns) + "|"]
-    out += ["| " + " | ".join(_md(_cell(_value(o, c))) for c in columns) + " |" for o in outcomes]
+    out += ["| " + " | ".join(_md(_shown(o, c)) for c in columns) + " |" for o in outcomes]
     footer = _footer(outcomes)
     if footer:
         out += ["", f"_{_md(footer)}_"]

@@ -212,6 +212,39 @@ def test_fragility_in_the_table_and_the_screen(verdict):
     assert set(rows["300127.SZ"]["coverage"]) == {"percent", "families", "missing", "needs"}
 
 
+def test_the_screen_columns_fragile_upside_and_coverage(workdir, verdict):
+    """A screen's `fragile` checks the score against the band edges (not the facts: 300127's close is near
+    its edge, but its score is not); tables write upside and coverage as percentages, CSV and JSON keep
+    the numbers."""
+    cols = ["--columns", "rating,score,fragile,upside,coverage", "--no-record"]
+    rows = {r["symbol"]: r for r in json.loads(verdict("evaluate", "--all", *cols, "--format", "json",
+                                                       cwd=workdir).stdout)}
+    assert not any(r["fragile"] for r in rows.values())
+    full = {s: json.loads(verdict("evaluate", s, "--format", "json", "--no-record", cwd=workdir).stdout)
+            for s in ("600111", "300127")}
+    assert full["300127"]["fragility"]["fragile"] and not full["300127"]["fragility"]["score_edges"]
+    assert rows["600111.SH"]["upside"] == pytest.approx(full["600111"]["target"]["upside_pct"], abs=1e-6)
+    assert rows["600111.SH"]["coverage"] == full["600111"]["coverage"]["percent"]
+    table = verdict("evaluate", "--all", *cols, cwd=workdir).stdout
+    nre = next(line.split() for line in table.splitlines() if line.strip().startswith("600111.SH"))
+    upside, coverage = full["600111"]["target"]["upside_pct"], full["600111"]["coverage"]["percent"]
+    assert nre == ["600111.SH", "Buy", "9", "false", f"{upside:+.1f}%", f"{coverage:.0f}%"]
+    csv_row = next(line for line in verdict("evaluate", "--all", *cols, "--format", "csv", cwd=workdir)
+                   .stdout.splitlines() if line.startswith("600111.SH"))
+    assert csv_row.split(",")[3:] == ["false", repr(round(upside, 6)), repr(coverage)]
+    # 600111 at a Buy edge of 9: one signal less is a Hold, and the screen says so
+    _edit(workdir / "rules" / "policy.yaml", "min_score: 4\n", "min_score: 9\n")
+    rows = {r["symbol"]: r for r in json.loads(verdict("evaluate", "--all", *cols, "--format", "json",
+                                                       cwd=workdir).stdout)}
+    assert rows["600111.SH"]["rating"] == "Buy" and rows["600111.SH"]["fragile"] is True
+    # and 300748 at 8, one signal below it, is a Hold that one signal more makes a Buy
+    assert rows["300748.SZ"]["rating"] == "Hold" and rows["300748.SZ"]["score"] == 8
+    assert sorted(s for s, r in rows.items() if r["fragile"]) == ["300748.SZ", "600111.SH"]
+    only = verdict("evaluate", "--all", "--where", "fragile", "--columns", "score", "--format", "json",
+                   "--no-record", cwd=workdir)
+    assert sorted(r["symbol"] for r in json.loads(only.stdout)) == ["300748.SZ", "600111.SH"]
+
+
 # ------------------------------------------------------------------------------ lints
 
 
