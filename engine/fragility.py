@@ -88,9 +88,13 @@ def _facts(run: Run, margin_pct: float) -> list[FragileFact]:
         value = float(c.value.value)
         if not value:
             continue
-        near = sorted({(t, r) for t, r in cands[path]
-                       if t != value and abs(t - value) / abs(value) * 100 <= margin_pct},
-                      key=lambda tr: (abs(tr[0] - value), tr[1]))
+        # one threshold may be several rules' (uptrend above a line, downtrend below it; the policy's upside
+        # edge and the rules that read the same upside): name them all, at the threshold nearest the value
+        rules_at: dict[float, tuple[float, set[str]]] = {}
+        for t, r in sorted(cands[path], key=lambda tr: abs(tr[0] - value)):
+            if t != value and abs(t - value) / abs(value) * 100 <= margin_pct:
+                rules_at.setdefault(round(t, 9), (t, set()))[1].add(r)
+        near = sorted(((t, " / ".join(sorted(rs))) for t, rs in rules_at.values()), key=lambda tr: abs(tr[0] - value))
         done: set[int] = set()
         for t, rule in near:
             sign = 1 if t > value else -1

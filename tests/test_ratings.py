@@ -193,19 +193,26 @@ def test_fragility_names_the_fact_near_its_threshold_and_the_score_near_its_edge
     (near,) = frag.facts
     # 38.42 / 1.2 = 32.02: five per cent below the close the upside reaches Buy's 20%
     assert near.path == "stock.close" and near.rating == "Buy" and near.threshold == pytest.approx(32.0167, abs=1e-3)
-    assert near.change_pct == pytest.approx(-4.99, abs=0.01) and near.rule == "policy: Buy min upside 20%"
+    # (-4.995%, rounded to two places either way); the policy's edge and the two rules reading upside 20
+    assert near.change_pct == pytest.approx(-4.995, abs=0.006)
+    assert near.rule == "policy: Buy min upside 20% / valuation.upside-buy / valuation.upside-hold"
     assert not ws.evaluate("600111").fragility.fragile
     # on the edge of its band, one signal decides
     _edit(workdir / "rules" / "policy.yaml", "min_score: 4\n", "min_score: 9\n")
     edge = Workspace.open(workdir / "rules", workdir / "facts").evaluate("600111")
     assert edge.rating == "Buy" and edge.fragility is not None and edge.fragility.fragile
     assert edge.fragility.score_edges == [{"edge": 9.0, "side": "below", "distance": 0.0, "rating": "Hold"}]
-    assert edge.fragility.notes == ["score 9 is 0 above the band edge 9: one signal less makes it Hold"]
+    assert edge.fragility.notes[0] == "score 9 is 0 above the band edge 9: one signal less makes it Hold"
+    # and its +1 uptrend (MA20 48.27 over the half-year line 47.34) is one of those signals: the facts that
+    # decide it are named, with both rules that test that line
+    assert "stock.ma_20 48.2745 -> 47.3413 (-1.9%) makes it Hold (trend.downtrend / trend.uptrend)" \
+        in edge.fragility.notes
 
 
 def test_fragility_in_the_table_and_the_screen(verdict):
     one = verdict("evaluate", "300127", "--no-record")
-    assert "Fragile: stock.close 33.7 -> 32.0167 (-5.0%) makes it Buy (policy: Buy min upside 20%)" in one.stdout
+    assert "Fragile: stock.close 33.7 -> 32.0167 (-5.0%) makes it Buy (policy: Buy min upside 20% / " \
+           "valuation.upside-buy / valuation.upside-hold)" in one.stdout
     screen = verdict("evaluate", "--all", "--no-record", "--format", "json")
     rows = {e["symbol"]: e for e in json.loads(screen.stdout)}
     assert rows["300127.SZ"]["fragility"]["fragile"] and not rows["600111.SH"]["fragility"]["fragile"]
