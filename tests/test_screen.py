@@ -63,7 +63,7 @@ def evaluations(universe: Path, verdict: Any) -> dict[str, dict[str, Any]]:  # t
     return {d["symbol"]: d for d in docs}
 
 
-WHERE = 'rating == "Neutral" and score < 0 and stock.rsi_6 > 40 and stock.close < 60'
+WHERE = 'rating == "Neutral" and score <= 0 and stock.rsi_6 > 40 and stock.close < 60'
 COLUMNS = "rating,score,close,rsi_6,stock.kdj_j,warning,medium_entry"
 
 
@@ -73,7 +73,7 @@ def _expected(evaluations: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     for sym, d in evaluations.items():
         facts = {f["path"]: f["value"] for f in d["facts"]}
         rsi, close = facts.get("stock.rsi_6"), facts.get("stock.close")
-        if d["rating"] != "Neutral" or d["score"] >= 0 or rsi is None or close is None or not (rsi > 40 and close < 60):
+        if d["rating"] != "Neutral" or d["score"] > 0 or rsi is None or close is None or not (rsi > 40 and close < 60):
             continue
         medium = next((e for e in d["entries"] if e["horizon"] == "medium"), None)
         rows.append({"symbol": sym, "rating": d["rating"], "score": d["score"], "close": close, "rsi_6": rsi,
@@ -88,7 +88,7 @@ def _expected(evaluations: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 def test_the_oracle_is_not_trivial(evaluations: dict[str, dict[str, Any]]) -> None:
     expected = _expected(evaluations)
     assert len(expected) == 4 and len({r["score"] for r in evaluations.values()}) >= 2
-    assert len([d for d in evaluations.values() if d["score"] < 0]) > len(expected) + 1  # --where leaves some out
+    assert len([d for d in evaluations.values() if d["score"] <= 0]) > len(expected) + 1  # --where leaves some out
 
 
 def test_screen_as_json_lines(universe: Path, verdict: Any, evaluations: dict[str, dict[str, Any]]) -> None:  # type: ignore[misc]
