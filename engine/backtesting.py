@@ -298,7 +298,7 @@ def backtest(ws: Workspace, symbols: Sequence[str] | None = None, *, start: dt.d
     """`verdict backtest` as a function: rate `symbols` (None: every symbol with facts) every `every` trading
     days from `start` to `end` (default: the prices' span) with only what was known on each date, and
     measure what followed against `benchmark`: a CSV or benchmarks/*.yaml file, "equal-weight", a loaded
-    Benchmark, or None for the policy's benchmark if the facts carry it. `btout.write(result, folder)`
+    Benchmark, or None for the policy's benchmark if the facts carry it. `output.backtest.write(result, folder)`
     writes the files the command writes; `result.as_dict()` is backtest.json."""
     from .benchmark import choose
 

@@ -104,7 +104,7 @@ def ic_chart(result: BacktestRun, path: Path) -> Path:
 def symbol_chart(result: BacktestRun, s: int, path: Path) -> Path:
     """A PNG of one symbol's close with each rating and the medium-term entry range drawn on it."""
     plt = _plt()
-    from .btout import symbol_points
+    from .output.backtest import symbol_points
 
     points = [p for p in symbol_points(result, s) if p["close"] is not None]
     symbol = result.symbols[s]

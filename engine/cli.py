@@ -150,8 +150,6 @@ def evaluate(
     $ verdict evaluate 600111 --as-of 2026-01-13 --format json
     $ verdict evaluate --all --where 'rating == "Buy" and stock.pe_ttm < 50' --columns pe_ttm,upside --sort upside
     """
-    from .explain import render_markdown, render_table, render_tree
-
     names = list(symbols or [])
     sources = sum([bool(names), all_, universe is not None])
     if sources != 1:
@@ -173,19 +171,9 @@ def evaluate(
         outcome = Outcome(Summary.of(ev), document(rendered), ev, trace=dumps(trace))
         if not no_record:
             _record(ws, [outcome], audit_db)
-        if format in (Format.json, Format.jsonl):
-            typer.echo(outcome.json() if format is Format.jsonl else
-                       json.dumps(json.loads(outcome.json()), ensure_ascii=False, indent=2))
-        elif format is Format.csv:
-            from .views import summary_csv
+        from .output.evaluation import evaluation_output
 
-            typer.echo(summary_csv([outcome.summary]), nl=False)
-        elif explain:
-            typer.echo(render_tree(outcome.evaluation(), depth))
-        elif format is Format.markdown:
-            typer.echo(render_markdown(outcome.evaluation()))
-        else:
-            typer.echo(render_table(outcome.evaluation(), _width()))
+        typer.echo(evaluation_output(outcome, format, explain=explain, depth=depth, width=_width()), nl=False)
         _note_left_out(ws)
         return
     if universe is not None:
@@ -217,6 +205,7 @@ def _screen(rules: Path, facts: Path, names: list[str] | None, *, jobs: int, day
     renders it when read), not its rendering."""
     import tempfile
 
+    from .output.screen import DocumentWriter, screen_output
     from .screening import DEFAULT_COLUMNS, screen
 
     if columns is None and format in (Format.table, Format.markdown):
@@ -235,7 +224,7 @@ def _screen(rules: Path, facts: Path, names: list[str] | None, *, jobs: int, day
     kwargs: dict[str, Any] = {"where": where, "columns": columns, "sort": "symbol" if unsorted else sort,
                               "top": top, "as_of": day, "traces": documents, "record": not no_record, "jobs": jobs,
                               "executor": executor, "spill": spill, "indent": 2 if format is Format.json else None}
-    writer = _DocumentWriter(format) if documents and format in (Format.json, Format.jsonl) else None
+    writer = DocumentWriter(format, sys.stdout) if documents and format in (Format.json, Format.jsonl) else None
     emitted: list[Any] = []  # with --sort none: what was written, to record
     if writer is not None and unsorted:
         def emit(o: Any) -> None:  # no order to wait for: each is written as it completes
@@ -262,7 +251,8 @@ def _screen(rules: Path, facts: Path, names: list[str] | None, *, jobs: int, day
             writer.close()
             outcomes = outcomes or emitted
         else:
-            _emit_screen(outcomes, r.screen, format, explain, depth, r.left_out)
+            typer.echo(screen_output(outcomes, r.screen, format, explain=explain, depth=depth, left_out=r.left_out,
+                                     width=_width()), nl=False)
         if not no_record:
             _record(ws, outcomes, audit_db)
     finally:
@@ -284,30 +274,6 @@ def _screen(rules: Path, facts: Path, names: list[str] | None, *, jobs: int, day
         sys.stderr.write(f"{r.evaluated + r.left_out} evaluated, {len(r.failures)} failed, {len(r.skipped)} "
                          "problem(s) in skipped fact files.\n")
         raise typer.Exit(1)
-
-
-class _DocumentWriter:
-    """Writes full evaluations to stdout one at a time: JSON lines, or a JSON array whose elements
-    are indented as `json.dumps(..., indent=2)` indents them (each worker indents its own)."""
-
-    def __init__(self, format: Format) -> None:
-        self.array = format is Format.json
-        self.count = 0
-        self.out = sys.stdout
-
-    def add(self, o: Any) -> None:
-        text = o.json()
-        if self.array:
-            head = "[\n  " if self.count == 0 else ",\n  "
-            self.out.write(head + text.replace("\n", "\n  "))
-        else:
-            self.out.write(text + "\n")
-        self.count += 1
-
-    def close(self) -> None:
-        if self.array:
-            self.out.write("\n]\n" if self.count else "[]\n")
-        self.out.flush()
 
 
 def _open(rules: Path, facts: Path) -> Workspace:
@@ -350,29 +316,6 @@ def _note_left_out(ws: Workspace) -> None:
                          "(`verdict rules check` lists the problems).\n")
 
 
-def _emit_screen(outcomes: list[Any], screen: Any, format: Format, explain: bool, depth: int | None,
-                 left_out: int) -> None:
-    from . import views
-    from .explain import render_tree
-
-    cols = screen.columns
-    title = views.screen_title(len(outcomes), where=screen.where_text, left_out=left_out, top=screen.top)
-    if explain and format not in (Format.json, Format.jsonl, Format.csv):
-        for o in outcomes:
-            typer.echo(render_tree(o.evaluation(), depth))
-    elif format is Format.json:  # rows (--columns); full evaluations go through _DocumentWriter
-        typer.echo(views.screen_json(outcomes, cols), nl=False)
-    elif format is Format.jsonl:
-        typer.echo(views.screen_jsonl(outcomes, cols), nl=False)
-    elif format is Format.csv:
-        typer.echo(views.screen_csv(outcomes, cols) if cols else views.summary_csv([o.summary for o in outcomes]),
-                   nl=False)
-    elif format is Format.markdown:
-        typer.echo(views.screen_markdown(outcomes, cols, title), nl=False)
-    else:
-        typer.echo(views.screen_table(outcomes, cols, title, _width()))
-
-
 @rules_app.command("check")
 def rules_check(
     directory: Annotated[Path, typer.Argument(help="Rules directory.")] = Path("rules"),
@@ -387,19 +330,14 @@ def rules_check(
     $ verdict rules check --strict --format json
     """
     from .lint import check
+    from .output.rules import check_json, check_lines, check_summary
 
     report = check(directory, facts)
     if format is Format.json:
-        typer.echo(json.dumps([p.as_dict() for p in report.problems], indent=2, ensure_ascii=False))
+        typer.echo(check_json(report), nl=False)
     else:
-        for p in report.problems:
-            typer.echo(p.render())
-        summary = f"{report.errors} error(s), {report.warnings} warning(s)"
-        if report.rules:
-            summary += f" in {report.rules} rules"
-        if report.rulesets:
-            summary += f" ({report.rulesets} durable_rules rulesets)"
-        typer.echo(summary + ".", err=True)
+        typer.echo(check_lines(report), nl=False)
+        typer.echo(check_summary(report), nl=False, err=True)
     if report.errors or (strict and report.warnings):
         raise typer.Exit(1)
 
@@ -420,33 +358,13 @@ def rules_test(
     """
     from .casetest import coverage as measure
     from .casetest import run_cases
+    from .output.rules import cases_json, cases_text
 
     ws = _open(directory, facts)
     results = run_cases(ws)
     cov = measure(ws, results)
-    failed = [r for r in results if not r.passed]
-    if format is Format.json:
-        typer.echo(json.dumps({
-            "cases": [{"name": r.case.name, "file": r.where.file, "line": r.where.line, "passed": r.passed,
-                       "failures": r.failures, "error": r.error} for r in results],
-            "passed": len(results) - len(failed), "failed": len(failed),
-            "coverage": {"percent": round(cov.percent, 1), "packs": {
-                p: {"fired": f, "total": t, "never_fired": n} for p, (f, t, n) in cov.per_pack.items()}},
-        }, indent=2, ensure_ascii=False))
-    else:
-        for r in results:
-            typer.echo(f"{'PASS' if r.passed else 'FAIL'}  {r.where.file}:{r.where.line}  {r.case.name}")
-            for line in (r.error.splitlines() if r.error else r.failures):
-                typer.echo(f"      {line}")
-        if coverage:
-            typer.echo("")
-            typer.echo("coverage (rules fired by at least one case):")
-            for pack, (f, t, never) in cov.per_pack.items():
-                typer.echo(f"  {pack:<16} {f:>3}/{t:<3} {100.0 * f / t:5.1f}%" + (
-                    f"   never fired: {', '.join(never)}" if never else ""))
-            typer.echo(f"  {'total':<16} {cov.fired:>3}/{cov.total:<3} {cov.percent:5.1f}%")
-        typer.echo(f"{len(results) - len(failed)} passed, {len(failed)} failed")
-    if failed or (cov.percent < min_coverage):
+    typer.echo(cases_json(results, cov) if format is Format.json else cases_text(results, cov, coverage), nl=False)
+    if any(not r.passed for r in results) or (cov.percent < min_coverage):
         if cov.percent < min_coverage:
             typer.echo(f"coverage {cov.percent:.1f}% is below --min-coverage {min_coverage:g}%", err=True)
         raise typer.Exit(1)
@@ -481,24 +399,13 @@ def rules_diff(
     Examples:
     $ verdict rules diff old-rules rules --fail-on-change
     """
+    from .output.rules import rulediff_text
     from .pipeline import Workspace
     from .rulediff import diff_rulebooks
 
     d = diff_rulebooks(Workspace.open(old, facts), Workspace.open(new, facts))
-    if format is Format.json:
-        typer.echo(json.dumps(d.as_dict(), indent=2, ensure_ascii=False))
-    else:
-        for label, ids in (("added", d.added), ("removed", d.removed), ("edited", d.edited)):
-            if ids:
-                typer.echo(f"rules {label}: {', '.join(ids)}")
-        if not d.symbols:
-            typer.echo("no symbol's outcome changes.")
-        for s in d.symbols:
-            typer.echo(f"{s.symbol} {s.name}: " + ("; ".join(s.changes) or "same outcome, other rules fire"))
-            if s.newly_fired:
-                typer.echo(f"    now fires: {', '.join(s.newly_fired)}")
-            if s.stopped_firing:
-                typer.echo(f"    no longer fires: {', '.join(s.stopped_firing)}")
+    typer.echo(json.dumps(d.as_dict(), indent=2, ensure_ascii=False) + "\n" if format is Format.json else
+               rulediff_text(d), nl=False)
     if fail_on_change and d.changed:
         typer.echo(f"{len(d.symbols)} symbol(s) change (--fail-on-change).", err=True)
         raise typer.Exit(1)
@@ -539,8 +446,8 @@ def backtest_cmd(
     $ verdict backtest --all --every 5 --horizons 20,60,120 --out out/ --executor dask
     """
     from .backtesting import DEFAULT_RETURN_DAYS, backtest
-    from .btout import summary_text, write, write_symbol
     from .executors import ExecutorSpec
+    from .output.backtest import summary_text, write, write_symbol
     from .pipeline import Workspace
 
     names = list(symbols or [])
@@ -646,7 +553,7 @@ def what_if_cmd(
     $ verdict what-if 600111 --scenarios scenarios/600111-bear-base-bull.yaml
     $ verdict what-if 600111 --grid stock.pe_ttm=30:90:10 --grid stock.earnings_growth_low_pct=60:140:20
     """
-    from . import views
+    from .output.scenarios import comparison_output, grid_output
     from .scenarios import Scenario, compare_scenarios, heat_map, load_scenarios, parse_axis
     from .scenarios import grid as grid_of
     from .whatif import parse_assignments
@@ -664,11 +571,7 @@ def what_if_cmd(
         g = grid_of(ws, symbol, [parse_axis(t, ws) for t in grid], values, day)
         if chart is not None:
             heat_map(g, chart)
-        text = {Format.json: lambda: json.dumps(g.as_dict(), indent=2, ensure_ascii=False) + "\n",
-                Format.jsonl: lambda: json.dumps(g.as_dict(), ensure_ascii=False) + "\n",
-                Format.csv: lambda: views.grid_csv(g), Format.markdown: lambda: views.grid_markdown(g),
-                Format.table: lambda: views.grid_table(g) + "\n"}[format]()
-        typer.echo(text, nl=False)
+        typer.echo(grid_output(g, format), nl=False)
         if chart is not None:
             typer.echo(f"chart: {chart}", err=True)
         return
@@ -680,22 +583,8 @@ def what_if_cmd(
                                                                                            strict=True)), values)
                  ] if values else []
         comparison = compare_scenarios(ws, symbol, named, None, day, from_set=True)
-    if format in (Format.json, Format.jsonl):
-        d = comparison.as_dict()
-        if scenarios is None and comparison.results:  # the keys of a single --set what-if, as before
-            r = comparison.results[0]
-            d.update(overrides=values, changes=r.changes, newly_fired=r.newly_fired, stopped_firing=r.stopped_firing,
-                     scenario={"rating": r.evaluation.rating, "score": r.evaluation.score})
-        typer.echo(json.dumps(d, indent=None if format is Format.jsonl else 2, ensure_ascii=False, default=str))
-        return
-    if format is Format.csv:
-        typer.echo(views.scenarios_csv(comparison), nl=False)
-    elif format is Format.markdown:
-        typer.echo(views.scenarios_markdown(comparison), nl=False)
-    else:
-        typer.echo(views.scenarios_table(comparison, _width()))
-    if not named:
-        typer.echo("no overrides given: no change.")
+    typer.echo(comparison_output(comparison, format, overrides=values if scenarios is None else None,
+                                 width=_width()), nl=False)
 
 
 @app.command("sensitivity")
@@ -716,7 +605,8 @@ def sensitivity_cmd(
     $ verdict sensitivity 600111 --chart tornado.png
     $ verdict sensitivity 600111 --price
     """
-    from .whatif import describe, price_sensitivity, sensitivity, tornado
+    from .output.sensitivity import sensitivity_output
+    from .whatif import price_sensitivity, sensitivity, tornado
 
     if chart is not None:
         _output_file("--chart", chart)
@@ -725,21 +615,7 @@ def sensitivity_cmd(
     result = price_sensitivity(ws, symbol, day) if price else sensitivity(ws, symbol, day, fact)
     if chart is not None:
         tornado(result, chart)
-    if format is Format.json:
-        typer.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
-        return
-    typer.echo(f"{result.symbol} {result.name}: {result.rating} (score {result.score:g}); "
-               f"{len(result.facts)} fact(s) can change the rating ({result.evaluations} re-evaluations)")
-    for s in result.facts:
-        for f in (s.down, s.up):
-            if f is not None:
-                typer.echo(f"  {describe(s, f)}")
-    if not result.facts:
-        typer.echo("  no single fact within the rules' thresholds changes the rating.")
-    if price:
-        typer.echo("  (PE, DCF-vs-price and return facts move with the price; entry ranges: verdict evaluate)")
-    if chart is not None:
-        typer.echo(f"chart: {chart}")
+    typer.echo(sensitivity_output(result, format, price=price, chart=chart), nl=False)
 
 
 @app.command("report")
@@ -846,45 +722,12 @@ def audit_list(
     $ verdict audit list --symbol 600111 --since 2026-01-20
     $ verdict audit list --format csv
     """
-    from .expr import fmt_num
+    from .output.audit import records_output
 
     first, last = _date_option("--since", since), _date_option("--until", until)
     log = _reader(audit_db)
     rows = [r.as_dict() for r in log.infos(_canonical_symbol(symbol), first, last)]
-    columns = ["seq", "run_id", "created_utc", "user", "symbol", "rating", "score", "as_of", "engine_version"]
-    if format is Format.json:
-        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
-    elif format is Format.jsonl:
-        for r in rows:
-            typer.echo(json.dumps(r, ensure_ascii=False))
-    elif format is Format.csv:
-        import csv
-        import io
-
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, columns, lineterminator="\n")
-        w.writeheader()
-        w.writerows({k: "" if r[k] is None else r[k] for k in columns} for r in rows)
-        typer.echo(buf.getvalue(), nl=False)
-    else:
-        def cells(r: dict[str, Any]) -> list[str]:
-            return [str(r["seq"]), r["run_id"], r["created_utc"][:19].replace("T", " "), r["user"], r["symbol"],
-                    r["rating"], "-" if r["score"] is None else fmt_num(r["score"]), r["as_of"] or "-",
-                    r["engine_version"]]
-
-        head = ["seq", "run id", "recorded (UTC)", "user", "symbol", "rating", "score", "as of", "engine"]
-        body = [cells(r) for r in rows]
-        if format is Format.markdown:
-            typer.echo("| " + " | ".join(head) + " |")
-            typer.echo("|" + "|".join("---:" if h in ("seq", "score") else "---" for h in head) + "|")
-            for c in body:
-                typer.echo("| " + " | ".join(x.replace("|", "\\|") for x in c) + " |")
-        else:
-            widths = [max(len(h), *(len(c[i]) for c in body)) for i, h in enumerate(head)]
-            right = {0, 6}
-            for c in [head, *body]:
-                typer.echo("  ".join(x.rjust(widths[i]) if i in right else x.ljust(widths[i])
-                                     for i, x in enumerate(c)).rstrip())
+    typer.echo(records_output(rows, format), nl=False)
     typer.echo(f"{len(rows)} record(s) in {log.path}", err=True)
 
 
@@ -921,6 +764,7 @@ def audit_show(
     """
     from .audit import record_document, recorded_evaluation
     from .explain import render_markdown, render_tree
+    from .output.audit import run_heading
 
     rec = _reader(audit_db).get(run_id)
     if format in (Format.json, Format.jsonl):  # the recorded JSON itself, not re-read through today's model
@@ -928,7 +772,7 @@ def audit_show(
                               ensure_ascii=False))
         return
     ev = recorded_evaluation(rec)
-    typer.echo(f"run {rec.run_id}  seq {rec.seq}  {rec.created_utc}  by {rec.os_user}  engine {rec.engine_version}")
+    typer.echo(run_heading(rec))
     typer.echo(render_markdown(ev) if format is Format.markdown else render_tree(ev))
 
 
@@ -986,7 +830,7 @@ def audit_replay(
     $ verdict audit replay 3f9a2c --current-rules --fail-on-change
     """
     from .audit import replay, replay_with_rules
-    from .rundiff import render
+    from .output.audit import diff_text, replay_text
 
     if current_rules:
         if rules is not None:
@@ -997,13 +841,10 @@ def audit_replay(
     rec = log.get(run_id)
     if rules is None:
         result = replay(log, rec)
-        if result.identical:
-            typer.echo(f"identical: run {result.run_id} ({result.symbol}) replays to the same output, byte for byte.")
-            return
-        typer.echo(f"DIFFERENT: run {result.run_id} ({result.symbol}) replays to a different output (recorded by "
-                   f"engine {result.recorded_engine}, replayed by engine {result.replay_engine}):")
-        typer.echo(result.diff)
-        raise typer.Exit(1)
+        typer.echo(replay_text(result), nl=False)
+        if not result.identical:
+            raise typer.Exit(1)
+        return
     d = replay_with_rules(log, rec, rules)
     if format is Format.json:
         typer.echo(json.dumps({"run_id": rec.run_id, "rules": str(rules), **d.as_dict()}, indent=2,
@@ -1011,7 +852,7 @@ def audit_replay(
     else:
         typer.echo(f"run {rec.run_id} ({rec.symbol}): its recorded facts as of {d.before.as_of} under the rules in "
                    f"{rules}")
-        typer.echo(render(d, "recorded", f"rules in {rules}"), nl=False)
+        typer.echo(diff_text(d, "recorded", f"rules in {rules}"), nl=False)
     if fail_on_change and d.changed:
         raise typer.Exit(1)
 
@@ -1031,7 +872,7 @@ def audit_diff(
     $ verdict audit diff 3f9a2c 7b01de --format json
     """
     from .audit import diff_runs
-    from .rundiff import render
+    from .output.audit import diff_text
 
     log = _reader(audit_db)
     a, b = log.get(run_a), log.get(run_b)
@@ -1039,8 +880,8 @@ def audit_diff(
     if format is Format.json:
         typer.echo(json.dumps(d.as_dict(), indent=2, ensure_ascii=False))
     else:
-        typer.echo(render(d, f"run {a.run_id} (seq {a.seq}, {a.created_utc[:19]}Z)",
-                          f"run {b.run_id} (seq {b.seq}, {b.created_utc[:19]}Z)"), nl=False)
+        typer.echo(diff_text(d, f"run {a.run_id} (seq {a.seq}, {a.created_utc[:19]}Z)",
+                             f"run {b.run_id} (seq {b.seq}, {b.created_utc[:19]}Z)"), nl=False)
     if fail_on_change and d.changed:
         raise typer.Exit(1)
 
@@ -1086,6 +927,8 @@ def audit_verify(
     $ verdict audit verify
     $ verdict audit verify --checkpoint --checkpoint-file checkpoints.txt
     """
+    from .output.audit import chain_text, checkpoint_text
+
     log = _reader(audit_db)
     result = log.verify()
     checks = []
@@ -1109,18 +952,9 @@ def audit_verify(
                        "--checkpoint-file).", err=True)
             raise typer.Exit(1)
         checks = [cpt.check(log, result, cpt.Checkpoint.parse(line, where), key, where) for where, line in lines]
-    if not result.ok:
-        typer.echo(f"chain BROKEN at {log.path}: {result.problem} The {result.records} record(s) before it "
-                   "verify.", err=True)
-    else:
-        typer.echo(f"chain valid: {result.records} record(s) in {log.path}.")
+    typer.echo(chain_text(result, log.path), nl=False, err=not result.ok)
     for c in checks:
-        cp = c.checkpoint
-        if c.ok:
-            typer.echo(f"checkpoint seq {cp.seq} ({cp.created_utc}, key {cp.key}, {c.where}): records 1-{cp.seq} "
-                       "unchanged.")
-        else:
-            typer.echo(f"checkpoint seq {cp.seq} ({cp.created_utc}, {c.where}) FAILS: {c.problem}", err=True)
+        typer.echo(checkpoint_text(c), nl=False, err=not c.ok)
     if not result.ok or not all(c.ok for c in checks):
         raise typer.Exit(1)
 

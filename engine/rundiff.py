@@ -151,22 +151,3 @@ def manifest_changes(before: dict[str, str], after: dict[str, str]) -> list[str]
     out += [f"{n} removed" for n in sorted(set(a) - set(b))]
     return out
 
-
-def render(d: RunDiff, label_a: str, label_b: str) -> str:
-    a, b = d.before, d.after
-    lines = [f"A  {label_a}: {a.symbol} {a.rating} (score {fmt_num(a.score)}) as of {a.as_of}, "
-             f"engine {a.engine_version}",
-             f"B  {label_b}: {b.symbol} {b.rating} (score {fmt_num(b.score)}) as of {b.as_of}, "
-             f"engine {b.engine_version}"]
-    if a.symbol != b.symbol:
-        lines.append(f"note: the runs rate different symbols ({a.symbol}, {b.symbol}).")
-    if not d.changed:
-        lines.append("no change in the outcome, the rules that fired or the facts read.")
-    sections = [("outcome", d.outcome), ("rules that newly fire", d.newly_fired),
-                ("rules that stopped firing", d.stopped_firing),
-                ("facts that changed", [f.describe() for f in d.facts]), ("files that differ", d.files)]
-    for title, items in sections:
-        if items:
-            lines.append(f"{title}:")
-            lines += [f"  {x}" for x in items]
-    return "\n".join(lines) + "\n"

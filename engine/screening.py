@@ -376,7 +376,7 @@ class ScreenResult:
     def rows(self) -> list[dict[str, Any]]:
         """One dict per symbol, keyed by column header (floats to 6 decimals): what `--format json` prints,
         and what `pandas.DataFrame(result.rows())` takes."""
-        from .views import screen_records
+        from .output.screen import screen_records
 
         return screen_records(self.outcomes, self.columns)
 

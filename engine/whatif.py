@@ -250,14 +250,6 @@ def _pct(t: float, value: float) -> float | None:
     return round((t - value) / abs(value) * 100, 2) if value else None
 
 
-def describe(s: FactSensitivity, f: Flip) -> str:
-    verb = "rises" if f.direction == "up" else "falls"
-    edge = ("to" if f.inclusive else "above") if f.direction == "up" else ("to" if f.inclusive else "below")
-    pct = f" ({f.change_pct:+.1f}%)" if f.change_pct is not None else ""
-    return f"rating becomes {f.rating} if {s.label} ({s.path}) {verb} {edge} {expr.fmt_num(round(f.boundary, 6))}" \
-           f"{pct}; from {f.rule}"
-
-
 def tornado(result: Sensitivity, path: Any, top: int = 12) -> Any:
     from .charts import pyplot
 

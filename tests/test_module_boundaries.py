@@ -20,7 +20,7 @@ def _private_uses(path: Path, modules: set[str]) -> list[str]:
     aliases: dict[str, str] = {}  # local name -> engine module it names
     found: list[str] = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and (node.level == 1 or (node.module or "").startswith("engine")):
+        if isinstance(node, ast.ImportFrom) and (node.level >= 1 or (node.module or "").startswith("engine")):
             from_package = node.module in (None, "engine")
             for a in node.names:
                 if a.name.startswith("_") and not a.name.startswith("__") and a.name not in PACKAGE_PRIVATE:
@@ -39,10 +39,25 @@ def _private_uses(path: Path, modules: set[str]) -> list[str]:
 
 
 def test_no_module_imports_another_modules_private_name() -> None:
-    files = sorted(ENGINE.glob("*.py"))
+    files = sorted(ENGINE.rglob("*.py"))
     modules = {p.stem for p in files}
     found = [use for p in files for use in _private_uses(p, modules)]
     assert found == []
+
+
+def test_the_command_line_renders_nothing_itself() -> None:
+    """cli.py parses arguments and calls the library; tables, CSV, Markdown and sorting live elsewhere
+    (engine/output/ renders, screening.py sorts): no csv writer, no table layout, no sort in it."""
+    source = (ENGINE / "cli.py").read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom) for a in n.names}
+    assert not imported & {"csv", "io", "textwrap", "rich.table", "text_table", "tabulate"}
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name | ast.Attribute)]
+    names = {n.func.id if isinstance(n.func, ast.Name) else n.func.attr for n in calls}
+    assert not names & {"sort", "ljust", "rjust", "writerow", "writerows", "screen_table", "render_table"}
+    # ordering results takes a key; ordering what the user typed (completion candidates, --horizons) does not
+    assert not [n.lineno for n in calls if isinstance(n.func, ast.Name) and n.func.id == "sorted" and n.keywords]
+    assert "|---" not in source and '" | "' not in source
 
 
 def test_the_check_sees_a_private_import(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from . import forward
-from .backtesting import BacktestRun
+from .. import forward
+from ..backtesting import BacktestRun
 
 
 def _num(x: float | None, nd: int = 3) -> str:
@@ -98,7 +98,7 @@ def write(result: BacktestRun, out: Path, charts: bool = True) -> list[Path]:
     written.append(path)
 
     if charts:
-        from .btcharts import cumulative_chart, ic_chart
+        from ..btcharts import cumulative_chart, ic_chart
 
         written.append(cumulative_chart(result, out / "cumulative_excess.png"))
         written.append(ic_chart(result, out / "ic.png"))
@@ -130,7 +130,7 @@ def write_symbol(result: BacktestRun, s: int, out: Path, charts: bool = True) ->
     path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     written = [path]
     if charts:
-        from .btcharts import symbol_chart
+        from ..btcharts import symbol_chart
 
         written.append(symbol_chart(result, s, out / f"backtest_{code}.png"))
     return written
