@@ -43,9 +43,9 @@ _EXPORTS: dict[str, str] = {
     "Problem": "errors",
     "Location": "errors",
     # renderers: what the command line prints
-    "render_table": "explain",
-    "render_tree": "explain",
-    "render_markdown": "explain",
+    "render_table": "output.evaluation",
+    "render_tree": "output.evaluation",
+    "render_markdown": "output.evaluation",
     # the tools
     "check": "lint",
     "CheckReport": "lint",
@@ -160,7 +160,6 @@ if TYPE_CHECKING:  # what type checkers and editors see: the same names, importe
     from .dataimport import ImportSummary, import_folder, import_indicators
     from .datapull import pull
     from .errors import EngineFault, FactError, Location, LookupFailure, Problem, RuleError, VerdictError
-    from .explain import render_markdown, render_table, render_tree
     from .lint import CheckReport, check
     from .model import (
         Comparison,
@@ -176,6 +175,7 @@ if TYPE_CHECKING:  # what type checkers and editors see: the same names, importe
         TargetOut,
         WarningOut,
     )
+    from .output.evaluation import render_markdown, render_table, render_tree
     from .pipeline import Run, Workspace
     from .report import recorded_page, stock_page, write_reports
     from .scenarios import Scenario, compare_scenarios, grid, load_scenarios, parse_axis

@@ -763,8 +763,8 @@ def audit_show(
     $ verdict audit show 3f9a2c --format json
     """
     from .audit import record_document, recorded_evaluation
-    from .explain import render_markdown, render_tree
     from .output.audit import run_heading
+    from .output.evaluation import render_markdown, render_tree
 
     rec = _reader(audit_db).get(run_id)
     if format in (Format.json, Format.jsonl):  # the recorded JSON itself, not re-read through today's model
@@ -790,7 +790,7 @@ def why(
     $ verdict why 3f9a2c --depth 1
     """
     from .audit import recorded_evaluation
-    from .explain import render_tree
+    from .output.evaluation import render_tree
     from .whynot import why_not
 
     log = _reader(audit_db)

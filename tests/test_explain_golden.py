@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import check_golden
 
-from engine.explain import render_markdown, render_tree
+from engine.output.evaluation import render_markdown, render_tree
 
 GOLDEN = Path(__file__).parent / "golden"
 

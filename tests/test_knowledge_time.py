@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from engine.explain import render_tree
+from engine.output.evaluation import render_tree
 from engine.pipeline import Workspace
 
 BEFORE = dt.date(2026, 1, 19)  # the close the report quotes; its source [1] was published the next day

@@ -14,7 +14,7 @@ from conftest import FACTS, RULES
 
 from engine.audit import AuditLog, Entry, recorded_document, recorded_evaluation, unpack_output
 from engine.capture import dumps, is_trace
-from engine.explain import render_tree
+from engine.output.evaluation import render_tree
 from engine.pipeline import Workspace
 
 BUNDLED = ["600111", "000831", "300748", "300224", "300127"]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from engine.explain import _cells, render_rows, render_table, text_table
+from engine.output.evaluation import render_rows, render_table
+from engine.output.tables import display_width, text_table
 
 
 def test_columns_align_in_terminal_cells_with_chinese_names() -> None:
     out = text_table("t", ["name", "score"], [["北方稀土", "4"], ["JL Mag", "12"]], right=frozenset({1}))
     rows = out.splitlines()[1:]
-    assert {_cells(r) for r in rows} == {_cells(rows[0])}  # every line equally wide on screen
+    assert {display_width(r) for r in rows} == {display_width(rows[0])}  # every line equally wide on screen
     assert rows[2].endswith("   4") and rows[3].endswith("  12")
 
 
@@ -17,7 +18,7 @@ def test_the_fold_column_wraps_to_the_width_and_keeps_its_words() -> None:
     out = text_table("Warnings", ["severity", "message", "rule"], [["medium", message, "facts.conflict"]],
                      fold=1, width=80)
     lines = out.splitlines()
-    assert max(_cells(line) for line in lines) <= 80
+    assert max(display_width(line) for line in lines) <= 80
     assert " ".join(line[12:].split("facts.conflict")[0].strip() for line in lines[3:]) == message.strip()
 
 

@@ -9,9 +9,9 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from .. import expr
-from ..explain import text_table
 from ..model import HORIZONS, Evaluation
 from .cells import cell, csv_cell, given, md
+from .tables import text_table
 
 if TYPE_CHECKING:
     from ..scenarios import Comparison, Grid

@@ -10,9 +10,9 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..explain import text_table
 from ..model import Outcome, Summary
 from .cells import cell, csv_cell, data, md
+from .tables import text_table
 
 if TYPE_CHECKING:
     from ..screening import Column, Screen
@@ -108,7 +108,7 @@ def screen_output(outcomes: Sequence[Outcome], screen: Screen, fmt: str, *, expl
                   depth: int | None = None, left_out: int = 0, width: int | None = None) -> str:
     """A screen in the format asked for: its rows when columns were chosen, else full evaluations (JSON,
     JSON lines), the fixed CSV, or with `explain` each derivation tree."""
-    from ..explain import render_tree
+    from .evaluation import render_tree
 
     cols = screen.columns
     if explain and fmt not in ("json", "jsonl", "csv"):
