@@ -180,7 +180,7 @@ def symbol_facts(base: FactBase, stock: StockFacts, policy: Policy | ConflictPol
     day = base.evaluation_date(as_of)
     raw: dict[str, list[FactValue]] = {}
     sector = base.sectors.get(stock.file.sector)
-    for ns, facts, newest in (("commodity", base.commodities, None),
+    for ns, facts, newest in (("commodity", base.commodities_of(stock.file.sector), None),
                               ("sector", sector.facts if sector else {}, sector.newest if sector else None),
                               ("stock", stock.facts, stock.newest)):
         if day is None or (newest is not None and newest <= day):

@@ -237,6 +237,14 @@ class FactBase:
     as_of: dt.date | None = None  # facts/base.yaml, else the newest date of any fact or price
     skipped: list[Problem] = field(default_factory=list)  # problems of stocks left out (partial loads)
     skipped_files: dict[str, list[Problem]] = field(default_factory=dict)  # stock file -> its problems
+    commodity_sectors: frozenset[str] | None = None  # commodities.yaml `sectors:`; None: every stock
+
+    def commodities_of(self, sector: str) -> dict[str, list[FactValue]]:
+        """The commodity facts a stock of `sector` sees: those of commodities.yaml when it names the sector
+        (or names none)."""
+        if self.commodity_sectors is None or sector in self.commodity_sectors:
+            return self.commodities
+        return {}
 
     def latest_date(self) -> dt.date | None:
         days = [d for s in self.stocks.values() if (d := s.newest) is not None]
@@ -497,11 +505,14 @@ def _load_facts(root: Path, partial: bool, cache: ParseCache | None) -> FactBase
         sources = slist.sources if slist else {}
 
     commodities: dict[str, list[FactValue]] = {}
+    commodity_sectors: frozenset[str] | None = None
     mdoc = doc_of(root / COMMODITIES_FILE, required=False)
     if mdoc:
-        _cf, errs = validate(CommodityFile, mdoc, data={k: v for k, v in mdoc.data.items() if k != "facts"})
+        cf, errs = validate(CommodityFile, mdoc, data={k: v for k, v in mdoc.data.items() if k != "facts"})
         problems.extend(errs)
         commodities = fact_entries(mdoc, mdoc.data.get("facts"), "commodity", catalog, sources, problems)
+        if cf is not None and cf.sectors is not None:
+            commodity_sectors = frozenset(cf.sectors)
 
     sectors: dict[str, SectorFacts] = {}
     for path in sorted((root / "sectors").glob("*.yaml")):
@@ -513,6 +524,15 @@ def _load_facts(root: Path, partial: bool, cache: ParseCache | None) -> FactBase
         facts = fact_entries(sd, sd.data.get("facts"), "sector", catalog, sources, problems)
         if sf:
             sectors[sf.sector] = SectorFacts(sf, sd.path, facts)
+
+    if mdoc and commodity_sectors is not None:
+        for i, name in enumerate(mdoc.data.get("sectors") or []):
+            if name not in sectors:
+                where = mdoc.at(("sectors", i))
+                problems.append(problem(where.file, where.line, where.col, "unknown-sector",
+                                        f"commodities.yaml names sector '{name}', which has no file in sectors/.",
+                                        did_you_mean(str(name), list(sectors)) or
+                                        "Name the `sector:` id of a file in sectors/."))
 
     stocks: dict[str, StockFacts] = {}
     owned: dict[str, list[Problem]] = {}  # stock file -> the problems found in it or its prices
@@ -604,7 +624,8 @@ def _load_facts(root: Path, partial: bool, cache: ParseCache | None) -> FactBase
     sources.setdefault(formulas.FORMULA_SOURCE, Source(title="Computed by verdict from other facts by a formula of "
                                                              "the fact catalog", publisher="verdict (formula)"))
     skipped_files = {key: ps for key, ps in owned.items()} if partial else {}
-    return FactBase(root, catalog, sources, stocks, sectors, commodities, files, base_as_of, skipped, skipped_files)
+    return FactBase(root, catalog, sources, stocks, sectors, commodities, files, base_as_of, skipped, skipped_files,
+                    commodity_sectors)
 
 
 # --------------------------------------------------------------------------------- rules

@@ -217,6 +217,9 @@ class FactBaseFile(Strict):
 
 class CommodityFile(Strict):
     commodities: str = "commodities"
+    sectors: list[str] | None = Field(
+        None, description="the sectors (their `sector:` ids) whose stocks these commodity facts concern; "
+                          "absent, every stock's (a miner's prices must not speak for a bank)")
     facts: dict[str, FactEntry] = {}
 
 

@@ -61,6 +61,40 @@ def test_a_stock_with_prices_and_no_facts_of_its_own_is_not_a_buy_and_says_what_
     assert "Buy needs Valuation: a target from a valuation method" in table.stdout
 
 
+def test_sector_and_commodity_facts_reach_only_their_sectors_stocks(workdir, verdict):
+    """The same prices in an unrelated sector (an imported universe's bank, say): none of the rare earth
+    sector's facts or commodity prices are its evidence, no rule reading them fires, nothing warns of them."""
+    (workdir / "facts" / "stocks" / "300999.yaml").write_text(PRICE_ONLY, encoding="utf-8")
+    (workdir / "facts" / "sectors" / "banks.yaml").write_text("sector: banks\nname: Banks\nfacts: {}\n",
+                                                              encoding="utf-8")
+    (workdir / "facts" / "stocks" / "300998.yaml").write_text(
+        PRICE_ONLY.replace("300999", "300998").replace("rare_earth_pm", "banks"), encoding="utf-8")
+    inside, outside = (json.loads(verdict("evaluate", s, "--format", "json", "--no-record", cwd=workdir).stdout)
+                       for s in ("300999", "300998"))
+    paths = {ns: {f["path"] for f in ev["facts"] if f["path"].split(".")[0] in ("sector", "commodity")}
+             for ns, ev in (("in", inside), ("out", outside))}
+    assert {"commodity.prnd_oxide_change_pct", "sector.supply_gap_2030_t"} <= paths["in"] and not paths["out"]
+    fired_in = {f["rule"] for f in inside["fired"]}
+    fired_out = {f["rule"] for f in outside["fired"]}
+    assert {"risk.commodity-price-spike", "rating.sector-tailwind"} <= fired_in
+    assert not {r for r in fired_out if r.split(".")[0] in ("risk", "rating", "supply_demand", "capital_flow")}
+    assert not [w for w in outside["warnings"] if "rare earth" in w["message"].lower()]
+    present = {f["family"] for f in outside["coverage"]["families"] if f["present"]}
+    assert present.isdisjoint({"sector", "commodity"}) and outside["score"] < inside["score"]
+    # the same price history scores its technicals alike in both sectors
+    tech = {f["rule"] for f in inside["fired"] if f["rule"].split(".")[0] in ("trend", "momentum", "price_risk")}
+    assert tech == {f["rule"] for f in outside["fired"] if f["rule"].split(".")[0] in ("trend", "momentum",
+                                                                                        "price_risk")}
+
+
+def test_commodities_name_sectors_that_exist(workdir, verdict):
+    _edit(workdir / "facts" / "commodities.yaml", "sectors: [rare_earth_pm]", "sectors: [rare_earth]")
+    out = verdict("evaluate", "600111", "--no-record", cwd=workdir)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "facts/commodities.yaml:6:11: error: commodities.yaml names sector 'rare_earth', which has no file in " \
+           "sectors/. Did you mean 'rare_earth_pm'?" in out.stderr
+
+
 def test_the_policy_moves_a_rating_its_evidence_or_upside_does_not_support(ws):
     policy = ws.book.policy
     everything = {"valuation", "earnings", "flows", "technical", "sector"}
