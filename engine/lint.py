@@ -27,6 +27,7 @@ def lint(book: RuleBook, base: FactBase | None = None) -> list[Problem]:
     out += _evidence_families(book, base)
     out += _sector_only_buy(book)
     if base is not None:
+        out += _prices_and_sector_buy(book, base.catalog)
         out += _target_moves_with_price(book, base)
         out += _unread_facts(book, base)
     return sorted(out, key=lambda p: (p.loc.file, p.loc.line, p.loc.col, p.code))
@@ -300,6 +301,47 @@ def _sector_only_buy(book: RuleBook) -> list[Problem]:
                     f"{best.name} band ({expr.fmt_num(best.min_score)}).{guard}",
                     "Weigh the sector as one piece of evidence: lower these rules' scores or combine them into "
                     "one signal.", "warning", top.id)]
+
+
+PRICE_FAMILIES = ("prices", "technicals")  # catalog families of facts every stock with a price history has
+
+
+def _prices_and_sector_buy(book: RuleBook, catalog: Catalog) -> list[Problem]:
+    """Could a stock with a price history and no facts of its own (`facts: {}`) be rated the best band? The
+    rules it can fire: sector-wide ones, and those reading nothing of the stock but its prices and what
+    is derived from them. Reaching the band's score is a warning when the policy does not require
+    evidence of the stock's own for that rating (if it does, the policy keeps such a stock from it)."""
+    policy = book.policy
+    best = policy.scale.ratings[0]
+    if best.min_score is None:
+        return []
+    families = policy.evidence
+
+    def own_facts(r: LoadedRule) -> list[str]:
+        return [p for p in r.paths if p.startswith("stock.")
+                and ((spec := catalog.spec(p)) is None or spec.family not in PRICE_FAMILIES)]
+
+    def price_or_sector(r: LoadedRule) -> bool:
+        if r.evidence in families and families[r.evidence].scope != "stock":
+            return True
+        return not own_facts(r)
+
+    gains = [(r, sum(score for _, score in r.emitted)) for r in book.rules if price_or_sector(r)]
+    gains = [(r, g) for r, g in gains if g > 0]
+    reach = sum(g for _, g in gains)
+    kept = [f for f in best.requires if families.get(f) and families[f].scope == "stock"]
+    if reach < best.min_score or kept:
+        return []
+    top = max(gains, key=lambda rg: rg[1])[0]
+    named = ", ".join(f"{r.id} (+{expr.fmt_num(g)})"
+                      for r, g in sorted(gains, key=lambda rg: (-rg[1], rg[0].id))[:6])
+    return [Problem(top.at, "prices-and-sector-buy",
+                    f"a stock with a price history and no facts of its own can score {expr.fmt_num(reach)} on "
+                    f"sector-wide and price rules ({named}{', ...' if len(gains) > 6 else ''}), which reaches the "
+                    f"{best.name} band ({expr.fmt_num(best.min_score)}), and the policy requires no evidence of "
+                    f"the stock's own for a {best.name}.",
+                    f"Require a valuation for a {best.name} in the policy (`requires: [valuation]` with "
+                    "`otherwise:`), or weigh these rules less.", "warning", top.id)]
 
 
 def _target_moves_with_price(book: RuleBook, base: FactBase) -> list[Problem]:

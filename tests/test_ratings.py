@@ -299,6 +299,25 @@ def test_lint_flags_packs_that_reach_buy_on_sector_rules_alone(workdir, verdict)
            "from a Buy." in out.stdout
 
 
+def test_lint_flags_a_policy_that_lets_sector_and_price_rules_alone_reach_buy(workdir, verdict):
+    """The bundle's sector rules score 3 and the price rules (uptrend, momentum, volume) 3 more: a stock with
+    only prices reaches the Buy band's 4, and only the policy's requirement of a valuation keeps it out."""
+    assert "prices-and-sector-buy" not in verdict("rules", "check", "--format", "json", cwd=workdir).stdout
+    _edit(workdir / "rules" / "policy.yaml", "      requires: [valuation]\n      otherwise: Hold\n", "")
+    out = verdict("rules", "check", "--strict", cwd=workdir)
+    assert out.returncode == 1
+    assert "rules/rating.yaml:8:5: warning: a stock with a price history and no facts of its own can score 6 on " \
+           "sector-wide and price rules (rating.sector-tailwind (+2), capital_flow.sector-margin-breadth (+1), " \
+           "momentum.winner (+1), trend.uptrend (+1), volume.expansion (+1)), which reaches the Buy band (4), and " \
+           "the policy requires no evidence of the stock's own for a Buy." in out.stdout
+    # and the lint is right: such a stock is then a Buy
+    (workdir / "facts" / "stocks" / "300999.yaml").write_text(PRICE_ONLY, encoding="utf-8")
+    _edit(workdir / "rules" / "rating.yaml", "name: sector_tailwind\n        score: 2",
+          "name: sector_tailwind\n        score: 4")
+    ev = json.loads(verdict("evaluate", "300999", "--format", "json", "--no-record", cwd=workdir).stdout)
+    assert ev["rating"] == "Buy" and ev["target"] is None
+
+
 def test_lint_threshold_without_reason_and_reason_without_threshold(workdir, verdict):
     pack = workdir / "rules" / "capital_flow.yaml"
     _edit(pack, "when: stock.margin_balance_change_pct >= 10", "when: stock.margin_balance_change_pct >= 12")
