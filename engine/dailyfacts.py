@@ -11,7 +11,8 @@ pe_ttm, pb, ps_ttm in times; dv_ttm and turnover_rate in %; total_mv and circ_mv
 empty cell means not known that day. As of D a column's value is its latest row on or before D, known
 on that row's trading day (the exchange publishes it after the close). Files are read on first use
 and kept, so a universe of thousands loads without reading any of them; a bad row is a problem with
-file:line when the symbol is evaluated.
+file:line when the symbol is evaluated. A table with a PE (TTM) column also gives the stock's own
+history to value it against: `pe_hist_avg`, the average of its last three years of daily PE (TTM).
 """
 
 from __future__ import annotations
@@ -31,11 +32,18 @@ COLUMNS = ("pe_ttm", "pe", "pb", "ps_ttm", "ps", "dv_ttm", "dv_ratio", "turnover
 UNITS = {"total_mv": "RMB 100m", "circ_mv": "RMB 100m", "turnover_rate": "%", "dv_ttm": "%", "dv_ratio": "%"}
 
 
+# The stock's own history of PE (TTM): three years of daily rows, at least one year's worth.
+PE_HISTORY = "pe_hist_avg"
+HISTORY_DAYS = 1095  # three years: a cycle's worth, as the report's "historical average" is read
+HISTORY_MIN_ROWS = 250  # a year of trading days; fewer is no history to compare with
+
+
 @dataclass
 class DailySeries:
     source: str
     file: str  # relative to the facts directory
     columns: dict[str, tuple[list[dt.date], list[float]]]  # fact name -> (dates, values) of rows with a value
+    history: bool = False  # derive pe_hist_avg from the pe_ttm column (when the catalog declares it)
 
     def latest(self, day: dt.date) -> dict[str, tuple[dt.date, float]]:
         out = {}
@@ -46,10 +54,36 @@ class DailySeries:
         return out
 
     def facts(self, day: dt.date) -> dict[str, FactValue]:
-        """Each column's latest value on or before `day`, as a sourced fact known on its row's day."""
-        return {name: FactValue(value=v, as_of=d, source=self.source, unit=UNITS.get(name, ""),
-                                note=f"daily indicator table {self.file}")
-                for name, (d, v) in self.latest(day).items()}
+        """Each column's latest value on or before `day`, as a sourced fact known on its row's day; and, with
+        a PE (TTM) column, the stock's own historical average PE (TTM) up to that row."""
+        out = {name: FactValue(value=v, as_of=d, source=self.source, unit=UNITS.get(name, ""),
+                               note=f"daily indicator table {self.file}")
+               for name, (d, v) in self.latest(day).items()}
+        if self.history:
+            avg = self.pe_history(day)
+            if avg is not None:
+                out[PE_HISTORY] = avg
+        return out
+
+    def pe_history(self, day: dt.date) -> FactValue | None:
+        """The average PE (TTM) of the HISTORY_DAYS up to the latest row on or before `day`, over the rows
+        with a positive PE (a loss has none), when there are at least HISTORY_MIN_ROWS of them: what
+        "PE against its own history" compares with (valuation.pe-stretched-vs-history)."""
+        col = self.columns.get("pe_ttm")
+        if col is None:
+            return None
+        dates, values = col
+        end = bisect.bisect_right(dates, day)
+        if end == 0:
+            return None
+        last = dates[end - 1]
+        start = bisect.bisect_right(dates, last - dt.timedelta(days=HISTORY_DAYS), 0, end)
+        window = [v for v in values[start:end] if v > 0]
+        if len(window) < HISTORY_MIN_ROWS:
+            return None
+        return FactValue(value=round(math.fsum(window) / len(window), 4), as_of=last, source=self.source, unit="x",
+                         note=f"average of {len(window)} daily PE (TTM) values from {dates[start]} to {last} "
+                              f"(positive ones: a loss has no PE) in {self.file}")
 
 
 def parse(text: str, shown: str, source: str, file: str, known: set[str] | None = None) -> DailySeries:
@@ -107,7 +141,9 @@ def load(root: Path, shown_root: str, file: str, source: str, known: set[str] | 
                                  "Fix the `file:` of this entry under `indicators:`.")]) from None
     if files is not None:
         files[file] = content  # part of what the evaluation read (audit snapshots)
-    return parse(content.decode("utf-8", errors="replace"), f"{shown_root}/{file}", source, file, known)
+    table = parse(content.decode("utf-8", errors="replace"), f"{shown_root}/{file}", source, file, known)
+    table.history = known is None or PE_HISTORY in known
+    return table
 
 
 # ----------------------------------------------------------------------------------- writing (import)
