@@ -10,10 +10,10 @@ What a worker sends back is what the screen needs: the outcome (summary and chos
 the run's trace, packed, when the screen is recorded (the audit log stores traces and renders them
 when read); the rendered evaluation's JSON when the screen prints it (`full`), written by the worker
 to a spill file when one is given, so the parent holds one summary per symbol and reads each
-document back only to print it. Rendering costs several times the evaluation at 200 rules. An
-unrecorded table or CSV checks fragility on the score alone (the facts' check re-evaluates each
-symbol for every threshold near a fact); what is shown in full or recorded checks both, as
-`verdict evaluate SYMBOL` does.
+document back only to print it. Rendering costs several times the evaluation at 200 rules. A table
+or CSV screen, recorded or not, checks fragility on the score alone (the facts' check re-evaluates
+each symbol for every threshold near a fact; its record says `facts_checked: false`); what is shown
+in full (JSON, --explain) checks both, as `verdict evaluate SYMBOL` does.
 """
 
 from __future__ import annotations
@@ -78,9 +78,12 @@ def _one(symbol: str) -> tuple[str, Outcome | None, str]:
         row = screen.row(run) if screen is not None and screen.needs_rows else {}
         if not (job.full or job.record):
             return symbol, Outcome(run.summary(), row=row), ""
-        # What is shown or recorded is the full evaluation: fragility checked on the facts too.
-        outcome = Outcome(run.summary(fragile_facts=True), row=row)
-        trace = run.trace()
+        # Shown in full, the evaluation is `evaluate SYMBOL`'s: fragility checked on the facts too (the
+        # facts' check re-evaluates the symbol for every threshold near a fact: ~25x the evaluation at
+        # 200 rules). Recorded alone, it is the screen's: the score's edges only, saying so.
+        checked = job.full
+        outcome = Outcome(run.summary(fragile_facts=checked), row=row)
+        trace = run.trace(checked)
         if job.record:
             from .audit import pack_output
             from .capture import dumps

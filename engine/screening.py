@@ -413,15 +413,16 @@ def screen(ws: Workspace, symbols: Sequence[str] | None = None, *, where: str | 
                          screen=lambda _: spec, workspace=ws, spill=spill, emit=emit, indent=indent)
     outcomes = spec.order(done.outcomes, ws.book.policy.scale.names())
     if (traces or record) and top is not None:
-        outcomes = with_traces(ws, outcomes, as_of, record=record, indent=indent)
+        outcomes = with_traces(ws, outcomes, as_of, record=record, indent=indent, fragile_facts=traces)
     return ScreenResult(outcomes, spec, done.filtered, done.failures, done.skipped, done.evaluated)
 
 
 def with_traces(ws: Any, outcomes: list[Outcome], as_of: dt.date | None, record: bool = True,
-                indent: int | None = None) -> list[Outcome]:
+                indent: int | None = None, fragile_facts: bool = True) -> list[Outcome]:
     """The outcomes with their traces rendered: the few a --top screen keeps are evaluated again in full
     (the same facts give the same outcome; only the run id is new), instead of rendering every symbol's.
-    `record`: keep each run's trace too, as the audit log stores it; `indent`: the JSON indented so."""
+    `record`: keep each run's trace too, as the audit log stores it; `indent`: the JSON indented so;
+    `fragile_facts=False`: fragility on the score alone, as a table or CSV screen records it."""
     from .batch import indented
     from .capture import dumps
     from .model import Outcome
@@ -430,9 +431,9 @@ def with_traces(ws: Any, outcomes: list[Outcome], as_of: dt.date | None, record:
     out = []
     for o in outcomes:
         run = ws.run(o.summary.symbol, as_of=as_of)
-        trace = run.trace()
+        trace = run.trace(fragile_facts)
         row = {**o.row, "run_id": run.run_id} if "run_id" in o.row else o.row
         text = document(render(trace, ws.rules, ws.compiled))
-        out.append(Outcome(run.summary(fragile_facts=True), text if indent is None else indented(text, indent),
+        out.append(Outcome(run.summary(fragile_facts=fragile_facts), text if indent is None else indented(text, indent),
                            row=row, trace=dumps(trace) if record else None))
     return out

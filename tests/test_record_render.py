@@ -121,3 +121,19 @@ def test_a_trace_missing_a_part_is_reported_not_crashed_on(verdict, tmp_path: Pa
     assert out.returncode == 1 and "cannot be read: its trace has no 'fact_checks'" in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
     assert verdict("audit", "verify", env_extra=env).returncode == 1  # and the chain says it was altered
+
+
+def test_a_recorded_table_screen_records_fragility_on_the_score_as_it_checked_it(verdict, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = _env(tmp_path)
+    screen = verdict("evaluate", "--all", "--format", "csv", env_extra=env)
+    assert screen.returncode == 0, screen.stderr
+    log = AuditLog(Path(env["VERDICT_AUDIT_DB"]))
+    records = log.list()
+    assert len(records) == len(BUNDLED) and all(is_trace(r.output) for r in records)
+    for rec in records:
+        ev = recorded_evaluation(rec)
+        assert ev.fragility is not None and ev.fragility.facts_checked is False and ev.fragility.facts == []
+        assert rec.run_id in screen.stdout  # the rows printed name the runs recorded
+    log.close()
+    replay = verdict("audit", "replay", records[0].run_id, env_extra=env)
+    assert replay.returncode == 0 and "identical" in replay.stdout, replay.stdout + replay.stderr
