@@ -738,7 +738,7 @@ def _date_option(name: str, value: str | None) -> dt.date | None:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise LookupFailure([Problem(Location(), "bad-date", f"{name} '{value}' is not a date.",
-                                     f"Write it as YYYY-MM-DD, e.g. {name} 2026-01-19.")]) from None
+                                     f"Write it as YYYY-MM-DD, e.g. {name} 2026-01-19.", input=value)]) from None
 
 
 def _canonical_symbol(symbol: str | None) -> str | None:

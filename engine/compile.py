@@ -417,7 +417,7 @@ def compile_rules(book: RuleBook, catalog: Catalog) -> Compiled:
             built = [rc.conjunction(c, marker) for c in conjunctions]
         except expr.ExprError as exc:
             problems.append(Problem(expr.to_problem(exc, r.when_at).loc, exc.code, exc.message, exc.hint,
-                                    rule=r.id))
+                                    rule=r.id, input=r.rule.when))
             continue
         aliases: dict[str, str] = {}
         nodes: dict[str, int] = defaultdict(int)

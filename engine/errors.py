@@ -6,8 +6,10 @@ reported in one pass, not one mistake per run. Renderers live here so the CLI ne
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True, order=True)
@@ -31,7 +33,8 @@ class Location:
 
 @dataclass(frozen=True)
 class Problem:
-    """One finding: where, a stable code, what is wrong, and what to do about it."""
+    """One finding: where, a stable code, what is wrong, what to do about it, and the input that
+    failed (the value or expression text as written; None when there is no single one)."""
 
     loc: Location
     code: str
@@ -39,10 +42,13 @@ class Problem:
     hint: str = ""
     severity: str = "error"
     rule: str = ""
+    input: Any = None
 
     def render(self) -> str:
+        """`path:line:col: severity CODE: message hint [rule]`, as ruff and compilers print them: the
+        code is stable, for searching the README and for tools that read the lines."""
         where = f"{self.loc}: " if self.loc.file else ""
-        text = f"{where}{self.severity}: {self.message}"
+        text = f"{where}{self.severity} {self.code}: {self.message}"
         if self.hint:
             text += f" {self.hint}"
         if self.rule:
@@ -59,7 +65,21 @@ class Problem:
             "message": self.message,
             "hint": self.hint,
             "rule": self.rule,
+            "input": _jsonable(self.input),
         }
+
+
+def _jsonable(v: Any) -> Any:
+    """The failed input as JSON can carry it: dates as ISO text, anything else not JSON as its text."""
+    if v is None or isinstance(v, str | int | float | bool):
+        return v
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    return str(v)
 
 
 @dataclass
@@ -96,9 +116,10 @@ class EngineFault(VerdictError):
 
 
 def problem(
-    path: str | Path, line: int, col: int, code: str, message: str, hint: str = "", rule: str = ""
+    path: str | Path, line: int, col: int, code: str, message: str, hint: str = "", rule: str = "",
+    input: Any = None,
 ) -> Problem:
-    return Problem(Location(str(path), line, col), code, message, hint, rule=rule)
+    return Problem(Location(str(path), line, col), code, message, hint, rule=rule, input=input)
 
 
 def did_you_mean(name: str, candidates: list[str] | set[str], *, n: int = 3, prefix: str = "") -> str:

@@ -1038,8 +1038,9 @@ def _fmt_value(v: Value, spec: str) -> str:
     return show(v)
 
 
-def to_problem(exc: ExprError, base: Location, col_offset: int = 0) -> Problem:
-    """Place an expression error in the file: `base` is where the expression text starts."""
+def to_problem(exc: ExprError, base: Location, col_offset: int = 0, text: Any = None) -> Problem:
+    """Place an expression error in the file: `base` is where the expression `text` starts (kept as
+    the problem's input)."""
     line = base.line + exc.pos.line - 1 if base.line else 0
     col = (base.col + col_offset + exc.pos.col) if exc.pos.line == 1 else exc.pos.col + 1
-    return Problem(Location(base.file, line, col), exc.code, exc.message, exc.hint)
+    return Problem(Location(base.file, line, col), exc.code, exc.message, exc.hint, input=text)

@@ -143,7 +143,8 @@ class _Checker:
                              if loc.line else loc, warmup, recursive, kinds)
         except expr.ExprError as exc:
             p = expr.to_problem(exc, loc, offset)
-            self.problems.append(Problem(p.loc, p.code, f"in the formula of {path}: {p.message}", p.hint))
+            self.problems.append(Problem(p.loc, p.code, f"in the formula of {path}: {p.message}", p.hint,
+                                         input=text))
         except _Failed:
             pass
         finally:

@@ -155,7 +155,7 @@ def validate(model: type[M], doc: SourceDoc, base: Loc = (), data: Any = None) -
                 hint = did_you_mean(key, allowed) or (f"Allowed keys here: {', '.join(allowed)}." if allowed else "")
                 where = doc.key_at(full)
                 problems.append(problem(where.file, where.line, where.col, "unknown-key",
-                                        f"unknown key '{key}'.", hint))
+                                        f"unknown key '{key}'.", hint, input=key))
                 continue
             where = doc.at(full)
             name = ".".join(str(p) for p in loc) or "the document"
@@ -167,7 +167,8 @@ def validate(model: type[M], doc: SourceDoc, base: Loc = (), data: Any = None) -
                 text, hint = f"'{name}' must be a mapping of keys to values.", ""
             else:
                 text, hint = f"'{name}': {msg[0].lower() + msg[1:]}.".replace("..", "."), ""
-            problems.append(problem(where.file, where.line, where.col, kind.replace("_", "-"), text, hint))
+            problems.append(problem(where.file, where.line, where.col, kind.replace("_", "-"), text, hint,
+                                    input=None if kind == "missing" else err.get("input")))
         return None, problems
 
 
@@ -859,7 +860,7 @@ def load_rules_partial(root: Path, catalog: Catalog) -> tuple[RuleBook | None, l
             try:
                 expr.check_condition(when, env)
             except expr.ExprError as exc:
-                problems.append(_at(expr.to_problem(exc, doc.at(wloc), doc.value_col_offset(wloc)), rid))
+                problems.append(_at(expr.to_problem(exc, doc.at(wloc), doc.value_col_offset(wloc), when), rid))
     if policy is not None:
         names = policy.scale.names()
         for lr in rules:
@@ -1030,7 +1031,7 @@ def _check_rule(r: Rule, pack: str, doc: SourceDoc, loc: Loc, env: expr.TypeEnv,
     try:
         cond = expr.check_condition(r.when, env)
     except expr.ExprError as exc:
-        problems.append(_at(expr.to_problem(exc, doc.at(wloc), doc.value_col_offset(wloc)), r.id))
+        problems.append(_at(expr.to_problem(exc, doc.at(wloc), doc.value_col_offset(wloc), r.when), r.id))
         ok = False
     values: dict[str, expr.Node] = {}
     templates: dict[str, list[str | expr.Placeholder]] = {}
@@ -1042,7 +1043,7 @@ def _check_rule(r: Rule, pack: str, doc: SourceDoc, loc: Loc, env: expr.TypeEnv,
         try:
             values[key] = expr.check_value(text, value_env)
         except expr.ExprError as exc:
-            problems.append(_at(expr.to_problem(exc, doc.at(path), doc.value_col_offset(path)), r.id))
+            problems.append(_at(expr.to_problem(exc, doc.at(path), doc.value_col_offset(path), text), r.id))
             ok = False
 
     def template(key: str, text: str, path: Loc) -> None:
@@ -1058,7 +1059,7 @@ def _check_rule(r: Rule, pack: str, doc: SourceDoc, loc: Loc, env: expr.TypeEnv,
         except expr.ExprError as exc:
             base = doc.at(path)
             exc.pos = expr.Pos(1, 0)
-            p = expr.to_problem(exc, base, doc.value_col_offset(path))
+            p = expr.to_problem(exc, base, doc.value_col_offset(path), text)
             problems.append(_at(p, r.id, prefix="in the message template: "))
             ok = False
 
@@ -1090,4 +1091,4 @@ def _check_rule(r: Rule, pack: str, doc: SourceDoc, loc: Loc, env: expr.TypeEnv,
 
 
 def _at(p: Problem, rule_id: str, prefix: str = "") -> Problem:
-    return Problem(p.loc, p.code, prefix + p.message, p.hint, p.severity, rule_id)
+    return Problem(p.loc, p.code, prefix + p.message, p.hint, p.severity, rule_id, p.input)

@@ -265,7 +265,7 @@ def parse_where(text: str, catalog: Catalog, signals: Sequence[str]) -> expr.Nod
         elif exc.code == "unknown-fact" and exc.message.startswith("unknown namespace"):
             hint = hint.replace("'outcome', ", "").replace("outcome, ", "")
         raise LookupFailure([Problem(Location("--where", exc.pos.line, col + 1), exc.code,
-                                     _plain(exc.message), hint)]) from None
+                                     _plain(exc.message), hint, input=text)]) from None
 
 
 def _sort_keys(text: str, catalog: Catalog, signals: Sequence[str]) -> list[SortKey]:

@@ -231,7 +231,8 @@ def test_a_window_longer_than_the_history_is_not_evaluable_with_the_reason(workd
     catalog.write_text(catalog.read_text().replace("ma(close, 500)", "ma(close, 5000)"))
     check = verdict("rules", "check", cwd=workdir)
     longest = max(len(s.series.bars) for s in load_facts(workdir / "facts").stocks.values() if s.series)
-    assert f"{_at(catalog, 'ma_500:', 'ma(close, 5000)')}: warning: stock.ma_500 = ma(close, 5000) needs 5000 bars " \
+    assert f"{_at(catalog, 'ma_500:', 'ma(close, 5000)')}: warning window-beyond-history: " \
+           "stock.ma_500 = ma(close, 5000) needs 5000 bars " \
            f"of price history, and the longest loaded history has {longest}: it has no value" in check.stdout
 
 
@@ -307,7 +308,8 @@ def test_a_catalog_without_formulas_gets_the_builtin_technicals_from_the_policy(
     assert verdict("rules", "check", cwd=workdir).returncode == 0  # used: no warning
     shutil.copy(FACTS / "catalog.yaml", catalog)
     out = verdict("rules", "check", cwd=workdir)
-    assert "rules/policy.yaml:" in out.stdout and "warning: technicals: macd is not used" in out.stdout
+    assert "rules/policy.yaml:" in out.stdout
+    assert "warning technicals-unused: technicals: macd is not used" in out.stdout
 
 
 def test_date_facts_and_ages_in_rules(workdir: Path, verdict) -> None:  # type: ignore[no-untyped-def]
@@ -333,7 +335,8 @@ def test_date_facts_and_ages_in_rules(workdir: Path, verdict) -> None:  # type: 
     out = verdict("rules", "check", cwd=workdir)
     line = _line_of(pack, "stock.price > 2026-1-19")
     col = pack.read_text().splitlines()[line - 1].index("2026-1-19") + 1
-    assert out.returncode == 1 and f"rules/risk.yaml:{line}:{col}: error: `2026-1-19` is not a date here" in out.stdout
+    assert out.returncode == 1
+    assert f"rules/risk.yaml:{line}:{col}: error date-literal: `2026-1-19` is not a date here" in out.stdout
 
 
 def test_a_pack_declares_derived_facts_checked_like_the_catalogs(workdir: Path, verdict) -> None:  # type: ignore[no-untyped-def]
@@ -355,9 +358,11 @@ def test_a_pack_declares_derived_facts_checked_like_the_catalogs(workdir: Path, 
         line = next(i for i, t in enumerate(text, start=1) if fragment in t)
         return f"rules/capital_flow.yaml:{line}:{text[line - 1].index(inner) + 1}"
 
-    assert f"{at('avg(volme', 'volme')}: error: in the formula of stock.turnover_5: `volme` is not a price series " \
+    assert f"{at('avg(volme', 'volme')}: error unknown-series: " \
+           "in the formula of stock.turnover_5: `volme` is not a price series " \
            "or a fact path. Did you mean 'volume'?" in out.stdout
-    assert f"{at('stock.close:', 'stock.close')}: error: 'stock.close' is already declared in the fact catalog" \
+    assert f"{at('stock.close:', 'stock.close')}: error pack-fact: " \
+           "'stock.close' is already declared in the fact catalog" \
         in out.stdout
     assert "'stock.stated_here' has no formula" in out.stdout and "'stok.bad' is not a fact path" in out.stdout
     assert "stock.loop_a -> stock.loop_b -> stock.loop_a" in out.stdout

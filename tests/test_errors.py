@@ -131,3 +131,37 @@ def test_the_command_exits_fast_but_runs_exit_handlers_and_flushes() -> None:
     bad = subprocess.run([sys.executable, "-c", script.replace("600111", "999999")], capture_output=True,
                          text=True, timeout=120, cwd=root)
     assert bad.returncode == 2 and "no facts for symbol '999999'" in bad.stderr
+
+
+def test_a_diagnostic_prints_its_stable_code_as_ruff_does(workdir, verdict):
+    """`path:line:col: severity CODE: message`: the code is what the README and tools search for."""
+    import re
+
+    pack = workdir / "rules" / "valuation.yaml"
+    _edit(pack, "when: stock.pe_ttm < stock.earnings", "when: stock.pe_tmm < stock.earnings")
+    line = _line_of(pack, "stock.pe_tmm")
+    err = _fails_cleanly(verdict("evaluate", "600111", cwd=workdir))
+    assert re.match(rf"rules/valuation\.yaml:{line}:11: error unknown-fact: unknown fact path `stock\.pe_tmm`\. "
+                    r"Did you mean 'stock\.pe_ttm'\? \[valuation\.pe-reasonable\]$", err.strip()), err
+    usage = verdict("evaluate", "600111", "--as-of", "2026-13-45", cwd=workdir)
+    assert usage.returncode == 2 and usage.stderr.startswith("error bad-date: --as-of '2026-13-45' is not a date.")
+
+
+def test_the_json_of_a_diagnostic_keeps_the_input_that_failed(workdir, verdict):
+    """As pydantic's errors do: the expression text of a bad condition, the value of a bad field, the key
+    of an unknown one; null where no single input failed."""
+    import json
+
+    _edit(workdir / "rules" / "valuation.yaml", "when: stock.pe_ttm < stock.earnings",
+          "when: stock.pe_tmm < stock.earnings")
+    pack = workdir / "rules" / "extra.yaml"
+    pack.write_text("pack: extra\nevidence: technical\nrules:\n  - id: extra.one\n    title: one\n"
+                    "    when: stock.price > 1\n    salience: high\n    salence: 3\n"
+                    "    then: {signal: {name: extra_one, score: 1}}\n", encoding="utf-8")
+    out = verdict("rules", "check", "--format", "json", cwd=workdir)
+    assert out.returncode == 1
+    by_code = {p["code"]: p for p in json.loads(out.stdout)}
+    assert by_code["unknown-fact"]["input"] == "stock.pe_tmm < stock.earnings_growth_low_pct"
+    assert by_code["int-parsing"]["input"] == "high" and by_code["int-parsing"]["line"] == 7
+    assert by_code["unknown-key"]["input"] == "salence"
+    assert all("input" in p for p in by_code.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 STOCK = Path("facts") / "stocks" / "600111.yaml"
@@ -84,7 +85,7 @@ def test_rule_tests_naming_unknown_rules_signals_or_warnings_fail_with_a_did_you
     assert any(line.startswith("FAIL") and "Zhenghai Magnetic is a Buy" in line for line in lines)
     prefix = "not_fired: ["
     where = _where(workdir, prefix + "technical.range-bond", len(prefix))
-    assert f"{where}: error: expect.not_fired: rule 'technical.range-bond' does not exist" in out.stdout
+    assert f"{where}: error unknown-rule: expect.not_fired: rule 'technical.range-bond' does not exist" in out.stdout
     assert "Did you mean 'technical.range-bound'?" in out.stdout
     assert "expect.no_signals: no rule emits a signal 'uptrnd'" in out.stdout
     assert "expect.fired: rule 'analyst.uptrnd' does not exist" in out.stdout
@@ -96,7 +97,8 @@ def test_rule_tests_naming_unknown_rules_signals_or_warnings_fail_with_a_did_you
     check = verdict("rules", "check", cwd=workdir)
     assert check.returncode == 1
     problems = [line for line in check.stdout.splitlines() if "rules/tests/report.yaml:" in line]
-    assert len(problems) == 5 and all(": error: expect." in line for line in problems)
+    codes = r": error (unknown-rule|unknown-signal|never-warns): expect\."
+    assert len(problems) == 5 and all(re.search(codes, line) for line in problems)
     assert "5 error(s)" in check.stderr
 
 
@@ -106,8 +108,8 @@ def test_rules_check_reads_the_test_files_schema_too(workdir: Path, verdict) -> 
                 ('    symbol: "300127"\n', '    symbol: "300128"\n'))
     out = verdict("rules", "check", cwd=workdir)
     assert out.returncode == 1
-    assert f"{_where(workdir, 'ratng')}: error: unknown key 'ratng'. Did you mean 'rating'?" in out.stdout
-    assert f"{_where(workdir, '300128', -1)}: error:" in out.stdout and "300128" in out.stdout
+    assert f"{_where(workdir, 'ratng')}: error unknown-key: unknown key 'ratng'. Did you mean 'rating'?" in out.stdout
+    assert f"{_where(workdir, '300128', -1)}: error " in out.stdout and "300128" in out.stdout
 
 
 def test_a_failing_score_expectation_lists_the_signals_behind_it(workdir: Path, verdict) -> None:  # type: ignore[no-untyped-def]

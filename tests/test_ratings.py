@@ -91,7 +91,8 @@ def test_commodities_name_sectors_that_exist(workdir, verdict):
     _edit(workdir / "facts" / "commodities.yaml", "sectors: [rare_earth_pm]", "sectors: [rare_earth]")
     out = verdict("evaluate", "600111", "--no-record", cwd=workdir)
     assert out.returncode != 0 and "Traceback" not in out.stderr
-    assert "facts/commodities.yaml:6:11: error: commodities.yaml names sector 'rare_earth', which has no file in " \
+    assert "facts/commodities.yaml:6:11: error unknown-sector: " \
+           "commodities.yaml names sector 'rare_earth', which has no file in " \
            "sectors/. Did you mean 'rare_earth_pm'?" in out.stderr
 
 
@@ -137,7 +138,8 @@ def test_a_rule_of_an_unknown_family_is_an_error_with_a_did_you_mean(workdir, ve
     _edit(workdir / "rules" / "earnings.yaml", "evidence: earnings\n", "evidence: earnigs\n")
     out = verdict("rules", "check", cwd=workdir)
     assert out.returncode == 1
-    assert "rules/earnings.yaml:3:11: error: evidence family 'earnigs' is not declared in the policy." in out.stdout
+    assert "rules/earnings.yaml:3:11: error unknown-evidence: " \
+           "evidence family 'earnigs' is not declared in the policy." in out.stdout
     assert "Did you mean 'earnings'?" in out.stdout
 
 
@@ -294,7 +296,8 @@ def test_lint_flags_packs_that_reach_buy_on_sector_rules_alone(workdir, verdict)
           "name: sector_tailwind\n        score: 3")
     out = verdict("rules", "check", "--strict", cwd=workdir)
     assert out.returncode == 1
-    assert "rules/rating.yaml:8:5: warning: sector- and market-wide rules alone can score 4, which reaches the Buy " \
+    assert "rules/rating.yaml:8:5: warning sector-only-buy: " \
+           "sector- and market-wide rules alone can score 4, which reaches the Buy " \
            "band (4). Only the policy's requirement of valuation evidence keeps a stock with no evidence of its own " \
            "from a Buy." in out.stdout
 
@@ -306,7 +309,8 @@ def test_lint_flags_a_policy_that_lets_sector_and_price_rules_alone_reach_buy(wo
     _edit(workdir / "rules" / "policy.yaml", "      requires: [valuation]\n      otherwise: Hold\n", "")
     out = verdict("rules", "check", "--strict", cwd=workdir)
     assert out.returncode == 1
-    assert "rules/rating.yaml:8:5: warning: a stock with a price history and no facts of its own can score 6 on " \
+    assert "rules/rating.yaml:8:5: warning prices-and-sector-buy: " \
+           "a stock with a price history and no facts of its own can score 6 on " \
            "sector-wide and price rules (rating.sector-tailwind (+2), capital_flow.sector-margin-breadth (+1), " \
            "momentum.winner (+1), trend.uptrend (+1), volume.expansion (+1)), which reaches the Buy band (4), and " \
            "the policy requires no evidence of the stock's own for a Buy." in out.stdout
@@ -334,10 +338,11 @@ def test_lint_warns_of_a_fact_no_rule_reads_and_of_a_rule_of_no_family(workdir, 
           " ({commodity.concentrate_change_qoq_pct:+.1f}% on the quarter)", "")
     _edit(workdir / "rules" / "capital_flow.yaml", "evidence: flows\n", "")
     out = verdict("rules", "check", cwd=workdir)
-    assert "warning: 'commodity.concentrate_change_qoq_pct' is stated in 1 fact file(s) but no rule, message or " \
+    assert "warning fact-unread: " \
+           "'commodity.concentrate_change_qoq_pct' is stated in 1 fact file(s) but no rule, message or " \
            "valuation reads it." in out.stdout
     assert "facts/catalog.yaml:" in out.stdout
-    assert "warning: this rule does not say which family of evidence it is" in out.stdout
+    assert "warning evidence-undeclared: this rule does not say which family of evidence it is" in out.stdout
     assert "[capital_flow.stock-margin-inflow]" in out.stdout
 
 
@@ -347,4 +352,5 @@ def test_lint_warns_of_a_target_that_moves_with_the_price(workdir, verdict):
         "    why: {1.2: \"x\"}\n    then:\n      target: {low: stock.price, high: stock.price * 1.2}\n",
         encoding="utf-8")
     out = verdict("rules", "check", cwd=workdir)
-    assert "warning: the target is computed from stock.price, so it moves with the share price" in out.stdout
+    assert "warning target-moves-with-price: " \
+           "the target is computed from stock.price, so it moves with the share price" in out.stdout

@@ -84,8 +84,8 @@ def test_check_reports_each_mistake_at_its_line(workdir, verdict):
     assert len(found) == len(EXPECTED), found
     text = verdict("rules", "check", cwd=workdir)
     assert text.returncode == 1
-    assert "rules/bad.yaml:13:11: error: unknown fact path `stock.pe_tmm`." in text.stdout
-    assert "rules/bad.yaml:7:7: warning: signal 'lonely'" in text.stdout
+    assert "rules/bad.yaml:13:11: error unknown-fact: unknown fact path `stock.pe_tmm`." in text.stdout
+    assert "rules/bad.yaml:7:7: warning signal-unused: signal 'lonely'" in text.stdout
     assert "8 error(s), 5 warning(s)" in text.stderr
 
 

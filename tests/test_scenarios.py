@@ -101,18 +101,20 @@ def test_a_bad_scenarios_file_is_reported_at_each_mistake(tmp_path: Path, verdic
     assert out.returncode == 2 and out.stdout == "" and "Traceback" not in out.stderr
     lines = out.stderr.splitlines()
     where = str(bad)
-    assert lines[0] == f"{where}:3:5: error: the scenario sets stock.price and `price`. Give the price once: " \
+    assert lines[0] == f"{where}:3:5: error price-twice: " \
+                       "the scenario sets stock.price and `price`. Give the price once: " \
                        "`price:` also moves the facts linked to it, `set: {stock.price: ...}` moves nothing else."
-    assert lines[1].startswith(f"{where}:5:7: error: unknown fact path 'stock.pe_tmm'. Did you mean 'stock.pe_ttm'")
-    assert lines[2] == f"{where}:8:5: error: unknown key 'sett'. Did you mean 'set'?"
-    assert lines[3].startswith(f"{where}:9:3: error: 'baseline' names the facts as they are")
-    assert lines[4].startswith(f"{where}:10:11: error: 'stock.kdj_j_max_recent' cannot be given as a bound")
-    assert lines[5].startswith(f"{where}:10:45: error: 'stock.name' must be text, not 3.")
+    assert lines[1].startswith(f"{where}:5:7: error bad-set: "
+                               "unknown fact path 'stock.pe_tmm'. Did you mean 'stock.pe_ttm'")
+    assert lines[2] == f"{where}:8:5: error unknown-key: unknown key 'sett'. Did you mean 'set'?"
+    assert lines[3].startswith(f"{where}:9:3: error reserved-name: 'baseline' names the facts as they are")
+    assert lines[4].startswith(f"{where}:10:11: error bad-set: 'stock.kdj_j_max_recent' cannot be given as a bound")
+    assert lines[5].startswith(f"{where}:10:45: error bad-set: 'stock.name' must be text, not 3.")
     assert lines[6] == "6 problems; nothing was evaluated."
     broken = tmp_path / "broken.yaml"
     broken.write_text("scenarios:\n  a: {set: {stock.pe_ttm: 1}\n", encoding="utf-8")
     out = verdict("what-if", "600111", "--scenarios", str(broken))
-    assert out.returncode == 2 and out.stderr.startswith(f"{broken}:3:1: error: this is not valid YAML")
+    assert out.returncode == 2 and out.stderr.startswith(f"{broken}:3:1: error yaml-syntax: this is not valid YAML")
     missing = verdict("what-if", "600111", "--scenarios", str(tmp_path / "none.yaml"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 

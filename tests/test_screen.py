@@ -177,14 +177,16 @@ def test_where_reads_outcome_names_signals_and_missing_facts_leave_a_symbol_out(
 
 
 @pytest.mark.parametrize(("where", "message"), [
-    ('rating == "Buy" and stock.pe_tmm < 50', "--where:1:21: error: unknown fact path `stock.pe_tmm`. Did you mean "
-                                              "'stock.pe_ttm'?"),
-    ("ratng == 'Buy'", "--where:1:1: error: `ratng` is not a fact path. Did you mean 'rating'?"),
-    ("pe_ttm < 50", "--where:1:1: error: `pe_ttm` is not a fact path. Write the fact's full path: stock.pe_ttm."),
-    ("score > 2 and rating > 3", "--where:1:15: error: `>` needs numbers on both sides, but `rating` is text."),
-    ('rating == "Buy" and', "--where:1:20: error: the expression ends after `and`"),
-    ("score > 2 and signal.overbougt", "--where:1:15: error: unknown signal `overbougt`. Did you mean 'overbought'?"),
-    ("stock.pe_ttm", "--where:1:1: error: a condition must be true or false, but this is number."),
+    ('rating == "Buy" and stock.pe_tmm < 50', "--where:1:21: error unknown-fact: unknown fact path `stock.pe_tmm`. "
+                                              "Did you mean 'stock.pe_ttm'?"),
+    ("ratng == 'Buy'", "--where:1:1: error unknown-name: `ratng` is not a fact path. Did you mean 'rating'?"),
+    ("pe_ttm < 50", "--where:1:1: error unknown-name: `pe_ttm` is not a fact path. "
+                    "Write the fact's full path: stock.pe_ttm."),
+    ("score > 2 and rating > 3", "--where:1:15: error type: `>` needs numbers on both sides, but `rating` is text."),
+    ('rating == "Buy" and', "--where:1:20: error syntax: the expression ends after `and`"),
+    ("score > 2 and signal.overbougt", "--where:1:15: error unknown-signal: unknown signal `overbougt`. "
+                                       "Did you mean 'overbought'?"),
+    ("stock.pe_ttm", "--where:1:1: error type: a condition must be true or false, but this is number."),
 ])
 def test_where_errors_name_the_column(verdict: Any, where: str, message: str) -> None:  # type: ignore[misc]
     out = verdict("evaluate", "--all", "--no-record", "--where", where)
@@ -193,11 +195,12 @@ def test_where_errors_name_the_column(verdict: Any, where: str, message: str) ->
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--columns", "pe_tmm"], "--columns: error: unknown column 'pe_tmm'. Did you mean 'pe_ttm'?"),
-    (["--columns", "return_since_2025_pct"], "--columns: error: 'return_since_2025_pct' is a fact of several "
-                                             "namespaces (stock.return_since_2025_pct, sector.return_since_2025_pct)"),
-    (["--columns", "signal.uptrnd"], "--columns: error: no rule emits a signal 'uptrnd'."),
-    (["--sort", "pe_ttm:up"], "--sort: error: 'pe_ttm:up': the direction must be asc or desc."),
+    (["--columns", "pe_tmm"], "--columns: error unknown-column: unknown column 'pe_tmm'. Did you mean 'pe_ttm'?"),
+    (["--columns", "return_since_2025_pct"], "--columns: error ambiguous-column: "
+                                             "'return_since_2025_pct' is a fact of several namespaces "
+                                             "(stock.return_since_2025_pct, sector.return_since_2025_pct)"),
+    (["--columns", "signal.uptrnd"], "--columns: error unknown-column: no rule emits a signal 'uptrnd'."),
+    (["--sort", "pe_ttm:up"], "--sort: error bad-sort: 'pe_ttm:up': the direction must be asc or desc."),
     (["--top", "0"], "Usage:"),
 ])
 def test_column_and_sort_errors(verdict: Any, args: list[str], message: str) -> None:  # type: ignore[misc]
