@@ -64,3 +64,15 @@ def test_the_check_sees_a_private_import(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("from . import expr\nfrom .load import _read\n\ndef f():\n    return expr._arith(1)\n")
     assert _private_uses(bad, {"expr", "load"}) == ["bad.py:2: from load import _read", "bad.py:5: expr._arith"]
+
+
+def test_every_subpackage_is_a_package_and_is_installed() -> None:
+    """A folder of modules without __init__.py imports from a checkout (a namespace package) but is left
+    out of the wheel unless pyproject lists it: `pip install .` would then ship a command that fails."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    folders = {p.parent for p in ENGINE.rglob("*.py") if "__pycache__" not in p.parts}
+    for folder in folders:
+        assert (folder / "__init__.py").is_file(), folder
+        assert ".".join(folder.relative_to(ROOT).parts) in listed, folder
