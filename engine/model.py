@@ -3,6 +3,12 @@
 This is the one place types are declared. Input models forbid unknown keys, so a misspelt
 `salence:` is an error with a did-you-mean rather than a silently ignored setting. The JSON
 Schema of the files comes from these models too.
+
+A result's life has one name per stage: what durable returned is a `rete.DurableResult` (the
+firings, in order); what the rating resolved to is a `resolve.Resolution`; a `pipeline.Run` holds
+both with the facts they came from, unrendered; what is rendered is an `Evaluation` (the JSON
+contract). A screen keeps, per symbol, an `Outcome`: the evaluation's `Summary` (its conclusions
+without the trace, what a screen's table and CSV show) and, when rendered, the evaluation itself.
 """
 
 from __future__ import annotations
@@ -719,7 +725,7 @@ class FactCheck(BaseModel):
     how: str
 
 
-class Rated(BaseModel):
+class _Rated(BaseModel):
     """What an evaluation concluded: the fields a full evaluation and a screen's summary share."""
 
     symbol: str
@@ -736,7 +742,9 @@ class Rated(BaseModel):
     fragility: Fragility | None = Field(None, description="whether a small change would change the rating")
 
 
-class Evaluation(Rated):
+class Evaluation(_Rated):
+    """What is rendered: one symbol's evaluation, the JSON contract of `verdict evaluate --format json`."""
+
     valuations: list[ValuationOut] = Field([], description="each valuation method that could be computed")
     signals: list[SignalOut]
     fired: list[Fired]
@@ -750,7 +758,7 @@ class Evaluation(Rated):
     disclaimer: str
 
 
-class Summary(Rated):
+class Summary(_Rated):
     """A screened symbol: the outcome of an evaluation without its rendered trace.
 
     What a screen prints (table, CSV). `fired` names the rules that fired, in firing order; the full

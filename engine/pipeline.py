@@ -184,7 +184,7 @@ class Run:
     resolution: Resolution
     run_id: str
     asserted: dict[str, str] = field(default_factory=dict)  # fact kind -> as asserted into durable_rules
-    sid_head: str = ""  # how durable's messages open each asserted fact (rete.RunResult)
+    sid_head: str = ""  # how durable's messages open each asserted fact (rete.DurableResult)
 
     @property
     def symbol(self) -> str:

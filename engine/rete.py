@@ -80,7 +80,10 @@ _SIGNAL_BY = re.compile(r'"kind":"signal","name":"(?:[^"\\]|\\.)*","score":[-+0-
 
 
 @dataclass
-class RunResult:
+class DurableResult:
+    """What durable returned for one symbol's session: the rules that fired, in firing order, and the
+    facts as they were asserted (from which a trace quotes durable's own messages)."""
+
     firings: list[Firing] = field(default_factory=list)
     asserted: dict[str, str] = field(default_factory=dict)  # fact kind -> the fact as asserted (without sid)
     sid_head: str = ""  # what precedes a fact's fields in durable's messages: `{"sid":"s1",`
@@ -209,7 +212,7 @@ class Rete:
                 rid: [(target, encode_fact(e)) for e in cr.emits for target in compiled.consumers.get(e["name"], ())]
                 for rid, cr in compiled.rules.items()}
 
-    def run(self, compiled: Compiled, facts: dict[str, dict[str, Any]], sid: str | None = None) -> RunResult:
+    def run(self, compiled: Compiled, facts: dict[str, dict[str, Any]], sid: str | None = None) -> DurableResult:
         """Assert one symbol's facts into a fresh session per shard, run to quiescence, read back.
 
         `sid` names the sessions; it only has to differ from any live one, and every fact carries
@@ -223,7 +226,7 @@ class Rete:
             self._runs += 1
             sid = f"s{self._runs}"
         self._busy = True
-        result = RunResult()
+        result = DurableResult()
         by_rule: dict[str, Firing] = {}
         touched: dict[str, None] = {}
         acted: set[str] = set()
@@ -257,7 +260,7 @@ class Rete:
                     self._c.delete_state(self._handles[shard], sid)
         return result
 
-    def _settle(self, compiled: Compiled, sid_json: str, pending: dict[str, list[str]], result: RunResult,
+    def _settle(self, compiled: Compiled, sid_json: str, pending: dict[str, list[str]], result: DurableResult,
                 by_rule: dict[str, Firing], touched: dict[str, None], acted: set[str]) -> None:
         """Assert what is pending, shard by shard, and follow the signals fired until nothing is left."""
         head = '{"sid":' + sid_json + ","
