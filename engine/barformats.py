@@ -206,6 +206,17 @@ def exchange_of(code: str) -> tuple[str, str] | None:
     return None
 
 
+def canonical_symbol(text: str) -> str:
+    """A symbol as the facts and the audit log write it: 600111 -> 600111.SH (the exchange by the code's
+    prefix, as exchange_of says), 600111.sh -> 600111.SH; other text upper-cased (a name is the caller's
+    to look up)."""
+    t = text.strip()
+    if len(t) == 6 and t.isdigit():
+        known = exchange_of(t)
+        return f"{t}.{known[0]}" if known else t
+    return t.upper()
+
+
 def symbol_of(stem: str, code_column: str | None) -> tuple[str, str, str] | str:
     """(code, exchange, board) from a file name such as 600111, 600111.SH, sh600111 and a code column;
     else a message saying why not."""

@@ -742,9 +742,10 @@ def _date_option(name: str, value: str | None) -> dt.date | None:
 
 
 def _canonical_symbol(symbol: str | None) -> str | None:
-    if symbol and "." not in symbol and symbol.isdigit() and len(symbol) == 6:
-        return symbol + (".SH" if symbol[0] in "69" else ".BJ" if symbol[0] in "48" else ".SZ")
-    return symbol.upper() if symbol else None
+    """--symbol as the audit log stores it (600111 -> 600111.SH); the facts' own rule, not a second one."""
+    from .barformats import canonical_symbol
+
+    return canonical_symbol(symbol) if symbol else None
 
 
 RunArg = Annotated[str, typer.Argument(help="Run id (or a unique prefix of 6+ characters).")]

@@ -76,3 +76,14 @@ def test_every_subpackage_is_a_package_and_is_installed() -> None:
     for folder in folders:
         assert (folder / "__init__.py").is_file(), folder
         assert ".".join(folder.relative_to(ROOT).parts) in listed, folder
+
+
+def test_one_symbol_normaliser_for_the_facts_and_the_audit_log() -> None:
+    """The command line's --symbol of audit commands uses the importer's exchange rule (BJ 92x codes too)."""
+    from engine.barformats import canonical_symbol
+    from engine.cli import _canonical_symbol
+
+    assert [canonical_symbol(s) for s in ("600111", "300748", "000831", "688001", "920001", "430047", " 600111.sh ")] \
+        == ["600111.SH", "300748.SZ", "000831.SZ", "688001.SH", "920001.BJ", "430047.BJ", "600111.SH"]
+    assert canonical_symbol("999999") == "999999" and canonical_symbol("北方稀土") == "北方稀土"
+    assert _canonical_symbol("920001") == "920001.BJ" and _canonical_symbol(None) is None
