@@ -177,13 +177,7 @@ def evaluate(
         _note_left_out(ws)
         return
     if universe is not None:
-        from .batch import universe as read_universe
-
-        if not universe.is_file():
-            raise LookupFailure([Problem(Location(str(universe)), "no-universe",
-                                         f"the universe file '{universe}' does not exist.",
-                                         "Give a text file with one symbol per line.")])
-        names = read_universe(universe)
+        names = _universe_symbols(universe)
     _screen(rules, facts, None if all_ else names, jobs=jobs, day=day, format=format, explain=explain,
             depth=depth, no_record=no_record, audit_db=audit_db, where=where, columns=columns, sort=sort, top=top,
             executor=executor)
@@ -465,13 +459,7 @@ def backtest_cmd(
         raise LookupFailure([Problem(Location(), "usage", "--horizons must be positive day counts.", "")])
     d1, d2 = _date_option("--from", start), _date_option("--to", end)
     if universe is not None:
-        from .batch import universe as read_universe
-
-        if not universe.is_file():
-            raise LookupFailure([Problem(Location(str(universe)), "no-universe",
-                                         f"the universe file '{universe}' does not exist.",
-                                         "Give a text file with one symbol per line.")])
-        names = read_universe(universe)
+        names = _universe_symbols(universe)
     import time
 
     t_load = time.perf_counter()
@@ -657,16 +645,7 @@ def report_cmd(
     ws = _open(rules, facts)
     if all_:
         _note_left_out(ws)
-    if universe is not None:
-        from .batch import universe as read_universe
-
-        if not universe.is_file():
-            raise LookupFailure([Problem(Location(str(universe)), "no-universe",
-                                         f"the universe file '{universe}' does not exist.",
-                                         "Give a text file with one symbol per line.")])
-        names = read_universe(universe)
-    else:
-        names = ws.symbols() if all_ else [symbol or ""]
+    names = _universe_symbols(universe) if universe is not None else ws.symbols() if all_ else [symbol or ""]
     stocks = [ws.facts.find(n).file.symbol for n in names]  # every unknown symbol fails before anything is written
     evs = [ws.evaluate(s, as_of=day) for s in stocks]
     if not no_record:
@@ -729,6 +708,17 @@ def audit_list(
     rows = [r.as_dict() for r in log.infos(_canonical_symbol(symbol), first, last)]
     typer.echo(records_output(rows, format), nl=False)
     typer.echo(f"{len(rows)} record(s) in {log.path}", err=True)
+
+
+def _universe_symbols(universe: Path) -> list[str]:
+    """The symbols of a --universe file (one per line), or a clear error when the file is not there."""
+    from .batch import universe as read_universe
+
+    if not universe.is_file():
+        raise LookupFailure([Problem(Location(str(universe)), "no-universe",
+                                     f"the universe file '{universe}' does not exist.",
+                                     "Give a text file with one symbol per line.")])
+    return read_universe(universe)
 
 
 def _date_option(name: str, value: str | None) -> dt.date | None:

@@ -10,9 +10,12 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from .dataimport import ImportSummary
 
 data_app = typer.Typer(no_args_is_help=True,
                        help="Market data in: import a folder of daily bars or indicator tables, or pull them "
@@ -74,12 +77,7 @@ def data_import(
     else:
         summary = import_folder(folder, facts, names, source, adjust.value, replace, jobs or None,
                                 _progress())  # type: ignore[arg-type]
-    if format is Out.json:
-        typer.echo(json.dumps(summary.as_dict(), indent=2, ensure_ascii=False))
-    else:
-        typer.echo(summary.render())
-    if summary.bad:
-        raise typer.Exit(1)
+    _print_summary(summary, format)
 
 
 @data_app.command("pull")
@@ -116,6 +114,11 @@ def data_pull(
             raise LookupFailure([problem(name, 0, 0, "bad-date", f"{name} '{value}' is not a date.",
                                          "Give it as YYYY-MM-DD.")]) from None
     summary = pull(symbols or [], names, facts, start, end, adjust.value, source, calendar)
+    _print_summary(summary, format)
+
+
+def _print_summary(summary: ImportSummary, format: Out) -> None:
+    """An import's or a pull's summary as text or JSON; exit 1 when a file or a symbol was bad."""
     if format is Out.json:
         typer.echo(json.dumps(summary.as_dict(), indent=2, ensure_ascii=False))
     else:

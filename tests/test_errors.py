@@ -165,3 +165,15 @@ def test_the_json_of_a_diagnostic_keeps_the_input_that_failed(workdir, verdict):
     assert by_code["int-parsing"]["input"] == "high" and by_code["int-parsing"]["line"] == 7
     assert by_code["unknown-key"]["input"] == "salence"
     assert all("input" in p for p in by_code.values())
+
+
+def test_a_missing_universe_file_is_one_clear_error_for_every_command_that_takes_one(verdict, tmp_path):
+    missing = tmp_path / "symbols.txt"
+    for args in (["evaluate", "--universe", str(missing), "--no-record"],
+                 ["report", "--universe", str(missing), "--out", str(tmp_path / "pages")],
+                 ["backtest", "--universe", str(missing), "--out", str(tmp_path / "bt")]):
+        out = verdict(*args)
+        assert out.returncode == 2 and out.stdout == "", (args, out.stderr)
+        assert out.stderr.strip() == (f"{missing}: error no-universe: the universe file '{missing}' does not exist. "
+                                      "Give a text file with one symbol per line."), args
+    assert not (tmp_path / "pages").exists() and not (tmp_path / "bt").exists()
