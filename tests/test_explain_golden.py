@@ -48,7 +48,7 @@ def test_each_rule_and_each_derivation_is_shown_once(ws):
             assert text.count(c.text) == 1, c.text
     derivations = [line.strip() for line in text.splitlines() if line.strip().startswith("derived: ")]
     assert len(derivations) == len(set(derivations)) > 3
-    assert "<- valuation.pe-above-history-reported (valuation, rules/valuation.yaml:120) (see above)" in text
+    assert "<- valuation.pe-above-history-reported (valuation, rules/valuation.yaml:127) (see above)" in text
 
 
 def test_depth_limits_how_far_signal_sources_are_opened(ws, verdict):
