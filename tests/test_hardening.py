@@ -486,6 +486,26 @@ def test_a_value_or_message_reading_an_absent_fact_is_visible(workdir: Path) -> 
         "have (not stated, not yet known, or too old): the message shows it as unknown."]
 
 
+def test_a_target_lacking_only_its_high_end_names_the_fact_it_lacks(workdir: Path) -> None:
+    # found by mutation testing: the low end lacked the same fact in the test above, so the high end's was unchecked
+    from engine.pipeline import Workspace
+
+    pack = workdir / "rules" / "valuation.yaml"
+    pack.write_text(pack.read_text(encoding="utf-8") + """
+  - id: valuation.high-from-history
+    title: a target whose high end reads a fact 600111 does not have
+    when: stock.pe_ttm > 0
+    salience: 1000
+    then:
+      target: {low: stock.pe_ttm, high: 2 * stock.pe_hist_avg}
+""", encoding="utf-8")
+    ev = Workspace.open(workdir / "rules", workdir / "facts", cache=None).evaluate("600111")
+    assert ev.target is not None and ev.target.rule != "valuation.high-from-history"
+    assert [w.message for w in ev.warnings if w.rule == "facts.missing"] == [
+        "valuation.high-from-history fired but sets no target: it needs stock.pe_hist_avg, which this evaluation "
+        f"does not have (not stated, not yet known, or too old); {ev.target.rule}'s is used instead."]
+
+
 # ------------------------------------------------------------------ row 19: every problem of a pack in one run
 
 
