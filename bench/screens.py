@@ -107,10 +107,15 @@ def run_floor(root: str, symbols: list[str], passes: int = 3) -> dict[str, Any]:
     return {"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus), "fired": fired}
 
 
-def run_pipeline(root: str, symbols: list[str], passes: int = 3) -> dict[str, Any]:
+def run_pipeline(root: str, symbols: list[str], passes: int = 3, budget: int | None = None) -> dict[str, Any]:
+    """Workspace.run per symbol (what a screen's worker does), median CPU and wall of `passes`; `budget`
+    overrides the compiler's condition-node budget per ruleset (bench/sessions.py's larger rulesets)."""
+    import engine.compile
     from engine.pipeline import Workspace
 
-    ws = Workspace.open(Path(root) / "rules", Path(root) / "facts")
+    if budget is not None:
+        engine.compile.NODE_BUDGET = budget
+    ws = Workspace.open(Path(root) / "rules", Path(root) / "facts", cache=None)
     fired: dict[str, list[str]] = {}
     walls, cpus = [], []
     for p in range(passes):
@@ -121,7 +126,8 @@ def run_pipeline(root: str, symbols: list[str], passes: int = 3) -> dict[str, An
                 fired[s] = sorted(f.rule for f in run.firings)
         walls.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)
-    return {"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus), "fired": fired}
+    return {"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus), "fired": fired,
+            "shards": len(ws.compiled.shards)}
 
 
 # ------------------------------------------------------------------------------ end to end

@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from screens import run_pipeline  # noqa: E402
+
 from bench import fresh, machine, run_durable_direct, write_universe  # noqa: E402
 
 PASSES = 3
@@ -109,27 +111,6 @@ def _retract_one(dre: Any, handles: dict[str, int], comp: Any, emits: dict[str, 
     return done
 
 
-def run_pipeline(root: str, symbols: list[str], budget: int | None) -> dict[str, Any]:
-    import engine.compile
-    from engine.pipeline import Workspace
-
-    if budget is not None:
-        engine.compile.NODE_BUDGET = budget
-    ws = Workspace.open(Path(root) / "rules", Path(root) / "facts", cache=None)
-    fired: dict[str, list[str]] = {}
-    cpus, walls = [], []
-    for p in range(PASSES):
-        t0, c0 = time.perf_counter(), time.process_time()
-        for s in symbols:
-            run = ws.run(s, run_id="bench")
-            if p == 0:
-                fired[s] = sorted(f.rule for f in run.firings)
-        walls.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
-    return {"cpu_s": statistics.median(cpus), "wall_s": statistics.median(walls), "fired": fired,
-            "shards": len(ws.compiled.shards)}
-
-
 def load_average() -> str:
     with open("/proc/loadavg") as f:
         return ", ".join(f.read().split()[:3])
@@ -149,8 +130,8 @@ def main() -> int:
         symbols = Workspace.open(Path(tmp) / "rules", Path(tmp) / "facts").symbols()
         base = fresh(run_durable_direct, tmp, symbols)
         retract = fresh(run_retract, tmp, symbols)
-        pipe = fresh(run_pipeline, tmp, symbols, None)
-        wide = fresh(run_pipeline, tmp, symbols, 62)
+        pipe = fresh(run_pipeline, tmp, symbols, PASSES)
+        wide = fresh(run_pipeline, tmp, symbols, PASSES, 62)
         loads.append(load_average())
 
     def same(x: dict[str, Any], y: dict[str, Any]) -> int:
