@@ -11,6 +11,8 @@ import contextlib
 import datetime as dt
 import gc
 import hashlib
+import os
+import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -292,34 +294,26 @@ class FactBase:
                                      "stocks/<code>.yaml file there to evaluate another.")])
 
 
-def _load_stock(path: Path, doc_of: Any, catalog: Catalog | None, sources: dict[str, Source],
+def _load_stock(path: Path, shown: str, key: str, catalog: Catalog | None, sources: dict[str, Source],
                 sectors: dict[str, SectorFacts], stocks: dict[str, StockFacts], problems: list[Problem],
-                root: Path | None = None, files: dict[str, bytes] | None = None,
-                cache: ParseCache | None = None) -> None:
-    """One stock file. A universe has thousands: they are read first without position maps, and only
-    a file with a problem is read again with them, so every problem still has its line and column."""
-    content = None
-    if root is not None and files is not None:
-        content = read_file(path, display_path(path, root), problems)
-        if content is None:
-            return
-        data = cache.parse(content, fast_load) if cache else fast_load(content.decode("utf-8", errors="replace"))
-        if isinstance(data, dict):
-            start = len(problems)
-            snapshot = dict(stocks)
-            _add_stock(SourceDoc(display_path(path, root), data), catalog, sources, sectors, stocks, problems)
-            if len(problems) == start:
-                files[str(path.relative_to(root))] = content
-                return
-            del problems[start:]
-            stocks.clear()
-            stocks.update(snapshot)
+                root: Path, files: dict[str, bytes], cache: ParseCache | None = None) -> None:
+    """One stock file (`shown`: its display_path, `key`: its path inside `root`). A universe has thousands:
+    they are read first without position maps, and only a file with a problem is read again with them,
+    so every problem still has its line and column."""
+    content = read_file(path, shown, problems)
     if content is None:
-        sd = doc_of(path)
-    else:
-        assert files is not None and root is not None
-        files[str(path.relative_to(root))] = content
-        sd = read_mapping(path, root, problems, content)
+        return
+    files[key] = content
+    data = cache.parse(content, fast_load) if cache else fast_load(content.decode("utf-8", errors="replace"))
+    if isinstance(data, dict):
+        start, count = len(problems), len(stocks)
+        _add_stock(SourceDoc(shown, data), catalog, sources, sectors, stocks, problems)
+        if len(problems) == start:
+            return
+        del problems[start:]
+        if len(stocks) > count:  # _add_stock adds at most its own symbol, last
+            stocks.popitem()
+    sd = read_mapping(path, root, problems, content)
     if not sd:
         return
     _add_stock(sd, catalog, sources, sectors, stocks, problems)
@@ -354,7 +348,8 @@ def fact_entries(doc: SourceDoc, facts: Any, ns: str, catalog: Catalog | None, s
     if not isinstance(facts, dict):
         return out
     for name, entry in facts.items():
-        items = entry if isinstance(entry, list) else [entry]
+        is_list = isinstance(entry, list)
+        items = entry if is_list else [entry]
         values: list[FactValue] = []
         spec = catalog.spec(f"{ns}.{name}") if catalog else None
         if catalog is not None and spec is None:
@@ -364,32 +359,133 @@ def fact_entries(doc: SourceDoc, facts: Any, ns: str, catalog: Catalog | None, s
                                     did_you_mean(f"{ns}.{name}", catalog.paths()) or
                                     "Declare it in facts/catalog.yaml (type, unit, family) or fix the name."))
             continue
+        number = spec is not None and spec.type == "number"
         for i, item in enumerate(items):
-            loc: Loc = ("facts", name, i) if isinstance(entry, list) else ("facts", name)
-            fv, errs = validate(FactValue, doc, loc, item)
-            problems.extend(errs)
-            if fv is None:
-                continue
-            where = doc.at(loc)
-            if fv.source not in sources:
+            fv = checked_fact(item)
+            if fv is None:  # not plainly well-formed: pydantic decides, and words the problem if there is one
+                fv, errs = validate(FactValue, doc, _entry_loc(name, i, is_list), item)
+                problems.extend(errs)
+                if fv is None:
+                    continue
+            source = sources.get(fv.source)
+            if source is None:
+                where = doc.at(_entry_loc(name, i, is_list))
                 problems.append(problem(where.file, where.line, where.col, "unknown-source",
                                         f"source '{fv.source}' is not listed in facts/{SOURCES_FILE}.",
                                         did_you_mean(fv.source, list(sources)) or "Add it there with title, "
                                         "publisher, date and address."))
                 continue
-            published = sources[fv.source].date
+            published = source.date
             if fv.known_at is None and published is not None and published > fv.as_of:
                 fv.known_at = published  # not known before its source was published
             if spec is not None:
-                bad = _type_problem(fv, spec)
+                v = fv.value
+                if number and (type(v) is float or type(v) is int):  # the common case, as _type_problem words it
+                    why = number_problem(float(v), spec.min, spec.max)
+                    bad = f"value {why}" if why else ""
+                else:
+                    bad = _type_problem(fv, spec)
                 if bad:
+                    where = doc.at(_entry_loc(name, i, is_list))
                     problems.append(problem(where.file, where.line, where.col, "fact-type",
                                             f"'{ns}.{name}' {bad}.", f"The catalog declares it as {spec.type}."))
                     continue
             values.append(fv)
         if values:
-            out[name] = values
+            out[sys.intern(name) if type(name) is str else name] = values
     return out
+
+
+def _entry_loc(name: str, i: int, in_list: bool) -> Loc:
+    return ("facts", name, i) if in_list else ("facts", name)
+
+
+# A fact entry whose keys and value types are plainly right is built without pydantic (a universe has
+# ~150,000 of them); anything else goes through FactValue.model_validate, which also words the problem.
+def _shared_template() -> dict[str, Any]:
+    """Every field's default, in field order, as an instance dict whose keys its copies share (CPython's
+    split tables): each model then keeps only its values, half the memory of a dict of its own."""
+    probe = FactValue.__new__(FactValue)
+    for k, f in FactValue.model_fields.items():
+        object.__setattr__(probe, k, f.default)
+    return probe.__dict__
+
+
+_FACT_TEMPLATE = _shared_template()
+_TEXT, _DATE, _VALUE, _BOUND = range(4)
+_FIELD_KIND = {"value": _VALUE, "gt": _BOUND, "gte": _BOUND, "lt": _BOUND, "lte": _BOUND, "as_of": _DATE,
+               "known_at": _DATE, "source": _TEXT, "unit": _TEXT, "note": _TEXT, "basis": _TEXT}
+assert set(_FIELD_KIND) == set(_FACT_TEMPLATE), "a FactValue field the fast path does not know"
+_SCALAR_TYPES = frozenset((bool, int, float, str, dt.date))  # kept as they are by the model's Scalar union
+_DATES: dict[Any, dt.date] = {}  # YYYY-MM-DD text or date -> the date (shared: a universe repeats a few days)
+
+
+def _plain_date(v: Any) -> dt.date | None:
+    """A date as pydantic reads it from a date or a YYYY-MM-DD text; None when that takes pydantic."""
+    if type(v) is dt.date:
+        day = v
+    elif type(v) is str and len(v) == 10 and v[4] == "-" and v[7] == "-" and v.isascii() and v[:4].isdigit() \
+            and v[5:7].isdigit() and v[8:].isdigit():
+        try:
+            day = dt.date.fromisoformat(v)
+        except ValueError:  # 2026-02-30: pydantic says why
+            return None
+    else:
+        return None
+    if len(_DATES) > 100_000:
+        _DATES.clear()
+    _DATES[v] = day
+    return day
+
+
+def checked_fact(item: Any) -> FactValue | None:
+    """The FactValue pydantic would validate `item` to, built directly when cheap checks prove it
+    well-formed: known keys only, `as_of` and `source` given, each value of exactly a type its field
+    keeps as is, dates as dates or YYYY-MM-DD, and a value or bounds as the model requires. None
+    when any check fails: the caller validates it then (the same model, or the problem worded)."""
+    if type(item) is not dict or "as_of" not in item or "source" not in item:
+        return None
+    fields = _FACT_TEMPLATE.copy()
+    bounds = 0
+    for key, v in item.items():
+        kind = _FIELD_KIND.get(key) if type(key) is str else None
+        if kind is None:
+            return None
+        if kind == _TEXT:
+            if type(v) is not str:
+                return None
+            v = sys.intern(v)  # source ids and units repeat across a universe: one copy of each
+        elif kind == _DATE:
+            if v is not None or key == "as_of":
+                t = type(v)
+                day = _DATES.get(v) if t is str or t is dt.date else None
+                if day is None:
+                    day = _plain_date(v)
+                    if day is None:
+                        return None
+                v = day
+        elif kind == _VALUE:
+            if v is not None and type(v) not in _SCALAR_TYPES:
+                return None
+        elif v is not None:
+            if type(v) is not float and type(v) is not int:
+                return None
+            bounds += 1
+        fields[key] = v
+    if (fields["value"] is None) == (bounds == 0):  # neither, or both: the model's validator words it
+        return None
+    if bounds > 1 and ((fields["gt"] is not None and fields["gte"] is not None)
+                       or (fields["lt"] is not None and fields["lte"] is not None)):
+        return None
+    fv = FactValue.__new__(FactValue)
+    _set(fv, "__dict__", fields)
+    _set(fv, "__pydantic_fields_set__", set(map(sys.intern, item)))  # the field names' own strings
+    _set(fv, "__pydantic_extra__", None)
+    _set(fv, "__pydantic_private__", None)
+    return fv
+
+
+_set = object.__setattr__
 
 
 def _type_problem(fv: FactValue, spec: FactSpec) -> str:
@@ -543,12 +639,16 @@ def _load_facts(root: Path, partial: bool, cache: ParseCache | None) -> FactBase
             owned.setdefault(key, []).extend(problems[start:])
             del problems[start:]
 
-    for path in sorted((root / "stocks").glob("*.yaml")):
+    stocks_dir = root / "stocks"
+    shown_dir = display_path(stocks_dir, root)  # each file's display_path, without a Path per file
+    for path in sorted(stocks_dir.glob("*.yaml")):
         start = len(problems)
+        shown = os.path.join(shown_dir, path.name)
         try:
-            _load_stock(path, doc_of, catalog, sources, sectors, stocks, problems, root, files, cache)
+            _load_stock(path, shown, os.path.join("stocks", path.name), catalog, sources, sectors, stocks,
+                        problems, root, files, cache)
         finally:
-            own(display_path(path, root), start)
+            own(shown, start)
 
     base_as_of = None
     bdoc = doc_of(root / BASE_FILE, required=False)
