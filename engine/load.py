@@ -307,8 +307,10 @@ def _load_stock(path: Path, shown: str, key: str, catalog: Catalog | None, sourc
     data = cache.parse(content, fast_load) if cache else fast_load(content.decode("utf-8", errors="replace"))
     if isinstance(data, dict):
         start, count = len(problems), len(stocks)
-        _add_stock(SourceDoc(shown, data), catalog, sources, sectors, stocks, problems)
+        fast = SourceDoc(shown, data)
+        _add_stock(fast, catalog, sources, sectors, stocks, problems)
         if len(problems) == start:
+            fast.data = None  # checked and built: the parsed form is not needed again (a universe is large)
             return
         del problems[start:]
         if len(stocks) > count:  # _add_stock adds at most its own symbol, last

@@ -279,3 +279,24 @@ def test_a_stock_with_a_problem_after_it_was_added_is_left_out_alone(workdir: Pa
     assert sorted(base.stocks) == ["000831.SZ", "300224.SZ", "300748.SZ", "600111.SH"]
     assert [(p.loc.file, p.loc.line, p.code) for p in base.skipped] == [("facts/stocks/300127.yaml", 6,
                                                                          "unknown-sector")]
+
+
+def test_unknown_price_and_indicator_sources_keep_their_positions(workdir: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found after the fast path built the stock (its parsed form already dropped): the file is read again
+    # with positions, warm cache or not (the positions and words the load gave before the fast path).
+    stock = workdir / "facts" / "stocks" / "600111.yaml"
+    text = stock.read_text(encoding="utf-8").replace("source: tushare-gunark", "source: tushare-gunarc")
+    stock.write_text(text.replace("facts:\n", "indicators:\n  - {file: daily/600111.csv, source: tushre}\n"
+                                              "facts:\n", 1), encoding="utf-8")
+    monkeypatch.setenv("VERDICT_CACHE_DIR", str(tmp_path / "parse-cache"))
+    expected = [
+        "facts/stocks/600111.yaml:13:5 unknown-source: price source 'tushare-gunarc' is not listed in "
+        "facts/sources.yaml. | Did you mean 'tushare-gunark'?",
+        "facts/stocks/600111.yaml:16:38 unknown-source: indicator source 'tushre' is not listed in "
+        "facts/sources.yaml. | ",
+    ]
+    for _ in range(2):  # cold, then warm
+        base = load_facts(workdir / "facts", partial=True, cache=ParseCache.default(workdir / "facts"))
+        assert sorted(_rendered(base.skipped)) == expected
+        assert "600111.SH" not in base.stocks and len(base.stocks) == 4
