@@ -24,7 +24,7 @@ from . import expr, formulas
 from .calendar import exchange_calendar
 from .dailyfacts import DailySeries
 from .errors import FactError, Location, LookupFailure, Problem, RuleError, did_you_mean, problem
-from .limits import number_problem
+from .limits import MAX_ABS_NUMBER, number_problem
 from .model import (
     Catalog,
     CommodityFile,
@@ -383,7 +383,7 @@ def fact_entries(doc: SourceDoc, facts: Any, ns: str, catalog: Catalog | None, s
             if spec is not None:
                 v = fv.value
                 if number and (type(v) is float or type(v) is int):  # the common case, as _type_problem words it
-                    why = number_problem(float(v), spec.min, spec.max)
+                    why = _number_problem(v, spec)
                     bad = f"value {why}" if why else ""
                 else:
                     bad = _type_problem(fv, spec)
@@ -499,7 +499,7 @@ def _type_problem(fv: FactValue, spec: FactSpec) -> str:
         if not spec.bounds:
             return "is given only as a bound, which the catalog does not allow for it (set bounds: true)"
         for b in (fv.gt, fv.gte, fv.lt, fv.lte):
-            why = number_problem(float(b), spec.min, spec.max) if b is not None else ""
+            why = _number_problem(b, spec) if b is not None else ""
             if why:
                 return f"has a bound that {why}"
         return ""
@@ -517,10 +517,19 @@ def _type_problem(fv: FactValue, spec: FactSpec) -> str:
     if ftype != "date" and isinstance(v, dt.date):
         return f"must be {ftype}, not the date {v}"
     if isinstance(v, (int, float)) and not isinstance(v, bool):
-        why = number_problem(float(v), spec.min, spec.max)
+        why = _number_problem(v, spec)
         if why:
             return f"value {why}"
     return ""
+
+
+def _number_problem(v: int | float, spec: FactSpec) -> str:
+    """number_problem of a YAML number: an integer too large for a float is a problem too, not a crash."""
+    try:
+        x = float(v)
+    except OverflowError:
+        return f"{'-' if v < 0 else ''}1e+308 or more is beyond the largest number verdict accepts ({MAX_ABS_NUMBER:g})"
+    return number_problem(x, spec.min, spec.max)
 
 
 def _is_float(text: str) -> bool:

@@ -300,3 +300,16 @@ def test_unknown_price_and_indicator_sources_keep_their_positions(workdir: Path,
         base = load_facts(workdir / "facts", partial=True, cache=ParseCache.default(workdir / "facts"))
         assert sorted(_rendered(base.skipped)) == expected
         assert "600111.SH" not in base.stocks and len(base.stocks) == 4
+
+
+@pytest.mark.parametrize("field", ["value", "gt"])
+def test_an_integer_beyond_any_float_is_a_problem_not_a_crash(bad_universe: Path, field: str) -> None:
+    stock = bad_universe / "stocks" / "600001.yaml"
+    huge = "-1" + "0" * 400
+    stock.write_text(BAD_STOCK.split("facts:\n")[0] + "facts:\n  earnings_growth_high_pct: {" + field + ": " + huge
+                     + ", as_of: 2026-01-19, source: seed-report}\n", encoding="utf-8")
+    base = load_facts(bad_universe, partial=True)
+    what = "value" if field == "value" else "has a bound that"
+    assert _rendered(base.skipped) == [
+        f"facts/stocks/600001.yaml:6:29 fact-type: 'stock.earnings_growth_high_pct' {what} -1e+308 or more is "
+        "beyond the largest number verdict accepts (1e+15). | The catalog declares it as number."]
