@@ -313,3 +313,21 @@ def test_an_integer_beyond_any_float_is_a_problem_not_a_crash(bad_universe: Path
     assert _rendered(base.skipped) == [
         f"facts/stocks/600001.yaml:6:29 fact-type: 'stock.earnings_growth_high_pct' {what} -1e+308 or more is "
         "beyond the largest number verdict accepts (1e+15). | The catalog declares it as number."]
+
+
+def test_the_fast_path_mirrors_every_rule_of_the_model() -> None:
+    # checked_fact repeats FactValue's rules by hand: a new field, type, default, setting or validator of the
+    # model must be mirrored there (then update this list), or the fast path would build what it refuses.
+    decorators = FactValue.__pydantic_decorators__
+    assert set(decorators.model_validators) == {"_value_or_bounds"}
+    assert not (decorators.validators or decorators.field_validators or decorators.root_validators)
+    assert FactValue.model_config == {"extra": "forbid"}
+    assert {k: (str(f.annotation), f.metadata, repr(f.default)) for k, f in FactValue.model_fields.items()} == {
+        "value": ("bool | int | float | str | datetime.date | None", [], "None"),
+        "gt": ("int | float | None", [], "None"), "gte": ("int | float | None", [], "None"),
+        "lt": ("int | float | None", [], "None"), "lte": ("int | float | None", [], "None"),
+        "as_of": ("<class 'datetime.date'>", [], "PydanticUndefined"),
+        "known_at": ("datetime.date | None", [], "None"),
+        "source": ("<class 'str'>", [], "PydanticUndefined"),
+        "unit": ("<class 'str'>", [], "''"), "note": ("<class 'str'>", [], "''"), "basis": ("<class 'str'>", [], "''"),
+    }
