@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import Problem, VerdictError
-from .lifetime import die_with_parent
+from .lifetime import die_with_parent, frozen_heap
 from .model import Outcome
 
 if TYPE_CHECKING:
@@ -210,8 +210,10 @@ def evaluate_many(rules: Path, facts: Path, symbols: Iterable[str] | None, *, jo
             return result
         size = max(1, min(256, total // (jobs * 8) or 1))
         chunks = [wanted[i:i + size] for i in range(0, total, size)]
-        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork"),
-                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+        # frozen: workers' collections never walk (and so copy) the loaded universe; ~1 s less CPU in a
+        # recorded 5,000-symbol screen, 10% fewer page faults (bench/RESULTS.md)
+        with frozen_heap(), ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork"),
+                                                initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(_chunk, c): c for c in chunks}
             for future in (futures if ordered else as_completed(futures)):
                 try:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import Location, LookupFailure, Problem
-from .lifetime import die_with_parent
+from .lifetime import die_with_parent, frozen_heap
 
 if TYPE_CHECKING:
     from .pipeline import Workspace
@@ -137,8 +137,8 @@ def _run_local(ws_spec: WorkspaceSpec, fn: Task, job: Any, items: Sequence[Any],
         for i, item in enumerate(items):
             yield i, fn(ws, job, item)
         return
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork"),
-                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+    with frozen_heap(), ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork"),
+                                            initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         pending = {pool.submit(_local_item, i): i for i in range(len(items))}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)

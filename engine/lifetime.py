@@ -6,17 +6,39 @@ share of the workspace's memory. Each worker therefore asks the kernel to kill i
 goes (Linux: prctl(PR_SET_PDEATHSIG, SIGKILL)); where that is not available, a daemon thread polls
 the parent's pid once a second and leaves when it changes. Pass `die_with_parent` as a process pool's
 initializer with `os.getpid()` of the parent as its argument.
+
+Forked workers share the parent's loaded workspace page by page until something writes to a page.
+The cyclic garbage collector does: a worker's full collection walks every tracked object and writes
+to each one's header, copying the whole universe into the worker, page by page, at the cost of a
+page fault each. `frozen_heap()` around the fork moves the parent's objects to the collector's
+permanent generation, so workers never walk them (CPython's gc.freeze, made for this case).
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """The objects alive now out of the collector's reach while forked workers run (see the module
+    note); back in it afterwards, unless something else had frozen objects before."""
+    thawed = gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        yield
+    finally:
+        if thawed:
+            gc.unfreeze()
 
 
 def die_with_parent(parent: int) -> None:

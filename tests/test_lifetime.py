@@ -109,3 +109,33 @@ def test_a_worker_whose_parent_is_already_gone_leaves_at_once() -> None:
             os._exit(0)  # only reached if die_with_parent failed to leave
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 1
+
+
+def test_a_frozen_heap_keeps_what_was_alive_from_the_collector_only_while_workers_run() -> None:
+    import gc
+
+    from engine.lifetime import frozen_heap
+
+    assert gc.get_freeze_count() == 0
+    loaded = [[i] for i in range(1000)]  # what a workspace holds when workers are forked
+    with frozen_heap():
+        frozen = gc.get_freeze_count()
+        assert frozen >= len(loaded)
+        made = [[i] for i in range(10)]  # made while workers run: in the collector's reach as usual
+        assert gc.get_freeze_count() == frozen and all(gc.is_tracked(m) for m in made)
+    assert gc.get_freeze_count() == 0  # back in the collector's reach
+
+
+def test_a_frozen_heap_leaves_objects_frozen_by_someone_else_frozen() -> None:
+    import gc
+
+    from engine.lifetime import frozen_heap
+
+    gc.freeze()
+    try:
+        before = gc.get_freeze_count()
+        with frozen_heap():
+            pass
+        assert gc.get_freeze_count() >= before
+    finally:
+        gc.unfreeze()
