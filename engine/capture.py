@@ -114,9 +114,10 @@ def _firings(run: Run) -> dict[str, Any]:
     asserted = {kind: json.loads(text) for kind, text in asserted_text.items()}
     with_sid = {kind: run.sid_head + text[1:] for kind, text in asserted_text.items()}
     firings: list[list[Any]] = []
+    parsed: dict[str, dict[str, Any]] = {}  # a signal's text -> its fields: each consumer's message repeats it
     for f in run.firings:
         aliases = compiled.rules[f.rule].aliases
-        matched = _read_message(f.message, aliases, with_sid)
+        matched = _read_message(f.message, aliases, with_sid, parsed)
         if matched is None:  # not the shape durable gives a plain `all` rule: read all of it
             matched = {}
             for alias, fact in f.matched.items():
@@ -126,10 +127,12 @@ def _firings(run: Run) -> dict[str, Any]:
     return {"asserted": asserted, "firings": firings}
 
 
-def _read_message(message: str, aliases: dict[str, str], with_sid: dict[str, str]) -> dict[str, Any] | None:
+def _read_message(message: str, aliases: dict[str, str], with_sid: dict[str, str],
+                  parsed: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     """A firing's matched facts read off durable's message `{"KEY":{"alias":{fact},...}}`, in the rule's
     alias order: an asserted fact is recognised by its text (not parsed again), any other (a signal,
-    a phase marker) is a flat object parsed alone. None when the message has another shape."""
+    a phase marker) is a flat object parsed alone, once per run (`parsed`, by its text). None when the
+    message has another shape."""
     pos = message.index('"', 2) + 3
     matched: dict[str, Any] = {}
     for alias, kind in aliases.items():
@@ -147,9 +150,12 @@ def _read_message(message: str, aliases: dict[str, str], with_sid: dict[str, str
             end = message.find("}", pos) + 1
             if not end or message.find("{", pos + 1, end) != -1:
                 return None
-            fact = json.loads(message[pos:end])
-            fact.pop("sid", None)
-            matched[alias] = fact
+            text = message[pos:end]
+            fact = parsed.get(text)
+            if fact is None:
+                fact = parsed[text] = json.loads(text)
+                fact.pop("sid", None)
+            matched[alias] = dict(fact)
             pos = end
         if message.startswith(",", pos):
             pos += 1

@@ -80,28 +80,35 @@ class SymbolFacts:
         return max(dates) if dates else None
 
     def digest(self, sources: dict[str, Source]) -> str:
-        """Hash of exactly the facts (and their sources) this evaluation could read."""
-        payload = {
-            p: {"chosen": fact_json(c.value), "alternatives": [fact_json(a) for a in c.alternatives]}
-            for p, c in sorted(self.chosen.items())
-        }
-        used = sorted({c.value.source for c in self.chosen.values()} |
-                      {a.source for c in self.chosen.values() for a in c.alternatives})
+        """Hash of exactly the facts (and their sources) this evaluation could read: SHA-256 of
+
+            json.dumps({"symbol": header, "facts": {path: {"chosen": fact, "alternatives": [fact, ...]}},
+                        "sources": {id: source}}, sort_keys=True, ensure_ascii=False)
+
+        with each fact as `FactValue.model_dump(mode="json")`. Every recorded run computes it, so the facts
+        part is written with its keys already in sorted order (`fact_json`) instead of being sorted
+        again (tests/test_render_trace.py checks the text is the one above, byte for byte)."""
+        chosen = sorted(self.chosen.items())
+        facts = json.dumps({p: {"alternatives": [fact_json(a) for a in c.alternatives], "chosen": fact_json(c.value)}
+                            for p, c in chosen}, ensure_ascii=False)
+        used = sorted({c.value.source for _, c in chosen} | {a.source for _, c in chosen for a in c.alternatives})
         # a stock without daily tables hashes as before they existed (recorded runs replay identical)
         header = self.stock.file.model_dump(mode="json", exclude={"facts"} | (
             set() if self.stock.file.indicators else {"indicators"}))
-        blob = {"symbol": header, "facts": payload,
-                "sources": {s: sources[s].model_dump(mode="json") for s in used if s in sources}}
-        return hashlib.sha256(json.dumps(blob, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        cited = {s: sources[s].model_dump(mode="json") for s in used if s in sources}
+        text = (f'{{"facts": {facts}, "sources": {json.dumps(cited, sort_keys=True, ensure_ascii=False)}, '
+                f'"symbol": {json.dumps(header, sort_keys=True, ensure_ascii=False)}}}')
+        return hashlib.sha256(text.encode()).hexdigest()
 
 
 def fact_json(fv: FactValue) -> dict[str, Any]:
-    """`fv.model_dump(mode="json")`, at a fraction of its cost (a symbol's facts hash dumps every fact it
-    can read; tests/test_pipeline.py checks that the two agree field for field)."""
+    """`fv.model_dump(mode="json")`, at a fraction of its cost and with its keys in sorted order (a
+    symbol's facts hash dumps every fact it can read; tests/test_pipeline.py checks that the two agree
+    field for field)."""
     v, known = fv.value, fv.known_at
-    return {"value": v.isoformat() if isinstance(v, dt.date) else v, "gt": fv.gt, "gte": fv.gte, "lt": fv.lt,
-            "lte": fv.lte, "as_of": fv.as_of.isoformat(), "known_at": None if known is None else known.isoformat(),
-            "source": fv.source, "unit": fv.unit, "note": fv.note, "basis": fv.basis}
+    return {"as_of": fv.as_of.isoformat(), "basis": fv.basis, "gt": fv.gt, "gte": fv.gte,
+            "known_at": None if known is None else known.isoformat(), "lt": fv.lt, "lte": fv.lte, "note": fv.note,
+            "source": fv.source, "unit": fv.unit, "value": v.isoformat() if isinstance(v, dt.date) else v}
 
 
 def _span(fv: FactValue) -> Interval:

@@ -229,26 +229,34 @@ class Run:
         valuations and signals (with their notes). Part of the trace (engine/capture.py)."""
         from .valuation import Valued
 
-        res, sf = self.resolution, self.facts
-        env = expr.EvalEnv(sf.values(), signal_env(res.signals), sf.date)
+        res = self.resolution
         primary = next((v for v in res.valuations if isinstance(v, Valued)), None)
         return {"coverage": None if res.coverage is None else res.coverage.model_dump(mode="json"),
                 "fragility": self.fragility(fragile_facts).model_dump(mode="json"),
                 "valuations": [v.out(v is primary).model_dump(mode="json") for v in res.valuations
                                if isinstance(v, Valued)],
-                "signals": [self._signal_out(s, env) for s in res.signals]}
+                "signals": self._signals_out()}
 
-    def _signal_out(self, s: Any, env: expr.EvalEnv) -> dict[str, Any]:
-        """A signal as `SignalOut(...).model_dump(mode="json")` gives it, without building the model
-        (~45 per symbol at 200 rules: the models were a third of capturing a trace)."""
-        lr = self.workspace.rules[s.rule]
-        note = ""
-        if lr.templates:
-            i = next((k for k, (name, _) in enumerate(lr.emitted) if name == s.name), None)
-            parts = lr.templates.get(f"signal.{i}.note") if i is not None else None
-            if parts:
-                note = expr.render_template(parts, env)
-        return {"name": s.name, "score": float(s.score), "rule": s.rule, "sources": list(s.sources), "note": note}
+    def _signals_out(self) -> list[dict[str, Any]]:
+        """The signals as `SignalOut(...).model_dump(mode="json")` gives them, without building the models
+        (~45 per symbol at 200 rules: the models were a third of capturing a trace). The environment a
+        note's template reads is built only when a signal has a note to render (most rules have none)."""
+        rules, res = self.workspace.rules, self.resolution
+        env: expr.EvalEnv | None = None
+        out = []
+        for s in res.signals:
+            note = ""
+            lr = rules[s.rule]
+            if lr.templates:
+                i = next((k for k, (name, _) in enumerate(lr.emitted) if name == s.name), None)
+                parts = lr.templates.get(f"signal.{i}.note") if i is not None else None
+                if parts:
+                    if env is None:
+                        env = expr.EvalEnv(self.facts.values(), signal_env(res.signals), self.facts.date)
+                    note = expr.render_template(parts, env)
+            out.append({"name": s.name, "score": float(s.score), "rule": s.rule, "sources": list(s.sources),
+                        "note": note})
+        return out
 
     def fragility(self, facts: bool = True) -> Fragility:
         """Whether one signal, or a move within the policy's margin in a deciding fact, changes the rating

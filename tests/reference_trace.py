@@ -227,7 +227,7 @@ def reference_evaluation(run: Any) -> Evaluation:
         rating=res.rating.name, score=res.score, rating_info=res.rating, target=res.target,
         entries=res.entries, warnings=warnings, coverage=res.coverage, fragility=run.fragility(),
         valuations=[v.out(v is primary) for v in res.valuations if isinstance(v, Valued)],
-        signals=[run._signal_out(s, env) for s in res.signals], fired=fired,
+        signals=run._signals_out(), fired=fired,
         not_fired=not_fired, facts=fact_uses(sf, ws.facts), fact_checks=sf.checks, run_id=run.run_id,
         ruleset_hash=ws.compiled.digest, facts_hash=sf.digest(ws.facts.sources), engine_version=engine_version(),
         disclaimer=ws.book.policy.disclaimer,

@@ -5,6 +5,7 @@ universe, and (tests/test_compile.py) on random conditions over missing, bounded
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from reference_trace import reference_evaluation
 
 from engine import capture
 from engine.derive import fact_json
+from engine.errors import LookupFailure
 from engine.pipeline import Workspace
 from engine.render import document, render
 
@@ -65,10 +67,37 @@ def test_the_facts_hash_reads_facts_as_their_models_dump_them(ws: Workspace) -> 
     for symbol in ws.symbols():
         for c in ws.symbol_facts(symbol).chosen.values():
             for fv in (c.value, *c.alternatives):
-                assert json.dumps(fact_json(fv), sort_keys=True) == json.dumps(fv.model_dump(mode="json"),
-                                                                               sort_keys=True)
+                # the same fields, already in sorted order (the hash writes them without sorting again)
+                assert json.dumps(fact_json(fv)) == json.dumps(fv.model_dump(mode="json"), sort_keys=True)
                 seen += 1
     assert seen > 100
+
+
+def test_the_facts_hash_is_the_documented_sorted_json_of_the_facts_their_sources_and_the_header(
+        ws: Workspace) -> None:
+    """SymbolFacts.digest writes its text piece by piece; it must stay the hash of the plain formula (or
+    every recorded run would replay as changed)."""
+    compared = 0
+    for symbol in ws.symbols():
+        for day in (None, dt.date(2026, 3, 2)):  # the bundle's facts, and one of its price histories' days
+            try:
+                sf = ws.symbol_facts(symbol, as_of=day)
+            except LookupFailure:  # nothing about the stock known that early
+                continue
+            used = {c.value.source for c in sf.chosen.values()} | {
+                a.source for c in sf.chosen.values() for a in c.alternatives}
+            file = sf.stock.file
+            blob = {"symbol": file.model_dump(mode="json", exclude={"facts"} | (
+                        set() if file.indicators else {"indicators"})),
+                    "facts": {p: {"chosen": c.value.model_dump(mode="json"),
+                                  "alternatives": [a.model_dump(mode="json") for a in c.alternatives]}
+                              for p, c in sf.chosen.items()},
+                    "sources": {s: ws.facts.sources[s].model_dump(mode="json") for s in used
+                                if s in ws.facts.sources}}
+            plain = json.dumps(blob, sort_keys=True, ensure_ascii=False)
+            assert sf.digest(ws.facts.sources) == hashlib.sha256(plain.encode()).hexdigest(), (symbol, day)
+            compared += 1
+    assert compared >= len(ws.symbols()) + 5
 
 
 def test_a_rendered_evaluation_is_not_mistaken_for_a_trace(ws: Workspace) -> None:
