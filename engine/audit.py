@@ -106,8 +106,34 @@ def default_wait() -> float:
 
 
 def record_hash(fields: dict[str, Any]) -> str:
+    """What a record's hash is: SHA-256 of its fields as sorted-key JSON (what `verify` recomputes)."""
     payload = json.dumps({k: fields[k] for k in RECORD_FIELDS}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+# The record hash computed in two steps, as a batch appends: the sorted fields up to and including the
+# output (everything known when the evaluation arrives) are hashed then, off the write lock; the rest
+# (the chain's seq and prev_hash among them) when the record takes its place in the chain.
+_HASH_HEAD = tuple(k for k in sorted(RECORD_FIELDS) if k <= "output")
+_HASH_TAIL = tuple(k for k in sorted(RECORD_FIELDS) if k > "output")
+
+
+def _hash_head(fields: dict[str, Any]) -> Any:
+    """SHA-256 over `record_hash`'s payload as far as the output, inclusive (a hash object to go on)."""
+    head = json.dumps({k: fields[k] for k in _HASH_HEAD}, ensure_ascii=False)
+    return hashlib.sha256(head[:-1].encode("utf-8"))  # without the closing brace
+
+
+def _hash_tail(head: Any, fields: dict[str, Any]) -> str:
+    """`record_hash(fields)`, from `_hash_head(fields)` (tests/test_audit_hash.py: equal for any fields)."""
+    h = head.copy()
+    h.update((", " + json.dumps({k: fields[k] for k in _HASH_TAIL}, ensure_ascii=False)[1:]).encode("utf-8"))
+    return str(h.hexdigest())
+
+
+def snapshot_manifest(files: dict[str, bytes]) -> dict[str, str]:
+    """A snapshot's files by name (sorted) -> SHA-256 of the content."""
+    return {name: hashlib.sha256(content).hexdigest() for name, content in sorted(files.items())}
 
 
 def snapshot_hash(manifest: dict[str, str]) -> str:
@@ -325,16 +351,29 @@ class AuditLog:
 
     # ---------------------------------------------------------------------------- snapshots
 
-    def _store_snapshot(self, files: dict[str, bytes]) -> str:
-        manifest = {}
-        for name, content in sorted(files.items()):
-            h = hashlib.sha256(content).hexdigest()
-            manifest[name] = h
-            if self.db.execute("SELECT 1 FROM blobs WHERE hash = ?", (h,)).fetchone() is None:
-                self.db.execute("INSERT INTO blobs VALUES (?, ?)", (h, zlib.compress(content, 6)))
+    def _store_snapshot(self, files: dict[str, bytes], manifest: dict[str, str] | None = None,
+                        packed: dict[str, bytes] | None = None) -> str:
+        """Store a snapshot of `files` (each file once per content hash) and return its hash; `manifest`:
+        their hashes, when already computed (`snapshot_manifest`); `packed`: contents already compressed,
+        by hash (`_missing_blobs`)."""
+        manifest = manifest if manifest is not None else snapshot_manifest(files)
+        packed = packed or {}
+        missing = self._missing_blobs(manifest)
+        self.db.executemany("INSERT INTO blobs VALUES (?, ?)", (
+            (h, packed[h] if h in packed else zlib.compress(files[name], 6)) for h, name in missing.items()))
         sh = snapshot_hash(manifest)
         self.db.execute("INSERT OR IGNORE INTO snapshots VALUES (?, ?)", (sh, json.dumps(manifest, sort_keys=True)))
         return sh
+
+    def _missing_blobs(self, manifest: dict[str, str]) -> dict[str, str]:
+        """The files of `manifest` whose content the log does not hold yet: hash -> a name it has."""
+        hashes = list(dict.fromkeys(manifest.values()))
+        stored: set[str] = set()
+        for i in range(0, len(hashes), 500):  # a universe's 5,000 files: ten queries, not 5,000
+            part = hashes[i:i + 500]
+            stored.update(r[0] for r in self.db.execute(
+                f"SELECT hash FROM blobs WHERE hash IN ({', '.join('?' * len(part))})", part))
+        return {h: name for name, h in manifest.items() if h not in stored}
 
     def manifest(self, snapshot: str) -> dict[str, str]:
         """A snapshot's files: name -> SHA-256 of the content."""
@@ -381,30 +420,17 @@ class AuditLog:
         """Records of one batch (one workspace) in one transaction: the snapshots are hashed and stored
         once, not once per record (a 5,000-symbol screen would hash its 5,000 files 5,000 times).
         `keep=False` returns no records (a screen's outputs are not all held in memory at once)."""
-        out: list[Record] = []
-        with self._write():
-            rules_snap = self._store_snapshot({f"{rules_name}/{k}": v for k, v in rules_files.items()})
-            facts_snap = self._store_snapshot({f"{facts_name}/{k}": v for k, v in facts_files.items()})
-            last = self.db.execute("SELECT seq, record_hash FROM runs ORDER BY seq DESC LIMIT 1").fetchone()
-            seq, prev = (last[0], last[1]) if last else (0, GENESIS)
-            user = _user()
-            for e in entries:
-                seq += 1
-                created = (now or dt.datetime.now(dt.UTC)).isoformat(timespec="microseconds")
-                text = e.output if isinstance(e.output, str) else unpack_output(e.output)
-                fields: dict[str, Any] = {"seq": seq, "run_id": e.run_id, "created_utc": created, "os_user": user,
-                                          "engine_version": e.engine_version, "symbol": e.symbol,
-                                          "rating": e.rating, "rules_snapshot": rules_snap,
-                                          "facts_snapshot": facts_snap, "output": text, "prev_hash": prev}
-                rh = record_hash(fields)
-                stored = {**fields, "output": pack_output(text) if isinstance(e.output, str) else e.output}
-                self.db.execute(f"INSERT INTO runs ({', '.join(RECORD_FIELDS)}, record_hash) "
-                                f"VALUES ({', '.join('?' * (len(RECORD_FIELDS) + 1))})",
-                                (*(stored[k] for k in RECORD_FIELDS), rh))
-                if keep:
-                    out.append(Record(**fields, record_hash=rh, log=self))
-                prev = rh
-        return out
+        batch = self.batch(rules_files=rules_files, facts_files=facts_files, rules_name=rules_name,
+                           facts_name=facts_name, keep=keep)
+        for e in entries:
+            batch.add(e, now)
+        return batch.commit()
+
+    def batch(self, *, rules_files: dict[str, bytes], facts_files: dict[str, bytes], rules_name: str = "rules",
+              facts_name: str = "facts", keep: bool = True) -> Batch:
+        """A batch to fill as evaluations arrive and append in one transaction (`Batch`)."""
+        return Batch(self, {f"{rules_name}/{k}": v for k, v in rules_files.items()},
+                     {f"{facts_name}/{k}": v for k, v in facts_files.items()}, keep)
 
     def _iter(self, where: str = "", args: tuple[Any, ...] = ()) -> Iterator[Record]:
         cols = ", ".join((*RECORD_FIELDS, "record_hash"))
@@ -544,6 +570,87 @@ class AuditLog:
         return str(row[0]) if row else None
 
 
+class Batch:
+    """Records of one batch (one workspace), prepared as each evaluation arrives and appended together.
+
+    A screen's evaluations arrive over seconds or minutes. What each record's hash covers up to its
+    output is known when it arrives, so that much is hashed then (`add`), while the workers are still
+    evaluating, and holds no lock; `commit` takes the write lock once, stores the snapshots, and chains
+    the records in the order they were added (each record's seq and prev_hash finish its hash). The
+    log's write lock is held for the commit alone, as long as one `append_many` always held it; a
+    batch that is never committed writes nothing."""
+
+    def __init__(self, log: AuditLog, rules_files: dict[str, bytes], facts_files: dict[str, bytes],
+                 keep: bool = True) -> None:
+        self.log, self.keep = log, keep
+        self._files = (rules_files, facts_files)
+        self._manifests = (snapshot_manifest(rules_files), snapshot_manifest(facts_files))
+        self.rules_snapshot, self.facts_snapshot = (snapshot_hash(m) for m in self._manifests)
+        self._user = _user()
+        self._pending: list[tuple[dict[str, Any], str | bytes, Any]] = []
+        self._packed: dict[str, bytes] | None = None  # new files' contents, compressed while evaluations arrive
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, e: Entry, now: dt.datetime | None = None) -> None:
+        """Take one evaluation's entry: its time is now (`now`, for tests), its place in the chain comes
+        at `commit`."""
+        if self._packed is None:  # the files the log lacks, compressed now rather than under the lock
+            with self.log.reading():
+                missing = [self.log._missing_blobs(m) for m in self._manifests]
+            self._packed = {h: zlib.compress(files[name], 6)
+                            for files, found in zip(self._files, missing, strict=True) for h, name in found.items()}
+        created = (now or dt.datetime.now(dt.UTC)).isoformat(timespec="microseconds")
+        text = e.output if isinstance(e.output, str) else unpack_output(e.output)
+        fields: dict[str, Any] = {"run_id": e.run_id, "created_utc": created, "os_user": self._user,
+                                  "engine_version": e.engine_version, "symbol": e.symbol, "rating": e.rating,
+                                  "rules_snapshot": self.rules_snapshot, "facts_snapshot": self.facts_snapshot,
+                                  "output": text}
+        head = _hash_head(fields)
+        stored = pack_output(text) if isinstance(e.output, str) else e.output
+        if not self.keep:
+            fields["output"] = None  # the packed text is what is kept
+        self._pending.append((fields, stored, head))
+
+    def add_outcome(self, result: Evaluation | Outcome) -> None:
+        """Take an evaluation, or a screen's outcome carrying its trace or rendered evaluation."""
+        from .model import Outcome
+
+        o = result if isinstance(result, Outcome) else Outcome.of(result)
+        s = o.summary
+        self.add(Entry(s.run_id, s.symbol, s.rating, o.recorded(), s.engine_version))
+
+    def commit(self) -> list[Record]:
+        """Append what was added, in one transaction; the records, when kept."""
+        out: list[Record] = []
+        log = self.log
+        with log._write():
+            for files, manifest in zip(self._files, self._manifests, strict=True):
+                log._store_snapshot(files, manifest, self._packed)
+            last = log.db.execute("SELECT seq, record_hash FROM runs ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, prev = (last[0], last[1]) if last else (0, GENESIS)
+            rows = []
+            for fields, stored, head in self._pending:
+                seq += 1
+                fields["seq"], fields["prev_hash"] = seq, prev
+                rh = _hash_tail(head, fields)
+                rows.append((*(stored if k == "output" else fields[k] for k in RECORD_FIELDS), rh))
+                if self.keep:
+                    out.append(Record(**fields, record_hash=rh, log=log))
+                prev = rh
+            log.db.executemany(f"INSERT INTO runs ({', '.join(RECORD_FIELDS)}, record_hash) "
+                               f"VALUES ({', '.join('?' * (len(RECORD_FIELDS) + 1))})", rows)
+        self._pending.clear()
+        return out
+
+
+def batch(ws: Workspace, log: AuditLog, keep: bool = True) -> Batch:
+    """A batch of records of evaluations of `ws`, with snapshots of its rule and fact files."""
+    return log.batch(rules_files=ws.book.files, facts_files=ws.facts.files, rules_name=ws.rules_dir.resolve().name,
+                     facts_name=ws.facts_dir.resolve().name, keep=keep)
+
+
 def record(ws: Workspace, results: Sequence[Evaluation | Outcome], log: AuditLog | Path | str | None = None, *,
            on_wait: Callable[[float], None] | None = None, keep: bool = True) -> list[Record]:
     """Append one record per evaluation of `ws` (full evaluations, or a screen's outcomes with their
@@ -552,16 +659,12 @@ def record(ws: Workspace, results: Sequence[Evaluation | Outcome], log: AuditLog
     records the trace, rendered when read; an evaluation records its rendered JSON. `log`: an open
     writer, or the log's path (default: $VERDICT_AUDIT_DB, else the user's), opened and closed here.
     `keep=False` returns no records (a screen's are not all held in memory at once)."""
-    from .model import Outcome
-
-    outcomes = (r if isinstance(r, Outcome) else Outcome.of(r) for r in results)
-    entries = (Entry(o.summary.run_id, o.summary.symbol, o.summary.rating, o.recorded(), o.summary.engine_version)
-               for o in outcomes)
     writer = log if isinstance(log, AuditLog) else AuditLog(log, on_wait=on_wait)
     try:
-        return writer.append_many(entries, rules_files=ws.book.files, facts_files=ws.facts.files,
-                                  rules_name=ws.rules_dir.resolve().name, facts_name=ws.facts_dir.resolve().name,
-                                  keep=keep)
+        records = batch(ws, writer, keep)
+        for r in results:
+            records.add_outcome(r)
+        return records.commit()
     finally:
         if writer is not log:
             writer.close()

@@ -155,14 +155,16 @@ def evaluate_many(rules: Path, facts: Path, symbols: Iterable[str] | None, *, jo
                   full: bool = True, record: bool = False, executor: Any = None,
                   screen: Callable[[Any], Screen] | None = None, workspace: Workspace | None = None,
                   spill: Path | None = None, emit: Callable[[Outcome], None] | None = None, ordered: bool = False,
-                  indent: int | None = None) -> BatchResult:
+                  indent: int | None = None, arrived: Callable[[Outcome], None] | None = None) -> BatchResult:
     """Evaluate `symbols` (None: all). `screen(workspace)` builds the screen (filter, columns) the
     workers apply, once the workspace it type-checks against is loaded. `workspace`: one already
     opened on `rules` and `facts` (else it is opened here, leaving out stocks with bad files).
     `full`: render each full evaluation's JSON (into files in `spill` when given, local processes
     only; indented by `indent` when given); `record`: keep each run's trace for the audit log.
     `emit`: give each outcome to it as soon as it is evaluated (in the order of `symbols` if
-    `ordered`, else as they complete) instead of keeping them in the result."""
+    `ordered`, else as they complete) instead of keeping them in the result. `arrived`: also show each
+    kept outcome to it as it arrives (a recorded screen prepares its audit records while the workers
+    are still evaluating: audit.Batch)."""
     from .pipeline import Workspace
 
     ws = workspace if workspace is not None else Workspace.open(rules, facts, partial=True)
@@ -180,12 +182,14 @@ def evaluate_many(rules: Path, facts: Path, symbols: Iterable[str] | None, *, jo
                 result.filtered += 1
             elif outcome is None:
                 result.failures.append(Failure(symbol, error))
-            elif emit is not None:
-                result.evaluated += 1
-                emit(outcome)
             else:
                 result.evaluated += 1
-                result.outcomes.append(outcome)
+                if emit is not None:
+                    emit(outcome)
+                else:
+                    result.outcomes.append(outcome)
+                if arrived is not None:
+                    arrived(outcome)
         done += len(items)
         if progress:
             progress(done, total)

@@ -199,6 +199,7 @@ def _screen(rules: Path, facts: Path, names: list[str] | None, *, jobs: int, day
     renders it when read), not its rendering."""
     import tempfile
 
+    from .audit import batch as audit_batch
     from .output.screen import DocumentWriter, screen_output
     from .screening import DEFAULT_COLUMNS, screen
 
@@ -219,14 +220,13 @@ def _screen(rules: Path, facts: Path, names: list[str] | None, *, jobs: int, day
                               "top": top, "as_of": day, "traces": documents, "record": not no_record, "jobs": jobs,
                               "executor": executor, "spill": spill, "indent": 2 if format is Format.json else None}
     writer = DocumentWriter(format, sys.stdout) if documents and format in (Format.json, Format.jsonl) else None
-    emitted: list[Any] = []  # with --sort none: what was written, to record
     if writer is not None and unsorted:
-        def emit(o: Any) -> None:  # no order to wait for: each is written as it completes
-            writer.add(o)
-            if o.trace is not None:
-                emitted.append(o)
-
-        kwargs["emit"] = emit
+        kwargs["emit"] = writer.add  # no order to wait for: each is written as it completes
+    # Recorded: each record is prepared as its evaluation arrives, and all are appended at the end.
+    log = None if no_record else _audit_log(audit_db)
+    records = None if log is None else audit_batch(ws, log, keep=False)
+    if records is not None:
+        kwargs["recorded"] = records.add_outcome
     try:
         if format is Format.table and sys.stderr.isatty():
             from rich.console import Console
@@ -238,18 +238,18 @@ def _screen(rules: Path, facts: Path, names: list[str] | None, *, jobs: int, day
                            **kwargs)
         else:
             r = screen(ws, names, **kwargs)
-        outcomes = r.outcomes
         if writer is not None:
-            for o in outcomes:
+            for o in r.outcomes:
                 writer.add(o)
             writer.close()
-            outcomes = outcomes or emitted
         else:
-            typer.echo(screen_output(outcomes, r.screen, format, explain=explain, depth=depth, left_out=r.left_out,
+            typer.echo(screen_output(r.outcomes, r.screen, format, explain=explain, depth=depth, left_out=r.left_out,
                                      width=_width()), nl=False)
-        if not no_record:
-            _record(ws, outcomes, audit_db)
+        if records is not None:
+            records.commit()
     finally:
+        if log is not None:
+            log.close()
         if spill is not None:
             import shutil as sh
 
@@ -665,17 +665,25 @@ def _pct(v: float | None) -> str:
 
 
 def _record(ws: Workspace, outcomes: list[Any], audit_db: Path | None) -> None:
-    from .audit import WAIT_ENV_VAR, AuditLog, record
+    from .audit import record
+
+    log = _audit_log(audit_db)
+    try:
+        record(ws, outcomes, log, keep=False)
+    finally:
+        log.close()
+
+
+def _audit_log(audit_db: Path | None) -> Any:
+    """The audit log opened for writing; a writer kept waiting by another process's lock says so."""
+    from .audit import WAIT_ENV_VAR, AuditLog
 
     def waiting(seconds: float) -> None:
         sys.stderr.write(f"waiting for the audit log {log.path}: another process holds its write lock (giving up "
                          f"after {log.wait:g} s; ${WAIT_ENV_VAR} sets it)...\n")
 
     log = AuditLog(audit_db, on_wait=waiting)
-    try:
-        record(ws, outcomes, log, keep=False)
-    finally:
-        log.close()
+    return log
 
 
 def _reader(audit_db: Path | None) -> Any:

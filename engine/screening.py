@@ -385,7 +385,8 @@ def screen(ws: Workspace, symbols: Sequence[str] | None = None, *, where: str | 
            columns: str | Sequence[str] | None = DEFAULT_COLUMNS, sort: str = "rating,score", top: int | None = None,
            as_of: dt.date | None = None, traces: bool = False, jobs: int = 1, executor: str | ExecutorSpec = "local",
            progress: Callable[[int, int], None] | None = None, record: bool = False, spill: Path | None = None,
-           indent: int | None = None, emit: Callable[[Outcome], None] | None = None) -> ScreenResult:
+           indent: int | None = None, emit: Callable[[Outcome], None] | None = None,
+           recorded: Callable[[Outcome], None] | None = None) -> ScreenResult:
     """Evaluate `symbols` (None: every symbol with facts), keep those `where` holds for, sort, keep `top`.
 
     The arguments are those of `verdict evaluate --all`: `where` a rule expression over facts and outcome
@@ -397,7 +398,10 @@ def screen(ws: Workspace, symbols: Sequence[str] | None = None, *, where: str | 
 
     For screens too large to hold: `spill`, a folder where the workers write the rendered JSON (each
     outcome reads its own back when asked), `indent` it indented so; `emit` is given each outcome as
-    it completes, in no order and without `top`, instead of keeping them in the result.
+    it completes, in no order and without `top`, instead of keeping them in the result. `recorded`,
+    with `record`: given each kept outcome with its trace, as soon as it has one (as it arrives, or
+    once a --top screen's few are evaluated again): what a caller appends to the audit log
+    (`audit.Batch.add_outcome`), prepared while the rest are still being evaluated.
     """
     from .batch import evaluate_many
     from .executors import ExecutorSpec
@@ -410,10 +414,14 @@ def screen(ws: Workspace, symbols: Sequence[str] | None = None, *, where: str | 
     # With `top`, the traces of the few symbols kept are rendered afterwards, not those of every symbol.
     done = evaluate_many(ws.rules_dir, ws.facts_dir, symbols, jobs=jobs, as_of=as_of, progress=progress,
                          full=traces and top is None, record=record and top is None, executor=run_on,
-                         screen=lambda _: spec, workspace=ws, spill=spill, emit=emit, indent=indent)
+                         screen=lambda _: spec, workspace=ws, spill=spill, emit=emit, indent=indent,
+                         arrived=recorded if record and top is None else None)
     outcomes = spec.order(done.outcomes, ws.book.policy.scale.names())
     if (traces or record) and top is not None:
         outcomes = with_traces(ws, outcomes, as_of, record=record, indent=indent, fragile_facts=traces)
+        if record and recorded is not None:
+            for o in outcomes:
+                recorded(o)
     return ScreenResult(outcomes, spec, done.filtered, done.failures, done.skipped, done.evaluated)
 
 
