@@ -90,11 +90,10 @@ def _one(symbol: str) -> tuple[str, Outcome | None, str]:
 
             outcome.trace = pack_output(dumps(trace))
         if job.full:
-            from .render import document, render
+            from .render import document, indented, render
 
-            text = document(render(trace, ws.rules, ws.compiled))
-            if job.indent is not None:
-                text = indented(text, job.indent)
+            rendered = render(trace, ws.rules, ws.compiled)
+            text = document(rendered) if job.indent is None else indented(rendered, job.indent)
             if job.spill is None:
                 outcome.document = text
             else:
@@ -104,14 +103,6 @@ def _one(symbol: str) -> tuple[str, Outcome | None, str]:
         return symbol, None, exc.render()
     except Exception as exc:  # one symbol's defect must not stop the screen
         return symbol, None, f"{type(exc).__name__}: {exc}"
-
-
-def indented(document: str, indent: int) -> str:
-    """A compact JSON document as `json.dumps(..., indent=indent)` writes it (as a screen's JSON array
-    has always printed each evaluation)."""
-    import json
-
-    return json.dumps(json.loads(document), ensure_ascii=False, indent=indent)
 
 
 def _spill(folder: str, text: str) -> tuple[str, int, int]:

@@ -17,7 +17,9 @@ validating a model per comparison (a test checks both).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import operator
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -708,6 +710,28 @@ def _not_fired(v: RuleView, t: Any, seen: Seen, vals: Vals, sigs: Sigs, env: _En
 def document(evaluation: dict[str, Any]) -> str:
     """The evaluation's JSON, as `Evaluation.model_dump_json()` writes it."""
     return pydantic_core.to_json(evaluation).decode("utf-8")
+
+
+# Where pydantic's encoder writes a number otherwise than Python's json module: 1e-05 as 0.00001, 1e-06
+# as 1e-6 (tests/test_render_trace.py: for any float, the two agree or this finds pydantic's form; for
+# any text, integer, true, false and null they agree). A match inside a string is only a false alarm.
+_NOT_AS_PYTHON = re.compile(r"0\.0000[0-9]|[0-9]e-[0-9](?![0-9])")
+
+
+def indented(evaluation: dict[str, Any], indent: int = 2) -> str:
+    """The evaluation as `json.dumps(json.loads(document(evaluation)), ensure_ascii=False, indent=indent)`
+    writes it (what `--format json` has always printed), byte for byte, from pydantic's encoder: the
+    standard library's indenting encoder is pure Python, ~4 ms for a 200-rule evaluation against
+    ~0.3 ms. The rare document holding a number the two write differently takes the slow way."""
+    text = pydantic_core.to_json(evaluation, indent=indent).decode("utf-8")
+    if _NOT_AS_PYTHON.search(text):
+        return json.dumps(json.loads(text), ensure_ascii=False, indent=indent)
+    return text
+
+
+def reindented(document: str, indent: int = 2) -> str:
+    """A compact evaluation JSON (a record's, an outcome's) indented as `indented` writes it."""
+    return indented(json.loads(document), indent)
 
 
 def model(evaluation: dict[str, Any]) -> Evaluation:

@@ -431,17 +431,17 @@ def with_traces(ws: Any, outcomes: list[Outcome], as_of: dt.date | None, record:
     (the same facts give the same outcome; only the run id is new), instead of rendering every symbol's.
     `record`: keep each run's trace too, as the audit log stores it; `indent`: the JSON indented so;
     `fragile_facts=False`: fragility on the score alone, as a table or CSV screen records it."""
-    from .batch import indented
     from .capture import dumps
     from .model import Outcome
-    from .render import document, render
+    from .render import document, indented, render
 
     out = []
     for o in outcomes:
         run = ws.run(o.summary.symbol, as_of=as_of)
         trace = run.trace(fragile_facts)
         row = {**o.row, "run_id": run.run_id} if "run_id" in o.row else o.row
-        text = document(render(trace, ws.rules, ws.compiled))
-        out.append(Outcome(run.summary(fragile_facts=fragile_facts), text if indent is None else indented(text, indent),
-                           row=row, trace=dumps(trace) if record else None))
+        rendered = render(trace, ws.rules, ws.compiled)
+        text = document(rendered) if indent is None else indented(rendered, indent)
+        out.append(Outcome(run.summary(fragile_facts=fragile_facts), text, row=row,
+                           trace=dumps(trace) if record else None))
     return out

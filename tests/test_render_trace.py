@@ -10,15 +10,18 @@ import json
 import sys
 from pathlib import Path
 
+import pydantic_core
 import pytest
 from conftest import ROOT
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from reference_trace import reference_evaluation
 
 from engine import capture
 from engine.derive import fact_json
 from engine.errors import LookupFailure
 from engine.pipeline import Workspace
-from engine.render import document, render
+from engine.render import _NOT_AS_PYTHON, document, indented, render
 
 sys.path.insert(0, str(ROOT / "bench"))
 
@@ -32,6 +35,8 @@ def _same_as_reference(ws: Workspace, symbol: str, as_of: dt.date | None = None)
     stored = capture.dumps(trace)
     assert capture.is_trace(stored) and capture.loads(stored) == trace  # plain JSON data: nothing lost
     assert document(render(capture.loads(stored), ws.rules, ws.compiled)) == run.document()
+    rendered = render(trace, ws.rules, ws.compiled)  # --format json: as the standard library indents it
+    assert indented(rendered) == json.dumps(json.loads(run.document()), ensure_ascii=False, indent=2), symbol
 
 
 @pytest.mark.parametrize("as_of", [None, dt.date(2026, 1, 19), dt.date(2026, 1, 13)])
@@ -105,3 +110,21 @@ def test_a_rendered_evaluation_is_not_mistaken_for_a_trace(ws: Workspace) -> Non
     assert not capture.is_trace(text)
     with pytest.raises(ValueError, match="not a trace"):
         capture.loads(text)
+
+
+@settings(max_examples=3000)
+@given(st.floats(allow_nan=False, allow_infinity=False) | st.integers(-2**63, 2**63 - 1) | st.booleans() | st.none()
+       | st.text(st.characters(codec="utf-8")))
+def test_pydantic_writes_every_value_as_python_json_does_or_the_difference_is_found(value: object) -> None:
+    """render.indented writes with pydantic's encoder and relies on this to equal what json.dumps writes
+    (the number forms where they differ are found by _NOT_AS_PYTHON, and the slow way taken)."""
+    ours, theirs = pydantic_core.to_json(value).decode(), json.dumps(value, ensure_ascii=False)
+    assert ours == theirs or (isinstance(value, float) and _NOT_AS_PYTHON.search(ours)), (value, ours, theirs)
+
+
+def test_an_evaluation_with_tiny_numbers_is_indented_as_python_json_does(ws: Workspace) -> None:
+    rendered = json.loads(ws.run("600111", run_id="r").document())
+    rendered["score"], rendered["fragility"]["score_edges"] = 1e-06, [{"edge": 2.5e-05, "note": "0.00001 in text"}]
+    text = indented(rendered)
+    assert text == json.dumps(rendered, ensure_ascii=False, indent=2)
+    assert '"score": 1e-06' in text and '"edge": 2.5e-05' in text

@@ -7,7 +7,6 @@ Every number printed here comes from a fact (value, unit, source, as-of) or a ru
 
 from __future__ import annotations
 
-import json
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -267,7 +266,9 @@ def evaluation_output(outcome: Outcome, fmt: str, *, explain: bool = False, dept
     if fmt == "jsonl":
         return outcome.json() + "\n"
     if fmt == "json":
-        return json.dumps(json.loads(outcome.json()), ensure_ascii=False, indent=2) + "\n"
+        from ..render import reindented
+
+        return reindented(outcome.json()) + "\n"
     if fmt == "csv":
         return summary_csv([outcome.summary])
     if explain:
