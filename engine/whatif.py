@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import expr
 from .compile import contains, isolate
@@ -20,6 +20,9 @@ from .derive import SymbolFacts, check_override, given_value, with_overrides
 from .errors import Location, LookupFailure, Problem
 from .model import Evaluation
 from .pipeline import Workspace
+
+if TYPE_CHECKING:
+    from .load import RuleBook
 
 
 @dataclass
@@ -163,11 +166,15 @@ def epsilon(x: float) -> float:
     return max(abs(x), 1.0) * 1e-6
 
 
-def boundaries(ws: Workspace, env: expr.EvalEnv) -> dict[str, list[tuple[float, str, str]]]:
-    """fact path -> (boundary, rule, op) for every comparison of a `when` that reads the fact,
-    rewritten as `fact op boundary` on the current facts."""
-    out: dict[str, list[tuple[float, str, str]]] = {}
-    for rule in ws.book.rules:
+def solved_comparisons(book: RuleBook) -> list[tuple[str, str, str, expr.Node]]:
+    """Every comparison of a `when` (but == and !=) solved for each fact it reads: (fact path, rule id,
+    op, other side), meaning `fact op other side`. It depends on the rules alone, so it is worked out
+    once per rule book (fragility asks for every symbol of a screen, twice)."""
+    solved: list[tuple[str, str, str, expr.Node]] | None = book.__dict__.get("_solved_comparisons")
+    if solved is not None:
+        return solved
+    solved = []
+    for rule in book.rules:
         try:
             dnf = expr.to_dnf(rule.cond)
         except expr.ExprError:
@@ -185,11 +192,20 @@ def boundaries(ws: Workspace, env: expr.EvalEnv) -> dict[str, list[tuple[float, 
                         op, rhs = isolate(left, op, right, ref)
                     except expr.ExprError:
                         continue
-                    if contains(rhs, ref):
-                        continue
-                    v = expr.value_of(rhs, env)
-                    if isinstance(v, float) and not isinstance(v, bool):
-                        out.setdefault(ref.path, []).append((v, rule.id, op))
+                    if not contains(rhs, ref):
+                        solved.append((ref.path, rule.id, op, rhs))
+    book.__dict__["_solved_comparisons"] = solved
+    return solved
+
+
+def boundaries(ws: Workspace, env: expr.EvalEnv) -> dict[str, list[tuple[float, str, str]]]:
+    """fact path -> (boundary, rule, op) for every comparison of a `when` that reads the fact,
+    rewritten as `fact op boundary` on the current facts."""
+    out: dict[str, list[tuple[float, str, str]]] = {}
+    for path, rule_id, op, rhs in solved_comparisons(ws.book):
+        v = expr.value_of(rhs, env)
+        if isinstance(v, float) and not isinstance(v, bool):
+            out.setdefault(path, []).append((v, rule_id, op))
     return out
 
 
