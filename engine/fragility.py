@@ -71,14 +71,14 @@ def _facts(run: Run, margin_pct: float) -> list[FragileFact]:
     ws, sf = run.workspace, run.facts
     catalog = ws.facts.catalog
     rating = run.resolution.rating.name
-    cands: dict[str, list[tuple[float, str]]] = {}
+    cands: dict[str, list[tuple[float, str, str | None]]] = {}  # threshold, rule, `fact op threshold` (None: unknown)
     env = expr.EvalEnv(sf.values(), {})
     for path, items in boundaries(ws, env).items():
         if path in COMPUTED:
             continue
-        cands.setdefault(path, []).extend((t, rule) for t, rule, _ in items)
+        cands.setdefault(path, []).extend(items)
     for path, solved in _valuation_boundaries(run).items():
-        cands.setdefault(path, []).extend(solved)
+        cands.setdefault(path, []).extend((t, rule, None) for t, rule in solved)
     out: list[FragileFact] = []
     for path in sorted(cands):
         c = sf.chosen.get(path)
@@ -90,17 +90,24 @@ def _facts(run: Run, margin_pct: float) -> list[FragileFact]:
             continue
         # one threshold may be several rules' (uptrend above a line, downtrend below it; the policy's upside
         # edge and the rules that read the same upside): name them all, at the threshold nearest the value
-        rules_at: dict[float, tuple[float, set[str]]] = {}
-        for t, r in sorted(cands[path], key=lambda tr: abs(tr[0] - value)):
+        rules_at: dict[float, tuple[float, set[str], set[str | None]]] = {}
+        for t, r, op in sorted(cands[path], key=lambda tro: abs(tro[0] - value)):
             if t != value and abs(t - value) / abs(value) * 100 <= margin_pct:
-                rules_at.setdefault(round(t, 9), (t, set()))[1].add(r)
-        near = sorted(((t, " / ".join(sorted(rs))) for t, rs in rules_at.values()), key=lambda tr: abs(tr[0] - value))
+                at = rules_at.setdefault(round(t, 9), (t, set(), set()))
+                at[1].add(r)
+                at[2].add(op)
+        near = sorted(((t, " / ".join(sorted(rs)), ops) for t, rs, ops in rules_at.values()),
+                      key=lambda tro: abs(tro[0] - value))
         done: set[int] = set()
-        for t, rule in near:
+        for t, rule, ops in near:
             sign = 1 if t > value else -1
             if sign in done:
                 continue
-            for x in (t, t + sign * epsilon(t)):
+            # A comparison `fact op t` changes at t itself (>= and < moving up, > and <= moving down) or just
+            # beyond it: re-evaluate where the comparisons at t change, at both points only when they differ.
+            at_t = {op is None or op in ((">=", "<") if sign > 0 else (">", "<=")) for op in ops}
+            beyond = {op is None or op not in ((">=", "<") if sign > 0 else (">", "<=")) for op in ops}
+            for x in [x for x, need in ((t, True in at_t), (t + sign * epsilon(t), True in beyond)) if need]:
                 other = ws.rate(_moved(run, path, x, c.value))[0]
                 if other != rating:
                     spec = catalog.spec(path)
