@@ -354,3 +354,28 @@ def test_lint_warns_of_a_target_that_moves_with_the_price(workdir, verdict):
     out = verdict("rules", "check", cwd=workdir)
     assert "warning target-moves-with-price: " \
            "the target is computed from stock.price, so it moves with the share price" in out.stdout
+
+
+def test_the_facts_fragility_check_finds_with_one_re_evaluation_what_two_find(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """Each threshold near a fact is probed where its comparisons change (at it, or just beyond it), not at
+    both points: what both points find (every comparison's operator unknown) is what is found."""
+    import sys
+
+    from conftest import FACTS, ROOT, RULES
+
+    from engine import fragility, whatif
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import bench  # type: ignore[import-not-found]
+
+    bench.write_universe(tmp_path, 60, 120, 11)
+    ws = Workspace.open(tmp_path / "rules", tmp_path / "facts", cache=None)
+    bundled = Workspace.open(RULES, FACTS)
+    runs = [ws.run(s) for s in ws.symbols()] + [bundled.run(s) for s in bundled.symbols()]
+    margins = [r.workspace.book.policy.fragility.fact_margin_pct for r in runs]
+    found = [fragility._facts(r, m) for r, m in zip(runs, margins, strict=True)]
+    solved = whatif.boundaries
+    monkeypatch.setattr(whatif, "boundaries", lambda w, env: {
+        p: [(t, rule, None) for t, rule, _ in items] for p, items in solved(w, env).items()})
+    assert found == [fragility._facts(r, m) for r, m in zip(runs, margins, strict=True)]
+    assert sum(map(len, found)) >= 3  # the bundle's stocks near their thresholds among them
