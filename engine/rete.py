@@ -144,6 +144,104 @@ def _encode_slow(fact: dict[str, Any]) -> str:
     return "{" + ",".join(parts) + "}"
 
 
+# ----------------------------------------------------------------------------- join conditions
+
+_NESTED = ("$and", "$or")
+_OPAQUE = ("$iall", "$iany")  # conditions over array items: the compiler never writes them
+
+
+def durable_safe(definition: dict[str, Any]) -> dict[str, Any]:
+    """A rule definition (as compile.py writes it) rewritten around three defects of durable_rules 2.0.28
+    in the conditions of a joined fact, those that read another fact ("join conditions", which durable
+    evaluates in the order written, in one expression sequence per fact):
+
+    - an equality whose right side reads both this fact (`$m`) and another one (`x == y - stock.a` on a
+      commodity) is hashed with no message: a NULL dereference, SIGSEGV, whatever the facts. It is
+      written as `>=` and `<=` (never hashed; same meaning for the finite numbers we assert);
+    - a join condition that fails as the last of its `$and` makes durable skip past the sequence's end
+      looking for it (reading up to ~3 MB beyond the ruleset's node table: a crash or not, depending on
+      what lies there). A nested group after the join conditions stops that skip at its own end: the
+      bounded facts' `$or`s where there are some, else `{"$or": [{"$ex": {"kind": 1}}]}`, which every
+      fact meets (a join condition cannot serve: durable keeps no copy of a stored fact's `sid`);
+    - nothing after a nested `$or`/`$and` of the same fact is evaluated (a join condition after a bounded
+      fact's `$or` never failed): nested groups go after the join conditions, and a nested group that
+      itself reads another fact is refused (the compiler writes none).
+
+    The input is not modified; a definition with no join condition comes back equal to it."""
+    out = dict(definition)
+    if "all" in out:
+        out["all"] = _safe_elements(out["all"])
+    if "any" in out:
+        out["any"] = [{name: _safe_elements(elements) for name, elements in branch.items()} for branch in out["any"]]
+    return out
+
+
+def _safe_elements(elements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not elements:
+        return elements
+    out = [elements[0]]
+    for element in elements[1:]:
+        (alias, cond), = element.items()
+        conds = cond["$and"] if isinstance(cond, dict) and list(cond) == ["$and"] else [cond]
+        plain: list[Any] = []
+        joins: list[Any] = []
+        nested: list[Any] = []
+        for c in conds:
+            key = next(iter(c)) if isinstance(c, dict) and len(c) == 1 else None
+            if key in _NESTED:
+                if _reads_other(c):
+                    raise EngineFault([Problem(Location(), "engine-join-in-group",
+                                               f"a condition on `{alias}` joins another fact inside `{key}`, "
+                                               "which durable_rules 2.0.28 evaluates wrongly.",
+                                               "This is a defect in verdict's compiler; report it with the "
+                                               "rule file.")], exit_code=3)
+                nested.append(c)
+            elif key is not None and key not in _OPAQUE and _reads_other(c):
+                joins.extend(_unhashed(c))
+            else:
+                plain.append(c)
+        if not joins:
+            out.append(element)
+            continue
+        out.append({alias: {"$and": [*plain, *joins, *(nested or [{"$or": [{"$ex": {"kind": 1}}]}])]}})
+    return out
+
+
+def _reads_other(cond: Any) -> bool:
+    """Whether a condition reads a field of another fact (an alias reference on a right side)."""
+    (key, value), = cond.items()
+    if key in _NESTED:
+        return any(_reads_other(c) for c in value)
+    if key.startswith("$"):
+        if not isinstance(value, dict) or len(value) != 1:
+            return False
+        value = next(iter(value.values()))
+    return _refs(value)[1]
+
+
+def _refs(value: Any) -> tuple[bool, bool]:
+    """(reads this fact, reads another fact) for the right side of a comparison."""
+    if not isinstance(value, dict):
+        return False, False
+    own = other = False
+    for k, v in value.items():
+        if k == "$m":
+            own = True
+        elif k in ("$l", "$r") or k.startswith("$"):
+            o, t = _refs(v)
+            own, other = own or o, other or t
+        else:
+            other = True
+    return own, other
+
+
+def _unhashed(cond: dict[str, Any]) -> list[dict[str, Any]]:
+    (key, value), = cond.items()
+    if not key.startswith("$") and all(_refs(value)):
+        return [{"$gte": {key: value}}, {"$lte": {key: value}}]
+    return [cond]
+
+
 # ----------------------------------------------------------------------------- engine
 
 
@@ -206,7 +304,8 @@ class Rete:
         """Register the compiled shards once; names carry the content hash, so edits get new names."""
         for name, definition in compiled.shards.items():
             if name not in self._handles:
-                self._handles[name] = self._c.create_ruleset(name, json.dumps(definition, ensure_ascii=False))
+                safe = {key: durable_safe(rule) for key, rule in definition.items()}
+                self._handles[name] = self._c.create_ruleset(name, json.dumps(safe, ensure_ascii=False))
         if compiled.digest not in self._routes:
             self._routes[compiled.digest] = {
                 rid: [(target, encode_fact(e)) for e in cr.emits for target in compiled.consumers.get(e["name"], ())]
