@@ -22,7 +22,9 @@ does. Every known quirk of durable_rules 2.0.28 is handled here and nowhere else
   each negation phase marker;
 - delete_state frees two pointers that only an action initialises: deleting a session in which
   no action ever ran frees garbage (a crash, or worse, a corrupted heap). Before deleting, every
-  session that saw no action gets a `close__` fact whose no-op rule is started and completed.
+  session that saw no action gets a `close__` fact whose no-op rule is started and completed;
+- conditions that join facts are rewritten around three defects of durable's join code, one of them a
+  NULL dereference (see `durable_safe`).
 """
 
 from __future__ import annotations
