@@ -23,6 +23,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from .formulas import provenance_of
+from .jsontext import compact
 
 if TYPE_CHECKING:
     from .pipeline import Run
@@ -163,8 +164,10 @@ def _read_message(message: str, aliases: dict[str, str], with_sid: dict[str, str
 
 
 def dumps(trace: dict[str, Any]) -> str:
-    """The stored text: compact JSON, the outcome's head first (listings read only that)."""
-    return json.dumps(trace, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    """The stored text: compact JSON, the outcome's head first (listings read only that), as
+    `json.dumps(trace, ensure_ascii=False, separators=(",", ":"), allow_nan=False)` writes it
+    (engine/jsontext.py: half the time)."""
+    return compact(trace)
 
 
 def loads(text: str) -> dict[str, Any]:

@@ -10,18 +10,15 @@ import json
 import sys
 from pathlib import Path
 
-import pydantic_core
 import pytest
 from conftest import ROOT
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from reference_trace import reference_evaluation
 
 from engine import capture
 from engine.derive import fact_json
 from engine.errors import LookupFailure
 from engine.pipeline import Workspace
-from engine.render import _not_as_python, document, indented, render
+from engine.render import document, indented, render
 
 sys.path.insert(0, str(ROOT / "bench"))
 
@@ -110,16 +107,6 @@ def test_a_rendered_evaluation_is_not_mistaken_for_a_trace(ws: Workspace) -> Non
     assert not capture.is_trace(text)
     with pytest.raises(ValueError, match="not a trace"):
         capture.loads(text)
-
-
-@settings(max_examples=3000)
-@given(st.floats(allow_nan=False, allow_infinity=False) | st.integers(-2**63, 2**63 - 1) | st.booleans() | st.none()
-       | st.text(st.characters(codec="utf-8")))
-def test_pydantic_writes_every_value_as_python_json_does_or_the_difference_is_found(value: object) -> None:
-    """render.indented writes with pydantic's encoder and relies on this to equal what json.dumps writes
-    (the number forms where they differ are found by _not_as_python, and the slow way taken)."""
-    ours, theirs = pydantic_core.to_json(value).decode(), json.dumps(value, ensure_ascii=False)
-    assert ours == theirs or (isinstance(value, float) and _not_as_python(ours)), (value, ours, theirs)
 
 
 def test_an_evaluation_with_tiny_numbers_is_indented_as_python_json_does(ws: Workspace) -> None:
