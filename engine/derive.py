@@ -86,11 +86,12 @@ class SymbolFacts:
                         "sources": {id: source}}, sort_keys=True, ensure_ascii=False)
 
         with each fact as `FactValue.model_dump(mode="json")`. Every recorded run computes it, so the facts
-        part is written with its keys already in sorted order (`fact_json`) instead of being sorted
-        again (tests/test_render_trace.py checks the text is the one above, byte for byte)."""
+        part is written by `fact_text`, not built as dicts and encoded (tests/test_render_trace.py checks
+        the text is the one above, byte for byte)."""
         chosen = sorted(self.chosen.items())
-        facts = json.dumps({p: {"alternatives": [fact_json(a) for a in c.alternatives], "chosen": fact_json(c.value)}
-                            for p, c in chosen}, ensure_ascii=False)
+        facts = "{" + ", ".join(
+            f'{_string(p)}: {{"alternatives": [{", ".join(fact_text(a) for a in c.alternatives)}], '
+            f'"chosen": {fact_text(c.value)}}}' for p, c in chosen) + "}"
         used = sorted({c.value.source for _, c in chosen} | {a.source for _, c in chosen for a in c.alternatives})
         # a stock without daily tables hashes as before they existed (recorded runs replay identical)
         header = self.stock.file.model_dump(mode="json", exclude={"facts"} | (
@@ -102,13 +103,45 @@ class SymbolFacts:
 
 
 def fact_json(fv: FactValue) -> dict[str, Any]:
-    """`fv.model_dump(mode="json")`, at a fraction of its cost and with its keys in sorted order (a
-    symbol's facts hash dumps every fact it can read; tests/test_pipeline.py checks that the two agree
-    field for field)."""
+    """`fv.model_dump(mode="json")`, at a fraction of its cost and with its keys in sorted order
+    (tests/test_render_trace.py checks that the two agree field for field)."""
     v, known = fv.value, fv.known_at
     return {"as_of": fv.as_of.isoformat(), "basis": fv.basis, "gt": fv.gt, "gte": fv.gte,
             "known_at": None if known is None else known.isoformat(), "lt": fv.lt, "lte": fv.lte, "note": fv.note,
             "source": fv.source, "unit": fv.unit, "value": v.isoformat() if isinstance(v, dt.date) else v}
+
+
+_string = json.encoder.encode_basestring  # a str as JSON text, non-ASCII kept (json.dumps' ensure_ascii=False)
+
+
+def _scalar(v: Any) -> str:
+    """A fact's value or bound as json.dumps writes it (it writes floats by float.__repr__)."""
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if type(v) is float and v - v == 0:  # finite
+        return float.__repr__(v)
+    if type(v) is int:
+        return int.__repr__(v)
+    if type(v) is str:
+        return _string(v)
+    if isinstance(v, dt.date):
+        return f'"{v.isoformat()}"'
+    return json.dumps(v, ensure_ascii=False)
+
+
+def fact_text(fv: FactValue) -> str:
+    """`json.dumps(fv.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)`, written directly: a
+    symbol's facts hash writes every fact it can read (tests/test_render_trace.py: equal on every
+    bundled fact and on generated ones)."""
+    known = fv.known_at
+    return (f'{{"as_of": "{fv.as_of.isoformat()}", "basis": {_string(fv.basis)}, "gt": {_scalar(fv.gt)}, '
+            f'"gte": {_scalar(fv.gte)}, "known_at": {"null" if known is None else _scalar(known)}, '
+            f'"lt": {_scalar(fv.lt)}, "lte": {_scalar(fv.lte)}, "note": {_string(fv.note)}, '
+            f'"source": {_string(fv.source)}, "unit": {_string(fv.unit)}, "value": {_scalar(fv.value)}}}')
 
 
 def _span(fv: FactValue) -> Interval:

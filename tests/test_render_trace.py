@@ -12,11 +12,14 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from reference_trace import reference_evaluation
 
 from engine import capture
-from engine.derive import fact_json
+from engine.derive import fact_json, fact_text
 from engine.errors import LookupFailure
+from engine.model import FactValue
 from engine.pipeline import Workspace
 from engine.render import document, indented, render
 
@@ -71,6 +74,7 @@ def test_the_facts_hash_reads_facts_as_their_models_dump_them(ws: Workspace) -> 
             for fv in (c.value, *c.alternatives):
                 # the same fields, already in sorted order (the hash writes them without sorting again)
                 assert json.dumps(fact_json(fv)) == json.dumps(fv.model_dump(mode="json"), sort_keys=True)
+                assert fact_text(fv) == json.dumps(fv.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
                 seen += 1
     assert seen > 100
 
@@ -115,3 +119,18 @@ def test_an_evaluation_with_tiny_numbers_is_indented_as_python_json_does(ws: Wor
     text = indented(rendered)
     assert text == json.dumps(rendered, ensure_ascii=False, indent=2)
     assert '"score": 1e-06' in text and '"edge": 2.5e-05' in text
+
+
+_texts = st.text(st.characters(codec="utf-8"), max_size=12)  # quotes, backslashes, controls, CJK
+_numbers = st.none() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False) | st.sampled_from([-0.0, 1e-7, 2.5e-05])
+
+
+@settings(max_examples=2000)
+@given(value=st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | _texts | st.dates(),
+       gt=_numbers, lte=_numbers, known=st.none() | st.dates(), as_of=st.dates(), source=_texts, unit=_texts,
+       note=_texts, basis=_texts)
+def test_a_fact_s_hash_text_is_its_model_dump_as_sorted_json(value, gt, lte, known, as_of, source, unit, note,  # type: ignore[no-untyped-def]
+                                                            basis) -> None:
+    fv = FactValue.model_construct(value=value, gt=gt, gte=None, lt=None, lte=lte, as_of=as_of, known_at=known,
+                                   source=source, unit=unit, note=note, basis=basis)
+    assert fact_text(fv) == json.dumps(fv.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
