@@ -12,6 +12,7 @@ import datetime as dt
 import gc
 import hashlib
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -505,8 +506,12 @@ def _type_problem(fv: FactValue, spec: FactSpec) -> str:
         return ""
     v = fv.value
     if ftype == "number" and (isinstance(v, bool) or not isinstance(v, (int, float))):
-        if isinstance(v, str) and _is_float(v):  # YAML 1.1 reads 1e5 and 1.7e308 as text
-            return f"must be a number, not {v!r} (YAML reads that as text: write the exponent as 1.0e+5)"
+        if isinstance(v, str) and _is_float(v):
+            if _YAML_NUMBER.fullmatch(v):  # YAML would have read it as a number: it was written in quotes
+                return f"must be a number, not the text {v!r} (written in quotes: write it without them)"
+            if "e" in v.lower():  # YAML 1.1 reads 1e5 and 1.7e308 as text
+                return f"must be a number, not {v!r} (YAML reads that as text: write the exponent as 1.0e+5)"
+            return f"must be a finite number, not {v!r}"
         return f"must be a number, not {v!r}"
     if ftype == "bool" and not isinstance(v, bool):
         return f"must be true or false, not {v!r}"
@@ -530,6 +535,10 @@ def _number_problem(v: int | float, spec: FactSpec) -> str:
     except OverflowError:
         return f"{'-' if v < 0 else ''}1e+308 or more is beyond the largest number verdict accepts ({MAX_ABS_NUMBER:g})"
     return number_problem(x, spec.min, spec.max)
+
+
+# What YAML 1.1 (PyYAML) reads as a number when it is not quoted: a text matching this was quoted.
+_YAML_NUMBER = re.compile(r"[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*(?:[eE][-+][0-9]+)?|[-+]?(?:0|[1-9][0-9_]*|0[0-7_]+)")
 
 
 def _is_float(text: str) -> bool:
