@@ -114,9 +114,9 @@ def test_a_worker_whose_parent_is_already_gone_leaves_at_once() -> None:
 def test_a_frozen_heap_keeps_what_was_alive_from_the_collector_only_while_workers_run() -> None:
     import gc
 
-    from engine.lifetime import frozen_heap
+    from engine.lifetime import _FROZEN_AT_START, frozen_heap
 
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() <= _FROZEN_AT_START  # nothing frozen but what the interpreter froze itself
     loaded = [[i] for i in range(1000)]  # what a workspace holds when workers are forked
     with frozen_heap():
         frozen = gc.get_freeze_count()
