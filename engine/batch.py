@@ -90,7 +90,8 @@ def _one(symbol: str) -> tuple[str, Outcome | None, str]:
 
             outcome.trace = pack_output(dumps(trace))
         if job.full:
-            from .render import document, indented, render
+            from .jsontext import indented
+            from .render import document, render
 
             rendered = render(trace, ws.rules, ws.compiled)
             text = document(rendered) if job.indent is None else indented(rendered, job.indent)

@@ -432,8 +432,9 @@ def with_traces(ws: Any, outcomes: list[Outcome], as_of: dt.date | None, record:
     `record`: keep each run's trace too, as the audit log stores it; `indent`: the JSON indented so;
     `fragile_facts=False`: fragility on the score alone, as a table or CSV screen records it."""
     from .capture import dumps
+    from .jsontext import indented
     from .model import Outcome
-    from .render import document, indented, render
+    from .render import document, render
 
     out = []
     for o in outcomes:

@@ -19,9 +19,10 @@ from reference_trace import reference_evaluation
 from engine import capture
 from engine.derive import fact_json, fact_text
 from engine.errors import LookupFailure
+from engine.jsontext import indented
 from engine.model import FactValue
 from engine.pipeline import Workspace
-from engine.render import document, indented, render
+from engine.render import document, render
 
 sys.path.insert(0, str(ROOT / "bench"))
 

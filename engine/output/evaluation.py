@@ -7,6 +7,7 @@ Every number printed here comes from a fact (value, unit, source, as-of) or a ru
 
 from __future__ import annotations
 
+import json
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -266,9 +267,9 @@ def evaluation_output(outcome: Outcome, fmt: str, *, explain: bool = False, dept
     if fmt == "jsonl":
         return outcome.json() + "\n"
     if fmt == "json":
-        from ..render import reindented
+        from ..jsontext import indented
 
-        return reindented(outcome.json()) + "\n"
+        return indented(json.loads(outcome.json())) + "\n"
     if fmt == "csv":
         return summary_csv([outcome.summary])
     if explain:

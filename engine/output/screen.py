@@ -128,7 +128,7 @@ def screen_output(outcomes: Sequence[Outcome], screen: Screen, fmt: str, *, expl
 
 class DocumentWriter:
     """Writes full evaluations to stdout one at a time: JSON lines, or a JSON array whose elements
-    are indented as `json.dumps(..., indent=2)` indents them (each worker indents its own: render.indented)."""
+    are indented as `json.dumps(..., indent=2)` indents them (each worker indents its own: jsontext.indented)."""
 
     def __init__(self, fmt: str, out: TextIO) -> None:
         self.array = fmt == "json"
