@@ -384,13 +384,17 @@ print(1 if d.start_action_for_state(h, state) else 0)
 """
 
 
+# Not in the default run: it reads memory durable should not read, and in two of four full runs of the suite
+# (2026-11-26) both of its processes died without a word, while it passed alone, in partial runs and in CI.
+@pytest.mark.probe
 def test_a_stored_facts_sid_still_points_at_the_asserted_text() -> None:
     # durable's copy of a stored fact re-points every string at the copy except `sid` and `id`: a join
     # reading an earlier fact's sid compares whatever lies where the caller's text was (a test doing so
     # passed alone and failed after others). Why the closing group above is not a condition on sid.
     root = Path(__file__).resolve().parent.parent
-    runs = {mode: subprocess.run([sys.executable, "-c", SID_RUN, mode], capture_output=True, text=True,
-                                 timeout=120, cwd=root) for mode in ("keep", "overwrite")}
-    assert all(r.returncode == 0 for r in runs.values()), [r.stderr[-1000:] for r in runs.values()]
+    runs = {mode: subprocess.run([sys.executable, "-X", "faulthandler", "-c", SID_RUN, mode], capture_output=True,
+                                 text=True, timeout=120, cwd=root) for mode in ("keep", "overwrite")}
+    assert all(r.returncode == 0 for r in runs.values()), [(r.returncode, r.stdout[-300:], r.stderr[-1500:])
+                                                            for r in runs.values()]
     assert runs["keep"].stdout.strip() == "1"  # "1" >= "1"
     assert runs["overwrite"].stdout.strip() == "0"  # "1" >= "9": the stored stock fact's sid changed with the text
