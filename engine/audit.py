@@ -351,13 +351,9 @@ class AuditLog:
 
     # ---------------------------------------------------------------------------- snapshots
 
-    def _store_snapshot(self, files: dict[str, bytes], manifest: dict[str, str] | None = None,
-                        packed: dict[str, bytes] | None = None) -> str:
+    def _store_snapshot(self, files: dict[str, bytes], manifest: dict[str, str], packed: dict[str, bytes]) -> str:
         """Store a snapshot of `files` (each file once per content hash) and return its hash; `manifest`:
-        their hashes, when already computed (`snapshot_manifest`); `packed`: contents already compressed,
-        by hash (`_missing_blobs`)."""
-        manifest = manifest if manifest is not None else snapshot_manifest(files)
-        packed = packed or {}
+        their hashes (`snapshot_manifest`); `packed`: contents already compressed, by hash."""
         missing = self._missing_blobs(manifest)
         self.db.executemany("INSERT INTO blobs VALUES (?, ?)", (
             (h, packed[h] if h in packed else zlib.compress(files[name], 6)) for h, name in missing.items()))
@@ -627,7 +623,7 @@ class Batch:
         log = self.log
         with log._write():
             for files, manifest in zip(self._files, self._manifests, strict=True):
-                log._store_snapshot(files, manifest, self._packed)
+                log._store_snapshot(files, manifest, self._packed or {})
             last = log.db.execute("SELECT seq, record_hash FROM runs ORDER BY seq DESC LIMIT 1").fetchone()
             seq, prev = (last[0], last[1]) if last else (0, GENESIS)
             rows = []

@@ -66,7 +66,7 @@ def assess(run: Run, facts: bool = True) -> Fragility:
 
 def _facts(run: Run, margin_pct: float) -> list[FragileFact]:
     """Facts within `margin_pct` of a value at which the rating changes, confirmed by re-evaluation."""
-    from .whatif import boundaries, epsilon
+    from .whatif import boundaries, changes_at_boundary, epsilon
 
     ws, sf = run.workspace, run.facts
     catalog = ws.facts.catalog
@@ -103,11 +103,10 @@ def _facts(run: Run, margin_pct: float) -> list[FragileFact]:
             sign = 1 if t > value else -1
             if sign in done:
                 continue
-            # A comparison `fact op t` changes at t itself (>= and < moving up, > and <= moving down) or just
-            # beyond it: re-evaluate where the comparisons at t change, at both points only when they differ.
-            at_t = {op is None or op in ((">=", "<") if sign > 0 else (">", "<=")) for op in ops}
-            beyond = {op is None or op not in ((">=", "<") if sign > 0 else (">", "<=")) for op in ops}
-            for x in [x for x, need in ((t, True in at_t), (t + sign * epsilon(t), True in beyond)) if need]:
+            # re-evaluate where the comparisons at t change (at t, or just beyond it), at both points only
+            # when they differ or one is not known
+            at_t = {True, False} if None in ops else {changes_at_boundary(op, sign > 0) for op in ops if op}
+            for x in [t] * (True in at_t) + [t + sign * epsilon(t)] * (False in at_t):
                 other = ws.rate(_moved(run, path, x, c.value))[0]
                 if other != rating:
                     spec = catalog.spec(path)

@@ -166,6 +166,12 @@ def epsilon(x: float) -> float:
     return max(abs(x), 1.0) * 1e-6
 
 
+def changes_at_boundary(op: str, up: bool) -> bool:
+    """Whether `fact op boundary` changes truth at the boundary itself when the fact moves up to it (or
+    down, `up=False`): >= and < moving up, > and <= moving down; the others change just beyond it."""
+    return op in ((">=", "<") if up else (">", "<="))
+
+
 def solved_comparisons(book: RuleBook) -> list[tuple[str, str, str, expr.Node]]:
     """Every comparison of a `when` (but == and !=) solved for each fact it reads: (fact path, rule id,
     op, other side), meaning `fact op other side`. It depends on the rules alone, so it is worked out
@@ -245,9 +251,8 @@ def sensitivity(ws: Workspace, query: str, as_of: dt.date | None = None, paths: 
                              key=lambda tro: (sign * (tro[0] - value), tro[1]))
             tried: set[float] = set()
             for t, rule_id, op in options:
-                # `fact op t` changes truth exactly at t when crossing in this direction for >= and <
-                # moving up (> and <= moving down), else just beyond t: one re-evaluation per candidate.
-                inclusive = op in ((">=", "<") if direction == "up" else (">", "<="))
+                # `fact op t` changes truth at t or just beyond it: one re-evaluation per candidate
+                inclusive = changes_at_boundary(op, direction == "up")
                 x = t if inclusive else t + sign * epsilon(t)
                 if (inclusive and t == value) or x in tried:
                     continue
