@@ -14,8 +14,10 @@ On bench/bench.py's seeded universe it measures, in CPU time and wall time:
 - the pipeline: `Workspace.run` per symbol in one process (facts, durable, resolution, outcome);
 - the screens as a user runs them, `verdict evaluate --all` in a subprocess, load, fork and
   collection included: unrecorded CSV, recorded CSV (the default: one audit record per symbol),
-  `--format json` and `--format jsonl` unrecorded. CPU time is the process's and its workers'
-  (wait4), peak RSS is the largest single process's.
+  `--format json` and `--format jsonl` unrecorded, and a JSON screen of rows (`--columns`). CPU time
+  is the process's and its workers' (wait4), peak RSS is the largest single process's;
+- the stages: what a `--format json` screen's worker spends per symbol on each part of its work
+  (evaluating, the fragility checks, capturing the trace, rendering, indenting), in one process.
 
 All three matchers must fire the same rules for every symbol (checked). Rounds are interleaved and
 medians reported; the machine's load average (`uptime`) is written beside the figures, since a
@@ -46,7 +48,9 @@ SCREENS = {
     "recorded": ["--format", "csv"],
     "json": ["--no-record", "--format", "json"],
     "jsonl": ["--no-record", "--format", "jsonl"],
+    "json-rows": ["--no-record", "--format", "json", "--columns", "rating,score,fragile,upside,coverage"],
 }
+STAGES = ("evaluate", "score edges", "facts' fragility", "trace", "render", "indent")
 
 
 # ------------------------------------------------------------------------------ the floor
@@ -130,6 +134,46 @@ def run_pipeline(root: str, symbols: list[str], passes: int = 3, budget: int | N
             "shards": len(ws.compiled.shards)}
 
 
+def run_stages(root: str, symbols: list[str]) -> dict[str, Any]:
+    """CPU per symbol of each thing a `--format json` screen's worker does for it, in one process, in the
+    order it does them: what a JSON screen costs, part by part (one pass; the screens give the totals)."""
+    from engine.jsontext import indented
+    from engine.pipeline import Workspace
+    from engine.render import render
+
+    ws = Workspace.open(Path(root) / "rules", Path(root) / "facts")
+    cpu = dict.fromkeys(STAGES, 0.0)
+    size = 0
+    for s in symbols:
+        c0 = time.process_time()
+        run = ws.run(s)
+        c1 = time.process_time()
+        run.summary()
+        c2 = time.process_time()
+        run.fragility(True)
+        c3 = time.process_time()
+        trace = run.trace(True)
+        c4 = time.process_time()
+        rendered = render(trace, ws.rules, ws.compiled)
+        c5 = time.process_time()
+        size += len(indented(rendered, 2))
+        c6 = time.process_time()
+        for stage, took in zip(STAGES, (c1 - c0, c2 - c1, c3 - c2, c4 - c3, c5 - c4, c6 - c5), strict=True):
+            cpu[stage] += took
+    return {"ms": {k: v / len(symbols) * 1e3 for k, v in cpu.items()}, "bytes": size / len(symbols)}
+
+
+def stages_table(r: dict[str, Any], n: int) -> str:
+    ms = r["ms"]
+    total = sum(ms.values())
+    out = [f"What a `--format json` screen's worker spends per symbol (CPU, one process, {n:,} symbols; an "
+           f"indented document is {r['bytes'] / 1024:,.0f} KB):", "",
+           "| stage | ms per symbol | share |", "|---|---|---|"]
+    out += [f"| {k} | {v:.3f} | {v / total:.0%} |" for k, v in ms.items()]
+    out.append(f"| all | {total:.3f} | |")
+    return "\n".join(out) + "\n"
+
+
 # ------------------------------------------------------------------------------ end to end
 
 
@@ -163,13 +207,15 @@ def main() -> int:
     ap.add_argument("--rules", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=20260119)
-    ap.add_argument("--only", default="floor,direct,pipeline," + ",".join(SCREENS),
-                    help="what to measure, comma-separated (floor, direct, pipeline, " + ", ".join(SCREENS) + ")")
+    ap.add_argument("--only", default="floor,direct,pipeline,stages," + ",".join(SCREENS),
+                    help="what to measure, comma-separated (floor, direct, pipeline, stages, " + ", ".join(SCREENS)
+                    + ")")
     ap.add_argument("--out", type=Path, default=None, help="append the table to this file (default: print only)")
     a = ap.parse_args()
     only = [x.strip() for x in a.only.split(",") if x.strip()]
     loads = [load_average()]
-    rows: dict[str, list[dict[str, float]]] = {k: [] for k in only}
+    rows: dict[str, list[dict[str, float]]] = {k: [] for k in only if k != "stages"}
+    stages: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="verdict-screens-") as tmp:
         root = Path(tmp)
         write_universe(root, a.symbols, a.rules, a.seed)
@@ -177,10 +223,13 @@ def main() -> int:
 
         symbols = Workspace.open(root / "rules", root / "facts").symbols()
         fired: dict[str, dict[str, list[str]]] = {}
-        if "csv" in only or "recorded" in only or "json" in only:
+        if any(what in SCREENS for what in only):
             run_screen(root, SCREENS["csv"], root / "warm.out")  # the parse cache warm, as a user's is
+        if "stages" in only:
+            stages = fresh(run_stages, tmp, symbols[:1000])
+            print(f"stages: {stages}", file=sys.stderr)
         for rnd in range(a.rounds):
-            for what in only:
+            for what in rows:
                 if what in SCREENS:
                     rows[what].append(run_screen(root, SCREENS[what], root / f"{what}.out"))
                 elif what == "floor":
@@ -199,6 +248,8 @@ def main() -> int:
             loads.append(load_average())
         same = sum(1 for s in symbols if len({tuple(f[s]) for f in fired.values()}) == 1) if fired else None
     table = report(a, rows, same, len(symbols), loads)
+    if stages is not None:
+        table += "\n" + stages_table(stages, min(1000, len(symbols)))
     print(table)
     if a.out:
         with open(a.out, "a", encoding="utf-8") as f:
@@ -213,7 +264,8 @@ def report(a: Any, rows: dict[str, list[dict[str, float]]], same: int | None, n:
     labels = {"floor": "floor: generated Python, one pass", "direct": "durable direct (no trace)",
               "pipeline": "pipeline, 1 process (`Workspace.run`)", "csv": "screen, CSV, not recorded",
               "recorded": "screen, CSV, recorded (default)", "json": "screen, `--format json`, not recorded",
-              "jsonl": "screen, `--format jsonl`, not recorded"}
+              "jsonl": "screen, `--format jsonl`, not recorded",
+              "json-rows": "screen, `--format json --columns ...` (rows), not recorded"}
     out = [f"### {a.symbols:,} symbols x {a.rules} rules, {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC",
            "", f"Machine: {machine()}. Load average before and after each round: {' | '.join(loads)}. "
            f"Medians of {a.rounds} interleaved round(s); `python bench/screens.py --symbols {a.symbols} "
