@@ -4,8 +4,9 @@ The score part is arithmetic on the policy's band edges (what the rating would b
 higher, through the same overrides and evidence checks). The fact part reuses the sensitivity
 machinery: every comparison solved for each fact it reads (whatif.boundaries), the valuation's
 inputs and the price solved for each upside edge, and each candidate within the policy's margin
-confirmed by a re-evaluation just beyond it, nearest first. A screen without traces checks the
-score only (re-evaluations cost as much as the screen).
+confirmed by a re-evaluation where its comparisons change, nearest first (engine/rerating.py: by
+durable_rules, unless no rule can fire differently there). A screen without traces checks the score
+only (re-evaluations cost many times the screen).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from . import expr
 from .derive import given_value, with_overrides
 from .evidence import index
 from .model import FactValue, FragileFact, Fragility
+from .rerating import Rerating
 from .resolve import band, rate
 from .valuation import COMPUTED, UPSIDE, Valued
 
@@ -80,6 +82,7 @@ def _facts(run: Run, margin_pct: float) -> list[FragileFact]:
     for path, solved in _valuation_boundaries(run).items():
         cands.setdefault(path, []).extend((t, rule, None) for t, rule in solved)
     out: list[FragileFact] = []
+    rerating = Rerating(run)
     for path in sorted(cands):
         c = sf.chosen.get(path)
         if c is None or not c.value.is_point or isinstance(c.value.value, bool) \
@@ -107,7 +110,7 @@ def _facts(run: Run, margin_pct: float) -> list[FragileFact]:
             # when they differ or one is not known
             at_t = {True, False} if None in ops else {changes_at_boundary(op, sign > 0) for op in ops if op}
             for x in [t] * (True in at_t) + [t + sign * epsilon(t)] * (False in at_t):
-                other = ws.rate(_moved(run, path, x, c.value))[0]
+                other = rerating.rating(_moved(run, path, x, c.value), rule.split(" / "))
                 if other != rating:
                     spec = catalog.spec(path)
                     out.append(FragileFact(path=path, label=spec.label if spec else path, value=value, threshold=t,

@@ -150,11 +150,14 @@ class Workspace:
 
     def rate(self, sf: SymbolFacts) -> tuple[str, float]:
         """Only the rating and score (no trace): for searches that re-evaluate many times."""
+        return self.rate_valued(self.valued(sf))
+
+    def rate_valued(self, sf: SymbolFacts) -> tuple[str, float]:
+        """`rate` of facts whose valuation is already computed (`valued`)."""
         from . import rete
         from .evidence import index
         from .resolve import rate
 
-        sf = self.valued(sf)
         result = rete.engine().run(self.compiled, durable_facts(sf, self.compiled))
         r = rate(result.firings, self.rules, self.book.policy, sf.chosen, index(self.book))
         return r.name, r.score

@@ -30,7 +30,7 @@ from .expr import Interval, Missing
 if TYPE_CHECKING:
     from .compile import Compiled, CompiledRule
     from .load import LoadedRule
-    from .model import Evaluation
+    from .model import Evaluation, FactValue
 
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
 _OPS: dict[str, Callable[[Any, Any], bool]] = {">": operator.gt, ">=": operator.ge, "<": operator.lt,
@@ -420,6 +420,25 @@ def views(rules: dict[str, LoadedRule], compiled: Compiled) -> list[RuleView]:
         v.rank = rank
     _VIEWS[key] = (rules, compiled, built)
     return built
+
+
+class Conditions:
+    """Every rule's condition as the explanations evaluate it (expr.truth's answers, from the closures
+    `views` builds once per rule book), for a caller testing many rules on many fact sets."""
+
+    def __init__(self, rules: dict[str, LoadedRule], compiled: Compiled) -> None:
+        self._truth = {v.id: v.truth for v in views(rules, compiled)}
+
+    @staticmethod
+    def values(facts: dict[str, FactValue]) -> Vals:
+        """Facts as the closures read them: what expr.value_of gives for a reference to each."""
+        return {p: expr.promote_int(fv.value) if fv.is_point else Interval.of(fv) for p, fv in facts.items()}
+
+    def truth(self, rule_id: str, facts: dict[str, FactValue], vals: Vals, sigs: Sigs,
+              day: dt.date | None) -> bool | None:
+        """expr.truth of the rule's condition on `facts` (`vals`: their `values`) and signals `sigs`."""
+        out: bool | None = self._truth[rule_id](vals, sigs, _Env(lambda: facts, sigs, day), [])
+        return out
 
 
 # ----------------------------------------------------------------------------------- text

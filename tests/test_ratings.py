@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -379,3 +380,76 @@ def test_the_facts_fragility_check_finds_with_one_re_evaluation_what_two_find(tm
         p: [(t, rule, None) for t, rule, _ in items] for p, items in solved(w, env).items()})
     assert found == [fragility._facts(r, m) for r, m in zip(runs, margins, strict=True)]
     assert sum(map(len, found)) >= 3  # the bundle's stocks near their thresholds among them
+
+
+def test_a_probe_no_rule_can_fire_differently_on_reuses_the_runs_firings(tmp_path):  # type: ignore[no-untyped-def]
+    """The facts' fragility check runs durable_rules again only where some rule reading a moved fact
+    changes its truth: over a generated book and the bundle, what it finds is what re-running every
+    probe finds, with fewer durable runs."""
+    import sys
+
+    from conftest import FACTS, ROOT, RULES
+
+    from engine import fragility, rerating
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import bench  # type: ignore[import-not-found]
+
+    bench.write_universe(tmp_path, 60, 120, 11)
+    ws = Workspace.open(tmp_path / "rules", tmp_path / "facts", cache=None)
+    bundled = Workspace.open(RULES, FACTS)
+    runs = [ws.run(s) for s in ws.symbols()] + [bundled.run(s) for s in bundled.symbols()]
+    margins = [r.workspace.book.policy.fragility.fact_margin_pct for r in runs]
+    made: list[rerating.Rerating] = []
+
+    class Counted(rerating.Rerating):
+        def __init__(self, run: Any) -> None:
+            super().__init__(run)
+            made.append(self)
+
+    def found() -> list[Any]:
+        made.clear()
+        return [fragility._facts(r, m) for r, m in zip(runs, margins, strict=True)]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fragility, "Rerating", Counted)
+        shortcut = found()
+        reused, rerun = sum(x.reused for x in made), sum(x.rerun for x in made)
+        mp.setattr(Counted, "fires_as_run", lambda self, sf, likely=(): False)
+        every = found()
+        assert sum(x.reused for x in made) == 0 and sum(x.rerun for x in made) == reused + rerun
+    assert shortcut == every and sum(map(len, shortcut)) >= 3
+    assert reused >= (reused + rerun) // 5, (reused, rerun)
+
+
+def test_a_book_whose_signals_form_a_cycle_is_always_run_again(tmp_path):  # type: ignore[no-untyped-def]
+    """`a` holds on a fact or on signal `b`, and `b` on signal `a`: moved below its threshold, the fact
+    leaves both unfired, though `a`'s condition still holds on the run's own signals. Such a book is
+    never answered from the run's firings."""
+    import sys
+
+    import yaml
+    from conftest import ROOT
+
+    from engine import fragility, rerating
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import bench  # type: ignore[import-not-found]
+
+    bench.write_universe(tmp_path, 3, 0, 5)
+    ws = Workspace.open(tmp_path / "rules", tmp_path / "facts", cache=None)
+    symbol = next(s for s in ws.symbols() if "stock.f05" in ws.symbol_facts(s).chosen)
+    value = float(ws.symbol_facts(symbol).chosen["stock.f05"].value.value)
+    (tmp_path / "rules" / "cycle.yaml").write_text(yaml.safe_dump({"pack": "cycle", "rules": [
+        {"id": "cycle.a", "when": f"stock.f05 > {round(value * 0.98, 4)} or signal.b",
+         "then": {"signal": {"name": "a", "score": 5}}},
+        {"id": "cycle.b", "when": "signal.a", "then": {"signal": {"name": "b", "score": 0}}}]}, sort_keys=False))
+    ws = Workspace.open(tmp_path / "rules", tmp_path / "facts", cache=None)
+    run = ws.run(symbol)
+    assert run.rating == "Buy" and rerating.readers(ws.book) is None
+    found = fragility._facts(run, 5.0)
+    assert [(f.path, f.rating, f.rule) for f in found] == [("stock.f05", "Hold", "cycle.a")]
+    with pytest.MonkeyPatch.context() as mp:  # were the cycle not seen, the run's firings would answer
+        mp.setattr(rerating, "signal_cycle", lambda book: False)
+        ws = Workspace.open(tmp_path / "rules", tmp_path / "facts", cache=None)
+        assert fragility._facts(ws.run(symbol), 5.0) == []
