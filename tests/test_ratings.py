@@ -357,23 +357,29 @@ def test_lint_warns_of_a_target_that_moves_with_the_price(workdir, verdict):
            "the target is computed from stock.price, so it moves with the share price" in out.stdout
 
 
-def test_the_facts_fragility_check_finds_with_one_re_evaluation_what_two_find(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    """Each threshold near a fact is probed where its comparisons change (at it, or just beyond it), not at
-    both points: what both points find (every comparison's operator unknown) is what is found."""
+def _generated_and_bundled_runs(folder: Path) -> tuple[list[Any], list[float]]:
+    """Runs of 60 symbols on a generated 120-rule book (bench/bench.py's) and of the bundle, with each
+    one's fact margin: where the facts' fragility check is compared with another way of doing it."""
     import sys
 
     from conftest import FACTS, ROOT, RULES
 
-    from engine import fragility, whatif
-
     sys.path.insert(0, str(ROOT / "bench"))
     import bench  # type: ignore[import-not-found]
 
-    bench.write_universe(tmp_path, 60, 120, 11)
-    ws = Workspace.open(tmp_path / "rules", tmp_path / "facts", cache=None)
+    bench.write_universe(folder, 60, 120, 11)
+    ws = Workspace.open(folder / "rules", folder / "facts", cache=None)
     bundled = Workspace.open(RULES, FACTS)
     runs = [ws.run(s) for s in ws.symbols()] + [bundled.run(s) for s in bundled.symbols()]
-    margins = [r.workspace.book.policy.fragility.fact_margin_pct for r in runs]
+    return runs, [r.workspace.book.policy.fragility.fact_margin_pct for r in runs]
+
+
+def test_the_facts_fragility_check_finds_with_one_re_evaluation_what_two_find(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """Each threshold near a fact is probed where its comparisons change (at it, or just beyond it), not at
+    both points: what both points find (every comparison's operator unknown) is what is found."""
+    from engine import fragility, whatif
+
+    runs, margins = _generated_and_bundled_runs(tmp_path)
     found = [fragility._facts(r, m) for r, m in zip(runs, margins, strict=True)]
     solved = whatif.boundaries
     monkeypatch.setattr(whatif, "boundaries", lambda w, env: {
@@ -386,20 +392,9 @@ def test_a_probe_no_rule_can_fire_differently_on_reuses_the_runs_firings(tmp_pat
     """The facts' fragility check runs durable_rules again only where some rule reading a moved fact
     changes its truth: over a generated book and the bundle, what it finds is what re-running every
     probe finds, with fewer durable runs."""
-    import sys
-
-    from conftest import FACTS, ROOT, RULES
-
     from engine import fragility, rerating
 
-    sys.path.insert(0, str(ROOT / "bench"))
-    import bench  # type: ignore[import-not-found]
-
-    bench.write_universe(tmp_path, 60, 120, 11)
-    ws = Workspace.open(tmp_path / "rules", tmp_path / "facts", cache=None)
-    bundled = Workspace.open(RULES, FACTS)
-    runs = [ws.run(s) for s in ws.symbols()] + [bundled.run(s) for s in bundled.symbols()]
-    margins = [r.workspace.book.policy.fragility.fact_margin_pct for r in runs]
+    runs, margins = _generated_and_bundled_runs(tmp_path)
     made: list[rerating.Rerating] = []
 
     class Counted(rerating.Rerating):
