@@ -55,6 +55,38 @@ def test_a_generated_universe_renders_as_before(tmp_path: Path) -> None:
         _same_as_reference(ws, symbol)
 
 
+@pytest.mark.parametrize("as_of", [None, dt.date(2026, 1, 19)])
+def test_the_compiled_conditions_answer_as_the_evaluator(ws: Workspace, as_of: dt.date | None) -> None:
+    """render.Conditions (what the fragility check's probes ask) gives expr.truth's answer for every rule on
+    every bundled symbol: numbers, bounds (`> 140`), dates, missing facts and signals among them, and
+    again with a number moved onto and past one of the rule's thresholds."""
+    from engine import expr
+    from engine.render import Conditions
+    from engine.resolve import signal_env
+
+    conditions = Conditions(ws.rules, ws.compiled)
+    kinds: set[str] = set()
+    bounded = 0
+    for symbol in ws.symbols():
+        run = ws.run(symbol, as_of=as_of)
+        sigs = signal_env(run.resolution.signals)
+        base = run.facts.values()
+        fact_sets = [base]
+        for path, fv in base.items():
+            if fv.is_point and type(fv.value) is float:
+                fact_sets += [{**base, path: FactValue(value=x, as_of=fv.as_of, source="moved")}
+                              for x in (fv.value * 0.95, fv.value * 1.05)]
+        for facts in fact_sets:
+            vals = Conditions.values(facts)
+            env = expr.EvalEnv(facts, sigs, run.facts.date)
+            for rule_id, lr in ws.rules.items():
+                got = conditions.truth(rule_id, facts, vals, sigs, run.facts.date)
+                assert got == expr.truth(lr.cond, env), (symbol, rule_id)
+                kinds.add(repr(got))
+        bounded += sum(not fv.is_point for fv in base.values())
+    assert kinds == {"True", "False", "None"} and bounded  # bounds among the facts read
+
+
 def test_firings_store_which_asserted_fact_they_matched(ws: Workspace) -> None:
     run = ws.run("600111", run_id="r")
     trace = run.trace()
