@@ -144,10 +144,11 @@ NOTE = (
     "(the README's own figures, 2,348 complete, 283 late starts, 405 files with 611 gaps, are for the "
     "source's 3,020 files). As of the bundle's date (2026-01-20) no universe stock has a price bar within"
     " the 7-day freshness limit (the data ends 2025-09-03), so only the bundle's five are rated and the "
-    'others are reported as having no fresh data; as of 2025-09-03 the bundled rules, whose signals need '
-    "the report's facts, rate every stock with fresh prices Neutral (technical signals alone score 0 or "
-    '-1) and report the two whose data ended earlier (000627, 601989). CPU time is a fraction of these '
-    'wall times on this shared host.'
+    'others are reported as having no fresh data; as of 2025-09-03 the bundled rules rate every stock '
+    "with fresh prices on its price history alone (trend, momentum, volume and technical signals; the "
+    "report's valuation and supply-demand facts are the five's only), so none reaches Buy (the ratings "
+    'are in the table), and report the two whose data ended earlier (000627, 601989). CPU time is a '
+    'fraction of these wall times on a shared host.'
 )
 
 
