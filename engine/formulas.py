@@ -497,7 +497,7 @@ class PriceProvenance:
             st, ss, i = self.static, self.ss, self.idx
             last, s = ss.dates[i], ss.series
             sources = ", ".join(s.sources)
-            inputs = [ProvenanceInput(name=text, value=ss.values(p)[i], source=DERIVED_SOURCE, as_of=last, note=what)
+            inputs = [ProvenanceInput(name=text, value=ss.at(p, i), source=DERIVED_SOURCE, as_of=last, note=what)
                       for p, text, what in st.parts]
             inputs += [ProvenanceInput(name=c, value=ss.column(c)[i], source=sources, as_of=last,
                                        note=f"{c} of the last bar") for c in st.columns]
@@ -567,7 +567,7 @@ class Deriver:
         unavailable: dict[str, str] = {}
         for f in todo:
             st = self._static(f)
-            v = ss.values(f.node)[idx]
+            v = ss.at(f.node, idx)
             if v is None:
                 unavailable[f.path] = self._why_none(f, ss, idx)
                 continue
@@ -577,7 +577,7 @@ class Deriver:
                 out.append(Derived(f.path, fv, f.text, None))
                 continue
             how = st.prefix + on if st.single else st.prefix + "; ".join(
-                f"{text} = {_num_text(ss.values(p)[idx])}" for p, text, _ in st.parts) + on
+                f"{text} = {_num_text(ss.at(p, idx))}" for p, text, _ in st.parts) + on
             out.append(Derived(f.path, fv, how, PriceProvenance(st, ss, idx)))
         return out, warnings, unavailable
 

@@ -366,7 +366,46 @@ class SymbolSeries:
         return hit
 
     def at(self, node: expr.Node, i: int) -> Any:
-        return self.values(node)[i]
+        """The formula's value on bar i, equal to `values(node)[i]` (a test compares them on every bar).
+        The series functions (moving averages, MACD, KDJ, windows) are computed over the whole series and
+        kept, as `values` computes them; what combines them bar by bar (arithmetic, comparisons, `and`,
+        `or`, `not`, abs and the like) is worked out on bar i alone, with the same operations. An
+        evaluation reads one bar: a formula such as `abs(macd_dif(12, 26, 9)) / close * 100 < 1` then
+        costs its MACD, not five more passes over every bar."""
+        if isinstance(node, expr.Const):
+            return node.value
+        if isinstance(node, expr.Word):
+            return self.column(node.name)[i]
+        if isinstance(node, expr.FactRef):
+            target = self.lookup(node.path)
+            if target is None:
+                raise ValueError(f"{node.path} is not a price-history formula")
+            return self.at(target, i)
+        if isinstance(node, expr.Call) and node.fn in FUNCTIONS:
+            return self.values(node)[i]
+        by_id = self._by_id.get(id(node))
+        if by_id is not None and by_id[0] is node:  # computed over the whole series already
+            return by_id[1][i]
+        if isinstance(node, expr.Neg):
+            a = self.at(node.operand, i)
+            return None if a is None else -a
+        if isinstance(node, (expr.Arith, expr.Cmp)):
+            a, b = self.at(node.left, i), self.at(node.right, i)
+            if a is None or b is None:
+                return None
+            return _ARITH[node.op](a, b) if isinstance(node, expr.Arith) else expr.compare(node.op, a, b)
+        if isinstance(node, expr.BoolOp):
+            return (all3 if node.op == "and" else any3)([self.at(item, i) for item in node.items])
+        if isinstance(node, expr.Not):
+            a = self.at(node.item, i)
+            return None if a is None else not a
+        if isinstance(node, expr.Call):  # a plain function of this bar's values (abs, min, max, ...)
+            args = [self.at(a, i) for a in node.args]
+            if None in args:
+                return None
+            v = expr.apply_arith(node, args)
+            return None if isinstance(v, expr.Missing) else v
+        raise ValueError(f"not a price-history expression: {expr.unparse(node)}")
 
     def _sub(self, node: expr.Node) -> Any:
         """A scalar for a constant, else the per-bar list (memoised for calls and references)."""

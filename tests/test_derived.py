@@ -152,6 +152,26 @@ def test_reading_a_date_of_the_whole_series_equals_computing_on_the_series_cut_t
 _NRE = load_facts(FACTS).find("600111")  # a fact base of its own: the tests below may not touch it
 
 
+def test_one_bar_of_a_formula_is_its_whole_series_at_that_bar(bundled: Workspace) -> None:
+    """`at(node, i)` works out what combines series bar by bar (arithmetic, comparisons, and/or/not, abs) on
+    bar i alone: on the five real series, every bar and every price-history formula the catalog declares
+    (and this file's), it equals `values(node)[i]`, Nones, booleans and zero divisors included."""
+    texts = [*FORMULAS, "abs(macd_dif(12, 26, 9)) / close * 100 < 1 and not (close > 0 and -ref(close, 1) < 0)",
+             "ret(close, 1) / (close - close) > 0 or max(close, open) == 0", "abs(ref(close, 3)) + 1"]
+    nodes = [f.node for f in bundled.deriver.formulas.prices()] + [expr.parse(t, GRAMMAR) for t in texts]
+    kinds: set[type] = set()
+    for stock in bundled.facts.stocks.values():
+        assert stock.series is not None
+        lookup = bundled.deriver.formulas.series_node
+        whole, one = series.SymbolSeries(stock.series, lookup), series.SymbolSeries(stock.series, lookup)
+        for node in nodes:
+            values = whole.values(node)
+            for i in range(len(values)):
+                assert one.at(node, i) == values[i], (stock.file.symbol, expr.unparse(node), i)
+                kinds.add(type(values[i]))
+    assert kinds == {float, bool, type(None)}
+
+
 def _with_catalog(workdir: Path, entries: str) -> Path:
     """Add stock.* entries (YAML lines, 4-space indented) to the copied catalog; returns it."""
     catalog = workdir / "facts" / "catalog.yaml"
