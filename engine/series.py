@@ -312,7 +312,8 @@ def _key(node: expr.Node) -> str:
 
 
 class SymbolSeries:
-    """One symbol's price history and every formula computed on it, each once over the whole series.
+    """One symbol's price history and every formula computed on it, each once over the whole series
+    (what combines series bar by bar is worked out on the bars read: `at`).
 
     `values(node)` is the formula's value on every bar; `index(day)` is the bar an evaluation as of
     `day` reads (the last on or before it). `computations` counts whole-series computations, so a
@@ -371,7 +372,8 @@ class SymbolSeries:
         kept, as `values` computes them; what combines them bar by bar (arithmetic, comparisons, `and`,
         `or`, `not`, abs and the like) is worked out on bar i alone, with the same operations. An
         evaluation reads one bar: a formula such as `abs(macd_dif(12, 26, 9)) / close * 100 < 1` then
-        costs its MACD, not five more passes over every bar."""
+        costs its MACD, not five more passes over every bar. A backtest reading every date pays for it:
+        ~17 us a date for the bundled formulas (92 -> 109 us), beside the ~2 ms of evaluating the rules."""
         if isinstance(node, expr.Const):
             return node.value
         if isinstance(node, expr.Word):
