@@ -236,7 +236,9 @@ def symbol_facts(base: FactBase, stock: StockFacts, policy: Policy | ConflictPol
         raw = {p: vs for p, vs in raw.items() if p in wanted}
     notes: list[Note] = []
     how: dict[str, tuple[str, Provenance | PriceProvenance | None]] = {}
-    derived, warns, unavailable = deriver.price_facts(stock, day, wanted, provenance=paths is None)
+    # `paths`: a backtest's rating or a cross-section, which read the symbol on many dates
+    derived, warns, unavailable = deriver.price_facts(stock, day, wanted, provenance=paths is None,
+                                                      one_date=paths is None)
     notes += [Note("facts.history", "medium", w) for w in warns]
     for d in derived:
         raw[d.path] = [d.value, *raw.get(d.path, [])]

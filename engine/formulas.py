@@ -541,12 +541,15 @@ class Deriver:
     # ---------------------------------------------------------------- prices
 
     def price_facts(self, stock: StockFacts, day: dt.date | None, wanted: frozenset[str] | None = None,
-                    provenance: bool = True) -> tuple[list[Derived], list[str], dict[str, str]]:
+                    provenance: bool = True, one_date: bool = True) -> tuple[list[Derived], list[str], dict[str, str]]:
         """The price-history facts of `stock` on `day` (its last bar on or before it), warnings about the
         history, and why each formula that has no value has none. A backtest calls this for every date:
         each formula is a list index here, its provenance is built only if shown (PriceProvenance). Without
         `provenance` (values gathered for a rating or a cross-section, never shown) each fact's text is its
-        formula and no provenance is kept."""
+        formula and no provenance is kept. `one_date`: the symbol is read on this date alone (an
+        evaluation, a screen), so each formula is worked out on its bar (SymbolSeries.at); a caller reading
+        it on many dates (a backtest, a cross-section) passes False and each formula is computed once over
+        the whole series, then indexed."""
         todo = self._prices if wanted is None else [f for f in self._prices if f.path in wanted]
         if not todo:
             return [], [], {}
@@ -565,9 +568,10 @@ class Deriver:
         on = f", on {n} {basis} daily bars to {last} ({', '.join(s.sources)})"
         out: list[Derived] = []
         unavailable: dict[str, str] = {}
+        read = ss.at if one_date else ss.value_at
         for f in todo:
             st = self._static(f)
-            v = ss.at(f.node, idx)
+            v = read(f.node, idx)
             if v is None:
                 unavailable[f.path] = self._why_none(f, ss, idx)
                 continue
@@ -577,7 +581,7 @@ class Deriver:
                 out.append(Derived(f.path, fv, f.text, None))
                 continue
             how = st.prefix + on if st.single else st.prefix + "; ".join(
-                f"{text} = {_num_text(ss.at(p, idx))}" for p, text, _ in st.parts) + on
+                f"{text} = {_num_text(read(p, idx))}" for p, text, _ in st.parts) + on
             out.append(Derived(f.path, fv, how, PriceProvenance(st, ss, idx)))
         return out, warnings, unavailable
 
