@@ -17,7 +17,7 @@ import bisect
 import datetime as dt
 import math
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,6 +174,29 @@ def extreme_days(xs: Values, dates: Sequence[dt.date], days: int, highest: bool)
     return out
 
 
+def _pick(values: Iterable[float | None], highest: bool) -> float | None:
+    """The highest (lowest) of `values`, Nones skipped; of equal ones the last, as the deques keep it."""
+    best: float | None = None
+    for v in values:
+        if v is not None and (best is None or (v >= best if highest else v <= best)):
+            best = v
+    return best
+
+
+def extreme_at(xs: Values, n: int, highest: bool, i: int) -> float | None:
+    """`extreme(xs, n, highest)[i]` from bar i's window alone."""
+    if i < n - 1:
+        return None
+    w = xs[i - n + 1:i + 1]
+    return None if None in w else _pick(w, highest)
+
+
+def extreme_days_at(xs: Values, dates: Sequence[dt.date], days: int, highest: bool, i: int) -> float | None:
+    """`extreme_days(xs, dates, days, highest)[i]` from the bars of bar i's calendar window alone."""
+    lo = bisect.bisect_right(dates, dates[i] - dt.timedelta(days=days), 0, i + 1)
+    return _pick(xs[lo:i + 1], highest)
+
+
 def shifted(xs: Values, n: int) -> Values:
     return [None] * min(n, len(xs)) + xs[:max(len(xs) - n, 0)]
 
@@ -274,15 +297,19 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in [
              lambda p: f"population standard deviation of {{x}} over the last {_i(p[0])} bars", lambda p: _i(p[0]) - 1,
              lambda x, p, s: std(x[0], _i(p[0]), 0), lambda x, p, s, i: std_at(x[0], _i(p[0]), 0, i)),
     Function("highest", 1, (N,), "number", False, lambda p: f"highest {{x}} of the last {_i(p[0])} bars",
-             lambda p: _i(p[0]) - 1, lambda x, p, s: extreme(x[0], _i(p[0]), True)),
+             lambda p: _i(p[0]) - 1, lambda x, p, s: extreme(x[0], _i(p[0]), True),
+             lambda x, p, s, i: extreme_at(x[0], _i(p[0]), True, i)),
     Function("lowest", 1, (N,), "number", False, lambda p: f"lowest {{x}} of the last {_i(p[0])} bars",
-             lambda p: _i(p[0]) - 1, lambda x, p, s: extreme(x[0], _i(p[0]), False)),
+             lambda p: _i(p[0]) - 1, lambda x, p, s: extreme(x[0], _i(p[0]), False),
+             lambda x, p, s, i: extreme_at(x[0], _i(p[0]), False, i)),
     Function("highest_days", 1, (_p("days", None, 1, 36600),), "number", False,
              lambda p: f"highest {{x}} of the last {_i(p[0])} calendar days", lambda p: 0,
-             lambda x, p, s: extreme_days(x[0], s.dates, _i(p[0]), True)),
+             lambda x, p, s: extreme_days(x[0], s.dates, _i(p[0]), True),
+             lambda x, p, s, i: extreme_days_at(x[0], s.dates, _i(p[0]), True, i)),
     Function("lowest_days", 1, (_p("days", None, 1, 36600),), "number", False,
              lambda p: f"lowest {{x}} of the last {_i(p[0])} calendar days", lambda p: 0,
-             lambda x, p, s: extreme_days(x[0], s.dates, _i(p[0]), False)),
+             lambda x, p, s: extreme_days(x[0], s.dates, _i(p[0]), False),
+             lambda x, p, s, i: extreme_days_at(x[0], s.dates, _i(p[0]), False, i)),
     Function("ret", 1, (N,), "number", False, lambda p: f"% change of {{x}} over {_i(p[0])} bars", lambda p: _i(p[0]),
              lambda x, p, s: change_pct(x[0], _i(p[0]))),
     Function("ref", 1, (N,), "number", False, lambda p: f"{{x}} {_i(p[0])} bars earlier", lambda p: _i(p[0]),
@@ -419,8 +446,8 @@ class SymbolSeries:
 
         Most series functions (moving averages, MACD, KDJ, highs and lows) are computed over the whole
         series and kept, as `values` computes them. Those whose bars are each worked out alone from one
-        window (a standard deviation, volatility, BOLL's bands: `Function.bar`) work out bar i's window
-        only, with the same arithmetic. What combines series bar by bar (arithmetic, comparisons, `and`,
+        window (a standard deviation, volatility, BOLL's bands, highs and lows: `Function.bar`) work out
+        bar i's window only, with the same arithmetic. What combines series bar by bar (arithmetic, comparisons, `and`,
         `or`, `not`, abs and the like) is worked out on bar i alone, with the same operations. An
         evaluation reads one bar: `volatility(close, 60, 250)` then costs one window of 60 returns, not
         830, and `abs(macd_dif(12, 26, 9)) / close * 100 < 1` its MACD, not five more passes over every

@@ -153,13 +153,16 @@ _NRE = load_facts(FACTS).find("600111")  # a fact base of its own: the tests bel
 
 
 def test_one_bar_of_a_formula_is_its_whole_series_at_that_bar(bundled: Workspace) -> None:
-    """`at(node, i)` works out a window's standard deviation (std, volatility, BOLL) from bar i's window alone,
+    """`at(node, i)` works out a window's standard deviation (std, volatility, BOLL) or extreme (highest,
+    lowest, by bars or calendar days) from bar i's window alone,
     and what combines series bar by bar (arithmetic, comparisons, and/or/not, abs) on bar i alone: on the
     five real series, every bar and every price-history formula the catalog declares (and this file's), it
-    equals `values(node)[i]`, Nones, booleans and zero divisors included."""
+    is `values(node)[i]` as written (repr: 0.0 is not -0.0), Nones, booleans and zero divisors included."""
     texts = [*FORMULAS, "abs(macd_dif(12, 26, 9)) / close * 100 < 1 and not (close > 0 and -ref(close, 1) < 0)",
              "ret(close, 1) / (close - close) > 0 or max(close, open) == 0", "abs(ref(close, 3)) + 1",
-             "stdp(close, 10)", "std(ret(close, 1), 5)", "volatility(ma(close, 5), 10, 250)", "boll_upper(10, 1.5, 0)"]
+             "stdp(close, 10)", "std(ret(close, 1), 5)", "volatility(ma(close, 5), 10, 250)", "boll_upper(10, 1.5, 0)",
+             "lowest_days(ret(close, 1), 30)", "highest((close - ref(close, 1)) * 0, 3)",
+             "lowest_days((close - ref(close, 1)) * 0, 10)"]  # the last two: 0.0 and -0.0, equal but not alike
     nodes = [f.node for f in bundled.deriver.formulas.prices()] + [expr.parse(t, GRAMMAR) for t in texts]
     kinds: set[type] = set()
     for stock in bundled.facts.stocks.values():
@@ -169,7 +172,7 @@ def test_one_bar_of_a_formula_is_its_whole_series_at_that_bar(bundled: Workspace
         for node in nodes:
             values = whole.values(node)
             for i in range(len(values)):
-                assert one.at(node, i) == values[i], (stock.file.symbol, expr.unparse(node), i)
+                assert repr(one.at(node, i)) == repr(values[i]), (stock.file.symbol, expr.unparse(node), i)
                 kinds.add(type(values[i]))
     assert kinds == {float, bool, type(None)}
 
