@@ -451,9 +451,10 @@ class SymbolSeries:
         `or`, `not`, abs and the like) is worked out on bar i alone, with the same operations. An
         evaluation reads one bar: `volatility(close, 60, 250)` then costs one window of 60 returns, not
         830, and `abs(macd_dif(12, 26, 9)) / close * 100 < 1` its MACD, not five more passes over every
-        bar. Callers reading one symbol on many dates (a backtest) use `value_at` instead: per date, this
-        would cost a backtest's evaluations about 6% more (the bundled formulas' facts, 92 -> 131 us a
-        date, against ~0.6 ms an evaluation)."""
+        bar (a real-universe symbol's facts, 890 bars: 12.0 -> 3.6 ms). Callers reading one symbol on
+        many dates (a backtest) use `value_at` instead: per date, this would cost a backtest's
+        evaluations about 6% more (the bundled formulas' facts, 92 -> 131 us a date, against ~0.6 ms an
+        evaluation)."""
         if isinstance(node, expr.Const):
             return node.value
         if isinstance(node, expr.Word):
