@@ -50,8 +50,8 @@ class Function:
     describe: Callable[[list[float]], str]  # a text with {x} (and {y}) for the input series
     warmup: Callable[[list[float]], int]  # bars after its inputs' first value before its own first value
     run: Callable[[list[Values], list[float], SymbolSeries], Values]
-    # its value on one bar, equal to run(...)[i], for functions whose bars are each worked out alone (a
-    # window's standard deviation): an evaluation reading one bar then works out one window, not all
+    # its value on one bar, equal to run(...)[i], for functions whose bars are each worked out from one
+    # window alone (a standard deviation, a high or low): an evaluation reading one bar works out one window
     bar: Callable[[list[Values], list[float], SymbolSeries, int], Any] | None = None
 
 
@@ -384,7 +384,7 @@ def _key(node: expr.Node) -> str:
 
 class SymbolSeries:
     """One symbol's price history and every formula computed on it, each once over the whole series
-    (what combines series bar by bar is worked out on the bars read: `at`).
+    (`values`), or on the one bar an evaluation reads (`at`).
 
     `values(node)` is the formula's value on every bar; `index(day)` is the bar an evaluation as of
     `day` reads (the last on or before it). `computations` counts whole-series computations, so a
@@ -444,11 +444,11 @@ class SymbolSeries:
     def at(self, node: expr.Node, i: int) -> Any:
         """The formula's value on bar i, equal to `values(node)[i]` (a test compares them on every bar).
 
-        Most series functions (moving averages, MACD, KDJ, highs and lows) are computed over the whole
-        series and kept, as `values` computes them. Those whose bars are each worked out alone from one
-        window (a standard deviation, volatility, BOLL's bands, highs and lows: `Function.bar`) work out
-        bar i's window only, with the same arithmetic. What combines series bar by bar (arithmetic, comparisons, `and`,
-        `or`, `not`, abs and the like) is worked out on bar i alone, with the same operations. An
+        Series functions whose bars are each worked out from one window alone (standard deviations,
+        volatility, BOLL's bands, highs and lows: `Function.bar`) work out bar i's window only, with the
+        same arithmetic; the others (moving averages, MACD, KDJ, RSI) are computed over the whole series
+        and kept, as `values` computes them. What combines series bar by bar (arithmetic, comparisons,
+        `and`, `or`, `not`, abs and the like) is worked out on bar i alone, with the same operations. An
         evaluation reads one bar: `volatility(close, 60, 250)` then costs one window of 60 returns, not
         830, and `abs(macd_dif(12, 26, 9)) / close * 100 < 1` its MACD, not five more passes over every
         bar (a real-universe symbol's facts, 890 bars: 12.0 -> 3.6 ms). Callers reading one symbol on
@@ -469,9 +469,7 @@ class SymbolSeries:
             whole = self._memo.get(_key(node))
             if whole is not None or fn.bar is None:
                 return (whole if whole is not None else self.values(node))[i]
-            inputs = [self._sub(a) for a in node.args[:fn.inputs]]
-            params = full_params(fn, [float(a.value) for a in node.args[fn.inputs:]])  # type: ignore[attr-defined]
-            return fn.bar([x if isinstance(x, list) else [x] * len(self.dates) for x in inputs], params, self, i)
+            return fn.bar(*self._arguments(node, fn), self, i)
         by_id = self._by_id.get(id(node))
         if by_id is not None and by_id[0] is node:  # computed over the whole series already
             return by_id[1][i]
@@ -533,12 +531,14 @@ class SymbolSeries:
             if fn is None:
                 args = [self._sub(a) for a in node.args]
                 return _mapn(lambda *xs: expr.apply_arith(node, list(xs)), args, len(self.dates))
-            inputs = [self._sub(a) for a in node.args[:fn.inputs]]
-            inputs = [x if isinstance(x, list) else [x] * len(self.dates) for x in inputs]
-            params = full_params(fn, [float(a.value) for a in node.args[fn.inputs:]  # type: ignore[attr-defined]
-                                      ])
-            return fn.run(inputs, params, self)
+            return fn.run(*self._arguments(node, fn), self)
         raise ValueError(f"not a price-history expression: {expr.unparse(node)}")
+
+    def _arguments(self, node: expr.Call, fn: Function) -> tuple[list[Values], list[float]]:
+        """A series function's input series (every bar) and its parameters, the defaults filled in."""
+        inputs = [self._sub(a) for a in node.args[:fn.inputs]]
+        params = full_params(fn, [float(a.value) for a in node.args[fn.inputs:]])  # type: ignore[attr-defined]
+        return [x if isinstance(x, list) else [x] * len(self.dates) for x in inputs], params
 
 
 def _div(a: float, b: float) -> float | None:
